@@ -1,0 +1,1 @@
+"""HTTP API: the Flask app factory, extensions, one blueprint per area."""

@@ -1,0 +1,33 @@
+"""Admin request and response bodies."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.schemas import PageQuery, StrictSchema, UserOut
+from models.rbac import ROLES
+
+
+class UserSearchQuery(PageQuery):
+    """Search accounts by email, username or display name."""
+
+    q = ma.fields.String(validate=ma.validate.Length(max=100))
+
+
+class RolesIn(StrictSchema):
+    """The complete set of roles the user should hold."""
+
+    roles = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(sorted(ROLES))),
+        required=True,
+        validate=ma.validate.Length(min=1, max=len(ROLES)),
+    )
+
+
+class UserPageOut(ma.Schema):
+    """A page of accounts."""
+
+    items = ma.fields.List(ma.fields.Nested(UserOut))
+    page = ma.fields.Integer()
+    page_size = ma.fields.Integer()
+    total = ma.fields.Integer()

@@ -1,0 +1,85 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from redis import Redis
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from api import access, cli
+from api.admin import blp as admin_blp
+from api.auth import blp as auth_blp
+from api.auth.tokens import init_jwt
+from api.errors import BotyardApi, register_error_handlers
+from api.extensions import jwt, limiter, migrate
+from api.health import blp as health_blp
+from api.me import blp as me_blp
+from api.request_context import init_request_context
+from logconfig import configure_logging
+from models import db as database
+from settings import Settings
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+BLUEPRINTS = (auth_blp, me_blp, admin_blp, health_blp)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from ``settings`` (default: the process environment)."""
+    settings = settings or Settings.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_json)
+
+    app = Flask(__name__, static_folder=None)
+    app.extensions["botyard.settings"] = settings
+    app.config.update(
+        DEBUG=settings.debug,
+        TESTING=settings.env == "test",
+        PROPAGATE_EXCEPTIONS=False,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="Botyard API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "security": [{"bearerAuth": []}],
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
+        },
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STORAGE_OPTIONS={
+            "socket_connect_timeout": settings.redis_timeout,
+            "socket_timeout": settings.redis_timeout,
+        },
+    )
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
+
+    database.configure(settings.database_url, settings.db_connect_timeout)
+    app.extensions["botyard.redis"] = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_timeout,
+        socket_timeout=settings.redis_timeout,
+        health_check_interval=30,
+    )
+
+    init_request_context(app)
+    app.before_request(access.deny_undeclared)
+    smorest = BotyardApi(app)
+    register_error_handlers(app)
+    init_jwt(app, jwt)
+    limiter.init_app(app)
+    migrate.init_app(app, db=None, directory=MIGRATIONS_DIR)
+    for blueprint in BLUEPRINTS:
+        smorest.register_blueprint(blueprint)
+    cli.register(app)
+    return app

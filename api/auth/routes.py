@@ -1,0 +1,162 @@
+"""Auth views: register, login, refresh, logout, sessions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import abort, request
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt
+
+from api.access import (
+    authenticated,
+    current_session_id,
+    current_user,
+    public,
+    refresh_token_required,
+)
+from api.auth import blp
+from api.auth.schemas import LoginIn, RegisterIn, RevokedOut, SessionOut, TokensOut
+from api.auth.tokens import issue_tokens, mark_revoked, now_utc
+from api.errors import ErrorOut
+from api.extensions import settings
+from api.ratelimit import body_field_key, failed_only, limiter, setting
+from api.schemas import UserOut
+from models import sessions as auth_sessions
+from models.db import session as db
+from models.errors import Unauthorized
+from models.identity import AuthSession, User
+from models.users import authenticate, create_user
+
+BAD_CREDENTIALS = "Wrong login or password."
+
+
+def _session_out(sess: AuthSession, current: uuid.UUID | None) -> dict[str, Any]:
+    return {
+        "id": sess.id,
+        "created_at": sess.created_at,
+        "last_seen_at": sess.last_seen_at,
+        "expires_at": sess.expires_at,
+        "ip": str(sess.ip) if sess.ip is not None else None,
+        "user_agent": sess.user_agent,
+        "current": sess.id == current,
+    }
+
+
+@blp.route("/register")
+class Register(MethodView):
+    @limiter.limit(setting("rate_limit_register_ip"), scope="register-ip")
+    @limiter.limit(
+        setting("rate_limit_register_ip"), key_func=body_field_key("email"), scope="register-email"
+    )
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(RegisterIn)
+    @blp.response(201, UserOut)
+    @blp.alt_response(409, schema=ErrorOut, description="Email or username taken")
+    @blp.alt_response(429, schema=ErrorOut, description="Too many attempts")
+    def post(self, data: dict[str, Any]) -> User:
+        """Create an account with the `user` role."""
+        user = create_user(data["email"], data["username"], data["password"])
+        db.commit()
+        return user
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @limiter.limit(setting("rate_limit_login_ip"), scope="login-ip")
+    @limiter.limit(
+        setting("rate_limit_login_account"),
+        key_func=body_field_key("login"),
+        scope="login-account",
+        deduct_when=failed_only,
+    )
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(LoginIn)
+    @blp.response(200, TokensOut)
+    @blp.alt_response(401, schema=ErrorOut, description="Wrong login or password")
+    @blp.alt_response(429, schema=ErrorOut, description="Too many attempts")
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Exchange credentials for an access token, a refresh token and a new session."""
+        now = now_utc()
+        user = authenticate(data["login"], data["password"], now)
+        if user is None:
+            abort(401, description=BAD_CREDENTIALS)
+        sess = auth_sessions.start_session(
+            user,
+            now,
+            settings().refresh_token_ttl,
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+        )
+        db.commit()
+        return {**issue_tokens(sess, fresh=True), "session": _session_out(sess, sess.id)}
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    @refresh_token_required
+    @blp.response(200, TokensOut)
+    @blp.alt_response(401, schema=ErrorOut, description="Refresh token invalid, reused or revoked")
+    def post(self) -> dict[str, Any]:
+        """Rotate the refresh token (send it as the bearer token); reuse revokes the session."""
+        claims = get_jwt()
+        now = now_utc()
+        try:
+            sess = auth_sessions.rotate(
+                claims["sid"], claims["jti"], now, settings().refresh_token_ttl
+            )
+        except Unauthorized:
+            db.commit()  # keep the revocation that reuse detection may have made
+            mark_revoked([uuid.UUID(claims["sid"])])
+            raise
+        db.commit()
+        return {**issue_tokens(sess, fresh=False), "session": _session_out(sess, sess.id)}
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @authenticated
+    @blp.response(204)
+    def post(self) -> None:
+        """Revoke the current session and every token issued for it."""
+        sid = current_session_id()
+        auth_sessions.revoke(current_user().id, sid, now_utc(), reason="logout")
+        db.commit()
+        mark_revoked([sid])
+
+
+@blp.route("/sessions")
+class Sessions(MethodView):
+    @authenticated
+    @blp.response(200, SessionOut(many=True))
+    def get(self) -> list[dict[str, Any]]:
+        """List my live sessions, the current one flagged."""
+        current = current_session_id()
+        rows = auth_sessions.list_sessions(current_user().id, now_utc())
+        return [_session_out(s, current) for s in rows]
+
+    @authenticated
+    @blp.response(200, RevokedOut)
+    def delete(self) -> dict[str, int]:
+        """Revoke all my sessions except the current one."""
+        ids = auth_sessions.revoke_all(
+            current_user().id, now_utc(), reason="revoked_by_user", keep=current_session_id()
+        )
+        db.commit()
+        mark_revoked(ids)
+        return {"revoked": len(ids)}
+
+
+@blp.route("/sessions/<uuid:session_id>")
+class SessionById(MethodView):
+    @authenticated
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorOut, description="No such session of mine")
+    def delete(self, session_id: uuid.UUID) -> None:
+        """Revoke one of my sessions (the current one too: that is a logout)."""
+        auth_sessions.revoke(current_user().id, session_id, now_utc(), reason="revoked_by_user")
+        db.commit()
+        mark_revoked([session_id])

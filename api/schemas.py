@@ -1,0 +1,35 @@
+"""Schemas shared across areas: the user as others and as its owner see it, paging."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+
+class StrictSchema(ma.Schema):
+    """Unknown fields are an error, never silently assigned."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class UserOut(ma.Schema):
+    """An account as its owner or an admin sees it (never the password hash)."""
+
+    id = ma.fields.UUID(dump_only=True)
+    email = ma.fields.String()
+    username = ma.fields.String()
+    display_name = ma.fields.String(allow_none=True)
+    bio = ma.fields.String(allow_none=True)
+    is_active = ma.fields.Boolean()
+    roles = ma.fields.List(ma.fields.String(), attribute="role_names")
+    permissions = ma.fields.List(ma.fields.String(), attribute="permission_names")
+    created_at = ma.fields.DateTime()
+    last_login_at = ma.fields.DateTime(allow_none=True)
+    disabled_at = ma.fields.DateTime(allow_none=True)
+
+
+class PageQuery(StrictSchema):
+    """``page`` from 1, ``page_size`` up to the endpoint's maximum."""
+
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+    page_size = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=100))

@@ -1,0 +1,68 @@
+"""Declarative base, engine set-up and the thread-scoped session.
+
+Importing this module reads no configuration: the process entry points call
+:func:`configure` with the URL from ``Settings``. Tests rebind
+``SessionFactory`` to a connection holding an outer transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import MetaData, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+# Stable constraint names, so autogenerate and downgrades agree across databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base class of every model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+SessionFactory = sessionmaker(expire_on_commit=False)
+session: scoped_session[Session] = scoped_session(SessionFactory)
+
+_engine: Engine | None = None
+
+
+def make_engine(url: str, connect_timeout: int = 2, **kwargs: Any) -> Engine:
+    """An engine whose connection attempts give up after ``connect_timeout`` seconds."""
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=connect_timeout,
+        connect_args={"connect_timeout": connect_timeout},
+        **kwargs,
+    )
+
+
+def configure(url: str, connect_timeout: int = 2) -> Engine:
+    """Create the process's engine and bind the session factory to it."""
+    global _engine  # noqa: PLW0603 - one engine per process, set by the entry point
+    if _engine is not None:
+        if _engine.url.render_as_string(hide_password=False) == url:
+            SessionFactory.configure(bind=_engine)
+            return _engine
+        _engine.dispose()
+    _engine = make_engine(url, connect_timeout)
+    SessionFactory.configure(bind=_engine)
+    return _engine
+
+
+def get_engine() -> Engine:
+    """The engine made by :func:`configure`."""
+    if _engine is None:
+        raise RuntimeError("models.db.configure() has not been called")
+    return _engine

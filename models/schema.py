@@ -1,0 +1,12 @@
+"""Every model module, imported so ``Base.metadata`` describes the whole schema.
+
+Alembic's env.py and the migration tests import this module.
+"""
+
+from __future__ import annotations
+
+from models import identity
+from models.db import Base
+
+MODEL_MODULES = (identity,)
+metadata = Base.metadata

@@ -1,0 +1,19 @@
+"""gunicorn settings for the `web` process (threaded workers, loopback by default).
+
+Threads rather than processes alone so that long-lived SSE streams (market
+data) occupy a thread, not a whole worker. Our own request log replaces
+gunicorn's access log, which would print query strings verbatim.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("WEB_BIND", "127.0.0.1:" + os.environ.get("WEB_PORT", "8000"))
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count())))
+threads = int(os.environ.get("WEB_THREADS", "16"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = None
+errorlog = "-"

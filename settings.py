@@ -1,0 +1,134 @@
+"""The one settings object, read from the environment once.
+
+Nothing else in the project reads ``os.environ``; ``create_app`` and the worker
+entry points call :meth:`Settings.from_env`, and tests build ``Settings(...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENVIRONMENTS = ("development", "test", "production")
+MIN_SECRET_BYTES = 32
+
+# Used only outside production; long enough to satisfy HS256 key-length checks.
+_DEV_JWT_SECRET = "botyard-development-secret-not-for-production-use"  # noqa: S105
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a usable configuration."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Map ``postgres://`` and ``postgresql://`` URLs onto the installed driver.
+
+    psycopg 3 is preferred; psycopg2 is used only when psycopg 3 is missing.
+    URLs that already name a driver are left alone.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SettingsError("DATABASE_URL must look like postgresql://user@host:port/dbname")
+    if scheme not in ("postgres", "postgresql"):
+        if scheme.startswith("postgresql+"):
+            return url
+        raise SettingsError(f"DATABASE_URL scheme {scheme!r} is not PostgreSQL")
+    driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
+    return f"postgresql+{driver}://{rest}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration; see the README's configuration table."""
+
+    env: str = "development"
+    database_url: str = "postgresql+psycopg://botyard@127.0.0.1:54329/botyard"
+    redis_url: str = "redis://127.0.0.1:63790/0"
+    jwt_secret_key: str = _DEV_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    access_token_ttl: int = 15 * 60
+    refresh_token_ttl: int = 30 * 24 * 3600
+    max_body_bytes: int = 64 * 1024
+    # flask-limiter rate strings ("N per period"); see docs/api.md.
+    rate_limit_default: str = "300/minute"
+    rate_limit_login_ip: str = "20/minute"
+    rate_limit_login_account: str = "10/minute"
+    rate_limit_register_ip: str = "10/minute"
+    log_level: str = "INFO"
+    log_json: bool = False
+    db_connect_timeout: int = 2
+    redis_timeout: float = 1.5
+    proxy_hops: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def debug(self) -> bool:
+        """Flask debug mode: only ever in development."""
+        return self.env == "development"
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with BOTYARD_ENV=production."""
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping and validate them."""
+        name = env.get("BOTYARD_ENV", "development").strip().lower()
+        defaults = cls()
+        secret = env.get("JWT_SECRET_KEY", "")
+        if not secret and name != "production":
+            secret = _DEV_JWT_SECRET
+        settings = cls(
+            env=name,
+            database_url=normalize_database_url(env.get("DATABASE_URL", defaults.database_url)),
+            redis_url=env.get("REDIS_URL", defaults.redis_url),
+            jwt_secret_key=secret,
+            access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", defaults.access_token_ttl),
+            refresh_token_ttl=_int(env, "REFRESH_TOKEN_TTL", defaults.refresh_token_ttl),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
+            rate_limit_default=env.get("RATE_LIMIT_DEFAULT", defaults.rate_limit_default),
+            rate_limit_login_ip=env.get("RATE_LIMIT_LOGIN_IP", defaults.rate_limit_login_ip),
+            rate_limit_login_account=env.get(
+                "RATE_LIMIT_LOGIN_ACCOUNT", defaults.rate_limit_login_account
+            ),
+            rate_limit_register_ip=env.get(
+                "RATE_LIMIT_REGISTER_IP", defaults.rate_limit_register_ip
+            ),
+            log_level=env.get("LOG_LEVEL", defaults.log_level).upper(),
+            log_json=env.get("LOG_JSON", "1" if name == "production" else "0") == "1",
+            proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", defaults.proxy_hops),
+        )
+        return settings
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests use this)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def validate(self) -> None:
+        """Refuse configurations that must never run."""
+        if self.env not in ENVIRONMENTS:
+            raise SettingsError(f"BOTYARD_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if self.is_production:
+            if len(self.jwt_secret_key.encode()) < MIN_SECRET_BYTES:
+                raise SettingsError(
+                    f"JWT_SECRET_KEY must be set to at least {MIN_SECRET_BYTES} bytes in production"
+                )
+            if self.jwt_secret_key == _DEV_JWT_SECRET:
+                raise SettingsError("JWT_SECRET_KEY is the development default")
+        if self.access_token_ttl <= 0 or self.refresh_token_ttl <= self.access_token_ttl:
+            raise SettingsError("token lifetimes must be positive, refresh longer than access")

@@ -1,0 +1,71 @@
+"""Deny by default: every route declares who may call it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from api.access import AUTHENTICATED, PUBLIC, REFRESH, policy_of
+from api.app import create_app
+
+ALLOWED_POLICIES = {PUBLIC, AUTHENTICATED, REFRESH}
+
+# What a person would expect each route to require; a new route must be added here.
+EXPECTED = {
+    ("auth.Register", "POST"): PUBLIC,
+    ("auth.Login", "POST"): PUBLIC,
+    ("auth.Refresh", "POST"): REFRESH,
+    ("auth.Logout", "POST"): AUTHENTICATED,
+    ("auth.Sessions", "GET"): AUTHENTICATED,
+    ("auth.Sessions", "DELETE"): AUTHENTICATED,
+    ("auth.SessionById", "DELETE"): AUTHENTICATED,
+    ("me.Me", "GET"): AUTHENTICATED,
+    ("admin.AdminUsers", "GET"): "permission:users:read",
+    ("admin.AdminUserRoles", "PUT"): "permission:users:manage",
+    ("admin.AdminUserDisable", "POST"): "permission:users:manage",
+    ("admin.AdminUserEnable", "POST"): "permission:users:manage",
+    ("health.Live", "GET"): PUBLIC,
+    ("health.Ready", "GET"): PUBLIC,
+    ("api-docs.openapi_json", "GET"): PUBLIC,
+    ("api-docs.openapi_swagger_ui", "GET"): PUBLIC,
+}
+
+
+def _routes(app: Flask) -> list[tuple[str, str]]:
+    pairs = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            pairs.append((rule.endpoint, method))
+    return pairs
+
+
+def test_every_route_declares_an_access_policy(app: Flask) -> None:
+    with app.test_request_context():
+        undeclared = [
+            (endpoint, method)
+            for endpoint, method in _routes(app)
+            if policy_of(endpoint, method) is None
+        ]
+    assert undeclared == [], f"routes without an access policy: {undeclared}"
+
+
+def test_declared_policies_match_the_expected_table(app: Flask) -> None:
+    with app.test_request_context():
+        actual = {pair: policy_of(*pair) for pair in _routes(app)}
+    assert actual == EXPECTED
+    for policy in actual.values():
+        assert policy in ALLOWED_POLICIES or str(policy).startswith("permission:")
+
+
+def test_a_route_without_a_policy_is_refused_at_runtime(app: Flask, db: Any) -> None:
+    probe_app = create_app(app.extensions["botyard.settings"])
+
+    def sneaky() -> str:
+        return "should never be served"
+
+    probe_app.add_url_rule("/__audit_probe__", "audit_probe", sneaky)
+    response = probe_app.test_client().get("/__audit_probe__")
+    assert response.status_code == 403
+    assert response.json["code"] == 403
+    assert "should never" not in response.text

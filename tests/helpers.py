@@ -1,0 +1,62 @@
+"""Helpers shared by tests: databases of our own, settings, auth headers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from settings import Settings, normalize_database_url
+
+ADMIN_URL = os.environ.get("BOTYARD_TEST_PG_ADMIN_URL")
+REDIS_URL = os.environ.get("BOTYARD_TEST_REDIS_URL")
+
+PASSWORD = "correct-horse-battery"
+
+
+def _admin_engine() -> sa.Engine:
+    assert ADMIN_URL
+    return sa.create_engine(normalize_database_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+
+
+def create_database(prefix: str = "botyard_test") -> str:
+    """Create an empty database of our own; returns its URL."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    url = sa.make_url(normalize_database_url(ADMIN_URL or "")).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    """Drop a database this run created."""
+    name = sa.make_url(url).database
+    assert name and name.startswith("botyard_"), name
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Test settings: generous rate limits unless a test asks otherwise."""
+    base = Settings(
+        env="test",
+        database_url=database_url,
+        redis_url=REDIS_URL or "",
+        jwt_secret_key="test-secret-" + "x" * 40,
+        rate_limit_login_ip="1000/minute",
+        rate_limit_login_account="1000/minute",
+        rate_limit_register_ip="1000/minute",
+        log_level="INFO",
+    )
+    return base.replace(**overrides) if overrides else base
+
+
+def bearer(token: str) -> dict[str, str]:
+    """An Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}

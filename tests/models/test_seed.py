@@ -1,0 +1,89 @@
+"""``flask seed`` and ``flask users create``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from models.identity import User
+from models.rbac import PERMISSIONS, ROLES
+from models.seed import DEV_ACCOUNTS
+from models.users import find_by_login
+
+SNAPSHOT_TABLES = ("users", "roles", "permissions", "user_roles", "role_permissions")
+
+
+def _snapshot(db: Any) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table: sorted(tuple(row) for row in db.execute(sa.text(f"SELECT * FROM {table}")))  # noqa: S608
+        for table in SNAPSHOT_TABLES
+    }
+
+
+def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: Any) -> None:
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["seed"])
+    assert first.exit_code == 0, first.output
+    for acct in DEV_ACCOUNTS:
+        assert acct.password in first.output  # development passwords are printed
+        user = find_by_login(acct.username)
+        assert user is not None and user.role_names == sorted(acct.roles)
+    roles = dict(db.execute(sa.text("SELECT name, id FROM roles")).all())
+    assert set(roles) == set(ROLES)
+    assert {p for (p,) in db.execute(sa.text("SELECT name FROM permissions"))} == set(PERMISSIONS)
+    admin = find_by_login("admin")
+    assert admin is not None and admin.has_permission("users:manage")
+
+    before = _snapshot(db)
+    second = runner.invoke(args=["seed"])
+    assert second.exit_code == 0, second.output
+    assert "seed: 0 row(s) changed" in second.output
+    assert _snapshot(db) == before
+
+
+def test_users_create_command(app: Flask, db: Any) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "Ops@Example.com",
+            "ops_person",
+            "--password",
+            "a-long-password",
+            "--role",
+            "moderator",
+            "--role",
+            "user",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    user = db.scalars(sa.select(User).where(User.username == "ops_person")).one()
+    assert user.email == "ops@example.com"
+    assert user.role_names == ["moderator", "user"]
+    assert "a-long-password" not in result.output
+
+    duplicate = runner.invoke(
+        args=["users", "create", "ops@example.com", "other", "--password", "a-long-password"]
+    )
+    assert duplicate.exit_code != 0
+    assert "already registered" in duplicate.output
+    short = runner.invoke(
+        args=["users", "create", "x@example.com", "xx_user", "--password", "short"]
+    )
+    assert short.exit_code != 0
+    bad_role = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "y@example.com",
+            "yy_user",
+            "--password",
+            "a-long-password",
+            "--role",
+            "god",
+        ]
+    )
+    assert bad_role.exit_code != 0

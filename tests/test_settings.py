@@ -1,0 +1,67 @@
+"""The settings object: URL normalisation and production refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from settings import Settings, SettingsError, normalize_database_url
+
+STRONG = "k" * 32
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db:5432/app", "postgresql+psycopg://u:p@db:5432/app"),
+        ("postgresql://u@localhost/app", "postgresql+psycopg://u@localhost/app"),
+        ("postgresql+psycopg://u@h/app", "postgresql+psycopg://u@h/app"),
+    ],
+)
+def test_database_urls_are_normalised_to_psycopg3(given: str, expected: str) -> None:
+    assert normalize_database_url(given) == expected
+    assert Settings.from_env({"DATABASE_URL": given}).database_url == expected
+
+
+@pytest.mark.parametrize("bad", ["mysql://u@h/db", "not a url", "sqlite:///x.db"])
+def test_non_postgres_urls_are_refused(bad: str) -> None:
+    with pytest.raises(SettingsError):
+        normalize_database_url(bad)
+
+
+def test_development_defaults_work_without_any_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert settings.debug is True
+    assert settings.access_token_ttl == 900
+    assert settings.refresh_token_ttl == 30 * 24 * 3600
+
+
+@pytest.mark.parametrize("secret", [None, "", "short", "x" * 31])
+def test_production_refuses_a_missing_or_short_jwt_secret(secret: str | None) -> None:
+    env = {"BOTYARD_ENV": "production"}
+    if secret is not None:
+        env["JWT_SECRET_KEY"] = secret
+    with pytest.raises(SettingsError, match="JWT_SECRET_KEY"):
+        Settings.from_env(env)
+
+
+def test_production_with_a_strong_secret_runs_without_debug_and_logs_json() -> None:
+    settings = Settings.from_env({"BOTYARD_ENV": "production", "JWT_SECRET_KEY": STRONG})
+    assert settings.is_production and settings.debug is False and settings.log_json is True
+
+
+def test_settings_cannot_be_built_for_production_with_a_weak_secret() -> None:
+    with pytest.raises(SettingsError):
+        Settings(env="production", jwt_secret_key="short")
+    with pytest.raises(SettingsError, match="development default"):
+        Settings(env="production")
+
+
+def test_ttls_and_environment_are_validated() -> None:
+    with pytest.raises(SettingsError, match="BOTYARD_ENV"):
+        Settings.from_env({"BOTYARD_ENV": "staging"})
+    with pytest.raises(SettingsError, match="integer"):
+        Settings.from_env({"ACCESS_TOKEN_TTL": "soon"})
+    with pytest.raises(SettingsError, match="lifetimes"):
+        Settings.from_env({"ACCESS_TOKEN_TTL": "100", "REFRESH_TOKEN_TTL": "50"})
+    assert Settings.from_env({"ACCESS_TOKEN_TTL": "60"}).access_token_ttl == 60

@@ -1,0 +1,139 @@
+"""The session purge job: through RQ in-process, twice, and through the real worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from redis import Redis
+from rq.job import Job, JobStatus
+
+from models.identity import AuthSession
+from tests.helpers import REDIS_URL, create_database, drop_database
+from workers.enqueue import enqueue_purge_sessions
+from workers.main import build_worker
+from workers.queues import DEFAULT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _session(
+    user: Any, expires_days_ago: int | None = None, revoked_days_ago: int | None = None
+) -> AuthSession:
+    now = datetime.now(UTC)
+    return AuthSession(
+        user=user,
+        refresh_jti=uuid.uuid4().hex,
+        expires_at=now - timedelta(days=expires_days_ago)
+        if expires_days_ago
+        else now + timedelta(days=5),
+        revoked_at=now - timedelta(days=revoked_days_ago) if revoked_days_ago else None,
+    )
+
+
+def test_purge_runs_through_rq_and_is_idempotent(
+    app: Flask, db: Any, make_user: Any, redis: Redis
+) -> None:
+    user = make_user()
+    keep = [_session(user), _session(user, expires_days_ago=3), _session(user, revoked_days_ago=2)]
+    purge = [_session(user, expires_days_ago=45), _session(user, revoked_days_ago=31)]
+    db.add_all(keep + purge)
+    db.commit()
+    keep_ids = {s.id for s in keep}
+
+    for attempt in range(2):
+        job = enqueue_purge_sessions(redis)
+        worker = build_worker(app, (DEFAULT,), simple=True)
+        assert worker.work(burst=True) is True
+        job = Job.fetch(job.id, connection=redis)
+        assert job.get_status() == JobStatus.FINISHED
+        assert job.return_value() == (2 if attempt == 0 else 0)
+        remaining = set(db.scalars(sa.select(AuthSession.id).where(AuthSession.user_id == user.id)))
+        assert remaining == keep_ids
+
+
+def test_job_arguments_are_json_safe(redis: Redis) -> None:
+    job = enqueue_purge_sessions(redis)
+    assert job.args == () and job.kwargs == {}
+    assert job.func_name == "workers.housekeeping.purge_sessions"
+    assert job.id == "housekeeping-purge-sessions-manual"
+
+
+@pytest.fixture
+def committed_db() -> Iterator[str]:
+    url = create_database("botyard_worker")
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL or "", "BOTYARD_ENV": "test"}
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi:app", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    yield url
+    drop_database(url)
+
+
+def test_real_worker_process_drains_in_burst_mode(committed_db: str, redis: Redis) -> None:
+    engine = sa.create_engine(committed_db)
+    old = datetime.now(UTC) - timedelta(days=60)
+    with engine.begin() as conn:
+        user_id = conn.execute(
+            sa.text(
+                "INSERT INTO users (id, email, username, password_hash) "
+                "VALUES (gen_random_uuid(), 'w@example.com', 'worker_user', 'x') RETURNING id"
+            )
+        ).scalar_one()
+        for _ in range(3):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO auth_sessions (id, user_id, refresh_jti, expires_at) "
+                    "VALUES (gen_random_uuid(), :u, md5(random()::text), :e)"
+                ),
+                {"u": user_id, "e": old},
+            )
+    job = enqueue_purge_sessions(redis)
+    env = {
+        **os.environ,
+        "DATABASE_URL": committed_db,
+        "REDIS_URL": REDIS_URL or "",
+        "BOTYARD_ENV": "test",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "workers.main", "--burst"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Job.fetch(job.id, connection=redis).get_status() == JobStatus.FINISHED
+    assert "sessions_purged" in proc.stderr and "job_id=" in proc.stderr
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM auth_sessions")).scalar_one() == 0
+    engine.dispose()
+
+
+def test_worker_rejects_unknown_queue_names() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "workers.main", "--queues", "bots,nope", "--burst"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "unknown queue(s): nope" in proc.stderr

@@ -1,0 +1,1 @@
+"""RQ job functions, the worker and scheduler entry points, and enqueue helpers."""

@@ -1,0 +1,25 @@
+"""Periodic housekeeping jobs (registered in ``workers/schedule.py``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+
+from models import sessions
+from models.db import session as db
+
+log = structlog.get_logger(__name__)
+
+SESSION_RETENTION_DAYS = 30
+
+
+def purge_sessions() -> int:
+    """Delete login sessions that expired or were revoked over a month ago; returns the count.
+
+    Safe to run twice: a second run finds nothing left to delete.
+    """
+    removed = sessions.purge_stale(datetime.now(UTC), SESSION_RETENTION_DAYS)
+    db.commit()
+    log.info("sessions_purged", count=removed)
+    return removed

@@ -1,0 +1,88 @@
+"""Worker entry point: ``python -m workers.main [--burst] [--queues bots,default]``.
+
+Jobs run inside an app context with structlog configured; each job gets its
+own database session, removed when it ends, and the pool inherited from the
+parent process is dropped in the forked child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import structlog
+from flask import Flask
+from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
+
+from models import db
+from workers.context import create_worker_app
+from workers.queues import ALL_QUEUES, get_queue, redis_connection
+
+log = structlog.get_logger(__name__)
+
+
+class AppContextMixin:
+    """Run every job inside the worker's app context, with the job bound to the logs."""
+
+    flask_app: Flask
+    parent_pid: int
+
+    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
+        if os.getpid() != self.parent_pid:
+            # A forked work horse must not reuse the parent's pooled sockets.
+            db.get_engine().dispose(close=False)
+        with self.flask_app.app_context():
+            structlog.contextvars.bind_contextvars(job_id=job.id, job=job.func_name)
+            try:
+                # RQ 3 adds an execution argument; pass through whatever this RQ gives.
+                return bool(super().perform_job(job, queue, *args, **kwargs))  # type: ignore[misc]
+            finally:
+                db.session.remove()
+                structlog.contextvars.unbind_contextvars("job_id", "job")
+
+
+class AppWorker(AppContextMixin, Worker):
+    """The production worker: forks a work horse per job (isolation from crashes)."""
+
+
+class AppSimpleWorker(AppContextMixin, SimpleWorker):
+    """Runs jobs in-process: for tests and for debugging."""
+
+
+def build_worker(
+    app: Flask, queue_names: tuple[str, ...], simple: bool = False, **kwargs: Any
+) -> AppWorker | AppSimpleWorker:
+    """A worker bound to ``app`` listening on ``queue_names`` in priority order."""
+    connection = redis_connection(app.extensions["botyard.settings"])
+    queues = [get_queue(name, connection) for name in queue_names]
+    cls: type[AppWorker] | type[AppSimpleWorker] = AppSimpleWorker if simple else AppWorker
+    worker = cls(queues, connection=connection, **kwargs)
+    worker.flask_app = app
+    worker.parent_pid = os.getpid()
+    return worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and work until stopped (or until the queues are empty with --burst)."""
+    parser = argparse.ArgumentParser(description="Botyard RQ worker")
+    parser.add_argument("--burst", action="store_true", help="drain the queues, then exit")
+    parser.add_argument("--queues", default=",".join(ALL_QUEUES), help="comma-separated")
+    parser.add_argument("--simple", action="store_true", help="run jobs in-process (no fork)")
+    args = parser.parse_args(argv)
+    names = tuple(n.strip() for n in args.queues.split(",") if n.strip())
+    unknown = [n for n in names if n not in ALL_QUEUES]
+    if unknown:
+        parser.error(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(ALL_QUEUES)}")
+    app = create_worker_app()
+    worker = build_worker(app, names, simple=args.simple)
+    log.info("worker_starting", queues=list(names), burst=args.burst, name=worker.name)
+    worker.work(burst=args.burst, with_scheduler=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

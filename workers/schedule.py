@@ -1,0 +1,157 @@
+"""Periodic jobs and the scheduler process: ``python -m workers.schedule``.
+
+``PERIODIC`` is the one list of periodic jobs. At start-up the scheduler
+reconciles rq-scheduler's registry with it by job id: missing jobs are added,
+changed ones replaced, ones no longer listed removed; unchanged ones are left
+alone, so restarting (or starting twice) never duplicates anything.
+
+Only one scheduler enqueues at a time: a leader key in Redis, renewed every
+loop, makes any other instance idle until the leader stops renewing it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from redis import Redis
+from rq_scheduler import Scheduler
+
+from settings import Settings
+from workers.context import create_worker_app
+from workers.queues import DEFAULT, redis_connection
+
+log = structlog.get_logger(__name__)
+
+JOB_PREFIX = "periodic-"
+LEADER_KEY = "botyard:scheduler:leader"
+POLL_SECONDS = 5
+
+_RENEW_IF_MINE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('expire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE_IF_MINE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job rq-scheduler enqueues every ``interval`` seconds; args must be JSON-safe."""
+
+    id: str
+    func: str
+    interval: int
+    queue: str = DEFAULT
+    timeout: int = 300
+    args: tuple[Any, ...] = ()
+
+    @property
+    def job_id(self) -> str:
+        """The id under which rq-scheduler stores this job."""
+        return JOB_PREFIX + self.id
+
+
+PERIODIC: tuple[PeriodicJob, ...] = (
+    PeriodicJob(id="purge-sessions", func="workers.housekeeping.purge_sessions", interval=3600),
+)
+
+
+def _same(job: Any, spec: PeriodicJob) -> bool:
+    return bool(
+        job.func_name == spec.func
+        and job.meta.get("interval") == spec.interval
+        and job.origin == spec.queue
+        and tuple(job.args) == spec.args
+        and job.timeout == spec.timeout
+    )
+
+
+def reconcile(scheduler: Scheduler, periodic: tuple[PeriodicJob, ...] = PERIODIC) -> dict[str, int]:
+    """Make rq-scheduler's registry match ``periodic``; returns counts by action."""
+    counts = {"added": 0, "replaced": 0, "kept": 0, "removed": 0}
+    existing = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)}
+    wanted = {spec.job_id: spec for spec in periodic}
+    for job_id, job in existing.items():
+        if job_id not in wanted:
+            scheduler.cancel(job)
+            counts["removed"] += 1
+    for job_id, spec in wanted.items():
+        current = existing.get(job_id)
+        if current is not None and _same(current, spec):
+            counts["kept"] += 1
+            continue
+        if current is not None:
+            scheduler.cancel(current)
+            counts["replaced"] += 1
+        else:
+            counts["added"] += 1
+        scheduler.schedule(
+            scheduled_time=datetime.now(UTC),
+            func=spec.func,
+            args=list(spec.args),
+            interval=spec.interval,
+            repeat=None,
+            id=job_id,
+            queue_name=spec.queue,
+            timeout=spec.timeout,
+            result_ttl=spec.interval * 2,
+        )
+    return counts
+
+
+class LeaderScheduler(Scheduler):  # type: ignore[misc]
+    """rq-scheduler that only enqueues while it holds the leader key."""
+
+    def _holds_leadership(self) -> bool:
+        ttl = int(self._interval) * 3 + 5
+        conn: Redis = self.connection
+        if conn.set(LEADER_KEY, self.name, nx=True, ex=ttl):
+            log.info("scheduler_became_leader", name=self.name)
+            return True
+        return bool(conn.eval(_RENEW_IF_MINE, 1, LEADER_KEY, self.name, ttl))
+
+    def acquire_lock(self) -> bool:
+        """Take rq-scheduler's per-loop lock only when we are the leader."""
+        if not self._holds_leadership():
+            return False
+        return bool(super().acquire_lock())
+
+    def register_death(self) -> None:
+        """Give up leadership at once so a standby can take over."""
+        self.connection.eval(_RELEASE_IF_MINE, 1, LEADER_KEY, self.name)
+        super().register_death()
+
+
+def build_scheduler(settings: Settings, connection: Redis | None = None) -> LeaderScheduler:
+    """A leader-elected scheduler polling every ``POLL_SECONDS``."""
+    return LeaderScheduler(
+        queue_name=DEFAULT,
+        connection=connection or redis_connection(settings),
+        interval=POLL_SECONDS,
+        name=f"botyard-{os.uname().nodename}-{os.getpid()}",
+    )
+
+
+def main() -> int:
+    """Reconcile the periodic jobs, then run the scheduler loop until stopped."""
+    app = create_worker_app()
+    scheduler = build_scheduler(app.extensions["botyard.settings"])
+    counts = reconcile(scheduler)
+    log.info("scheduler_starting", name=scheduler.name, **counts)
+    scheduler.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
