@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's first command: bring the whole system up on this machine.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bootstrap.sh"
+cd "$BY_ROOT"
+
+ensure_venv
+ensure_postgres
+ensure_redis
+export BOTYARD_ENV="${BOTYARD_ENV:-development}"
+export FLASK_APP=wsgi:app
+
+by_log "migrating"
+flask db upgrade
+by_log "seeding"
+flask seed
+
+by_log "API      http://127.0.0.1:${WEB_PORT:-8000}/api/v1  (docs: /api/docs, health: /health/ready)"
+by_log "queues   http://127.0.0.1:${DASHBOARD_PORT:-9181}  (rq-dashboard)"
+by_log "starting every Procfile process; Ctrl-C stops them (./scripts/down.sh stops the databases)"
+exec honcho start -f Procfile
