@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from logconfig import REDACTED, redact_secrets
+from api.app import create_app
+from logconfig import REDACTED, configure_logging, redact_secrets
 from tests.helpers import PASSWORD, bearer
 
 SECRET_PASSWORD = "Sup3r-Secret-Passw0rd!"
@@ -79,3 +81,27 @@ def test_redaction_processor_blanks_secret_keys_and_jwts() -> None:
         f"reset with token={REDACTED} now",
     ]
     assert out["user"] == "alice"
+
+
+def test_production_logs_are_json_lines_and_debug_is_off(app: Any, db: Any) -> None:
+    test_settings = app.extensions["botyard.settings"]
+    prod = test_settings.replace(env="production", log_json=True)
+    try:
+        prod_app = create_app(prod)
+        assert prod_app.debug is False
+        root = logging.getLogger()
+        app_handler = next(h for h in root.handlers if getattr(h, "_botyard", False))
+        buffer = io.StringIO()
+        capture = logging.StreamHandler(buffer)
+        capture.setFormatter(app_handler.formatter)
+        root.addHandler(capture)
+        try:
+            prod_app.test_client().get("/health/live", headers={"X-Request-ID": "json-check"})
+        finally:
+            root.removeHandler(capture)
+        lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+        request_lines = [line for line in lines if line.get("event") == "request"]
+        assert request_lines and request_lines[0]["request_id"] == "json-check"
+        assert request_lines[0]["status"] == 200 and request_lines[0]["level"] == "info"
+    finally:
+        configure_logging(test_settings.log_level, test_settings.log_json)
