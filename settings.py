@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 ENVIRONMENTS = ("development", "test", "production")
 MIN_SECRET_BYTES = 32
+SSE_RESERVED_THREADS = 16
 
 # Used only outside production; long enough to satisfy HS256 key-length checks.
 _DEV_JWT_SECRET = "botyard-development-secret-not-for-production-use"  # noqa: S105
@@ -49,6 +50,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed configuration; see the README's configuration table."""
@@ -62,7 +73,9 @@ class Settings:
     refresh_token_ttl: int = 30 * 24 * 3600
     max_body_bytes: int = 64 * 1024
     # flask-limiter rate strings ("N per period"); see docs/api.md.
-    rate_limit_default: str = "300/minute"
+    rate_limit_anonymous: str = "120/minute"
+    rate_limit_user: str = "600/minute"
+    rate_limit_moderator: str = "1200/minute"
     rate_limit_login_ip: str = "20/minute"
     rate_limit_login_account: str = "10/minute"
     rate_limit_register_ip: str = "10/minute"
@@ -71,6 +84,11 @@ class Settings:
     db_connect_timeout: int = 2
     redis_timeout: float = 1.5
     proxy_hops: int = 0
+    feed_speed: float = 1.0
+    sse_max_symbols: int = 10
+    sse_max_streams_per_user: int = 5
+    sse_max_streams_per_process: int = 48
+    seed_history_days: int = 30
 
     def __post_init__(self) -> None:
         self.validate()
@@ -101,7 +119,9 @@ class Settings:
             access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", defaults.access_token_ttl),
             refresh_token_ttl=_int(env, "REFRESH_TOKEN_TTL", defaults.refresh_token_ttl),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
-            rate_limit_default=env.get("RATE_LIMIT_DEFAULT", defaults.rate_limit_default),
+            rate_limit_anonymous=env.get("RATE_LIMIT_ANONYMOUS", defaults.rate_limit_anonymous),
+            rate_limit_user=env.get("RATE_LIMIT_USER", defaults.rate_limit_user),
+            rate_limit_moderator=env.get("RATE_LIMIT_MODERATOR", defaults.rate_limit_moderator),
             rate_limit_login_ip=env.get("RATE_LIMIT_LOGIN_IP", defaults.rate_limit_login_ip),
             rate_limit_login_account=env.get(
                 "RATE_LIMIT_LOGIN_ACCOUNT", defaults.rate_limit_login_account
@@ -112,6 +132,18 @@ class Settings:
             log_level=env.get("LOG_LEVEL", defaults.log_level).upper(),
             log_json=env.get("LOG_JSON", "1" if name == "production" else "0") == "1",
             proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", defaults.proxy_hops),
+            feed_speed=_float(env, "FEED_SPEED", defaults.feed_speed),
+            sse_max_symbols=_int(env, "SSE_MAX_SYMBOLS", defaults.sse_max_symbols),
+            sse_max_streams_per_user=_int(
+                env, "SSE_MAX_STREAMS_PER_USER", defaults.sse_max_streams_per_user
+            ),
+            # Each open stream holds one of gunicorn's threads: keep some for other requests.
+            sse_max_streams_per_process=_int(
+                env,
+                "SSE_MAX_STREAMS_PER_PROCESS",
+                max(1, _int(env, "WEB_THREADS", 64) - SSE_RESERVED_THREADS),
+            ),
+            seed_history_days=_int(env, "SEED_HISTORY_DAYS", defaults.seed_history_days),
         )
         return settings
 
@@ -130,5 +162,9 @@ class Settings:
                 )
             if self.jwt_secret_key == _DEV_JWT_SECRET:
                 raise SettingsError("JWT_SECRET_KEY is the development default")
+        if not 0 < self.feed_speed <= 3600:
+            raise SettingsError("FEED_SPEED must be in (0, 3600]")
+        if not 0 <= self.seed_history_days <= 3650:
+            raise SettingsError("SEED_HISTORY_DAYS must be between 0 and 3650")
         if self.access_token_ttl <= 0 or self.refresh_token_ttl <= self.access_token_ttl:
             raise SettingsError("token lifetimes must be positive, refresh longer than access")

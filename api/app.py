@@ -16,6 +16,7 @@ from api.auth.tokens import init_jwt
 from api.errors import BotyardApi, register_error_handlers
 from api.extensions import jwt, limiter, migrate
 from api.health import blp as health_blp
+from api.market import blp as market_blp
 from api.me import blp as me_blp
 from api.request_context import init_request_context
 from logconfig import configure_logging
@@ -23,7 +24,7 @@ from models import db as database
 from settings import Settings
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
-BLUEPRINTS = (auth_blp, me_blp, admin_blp, health_blp)
+BLUEPRINTS = (auth_blp, me_blp, admin_blp, market_blp, health_blp)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

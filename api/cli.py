@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from redis.exceptions import RedisError
 
-from api.extensions import settings
+from api.extensions import redis_client, settings
 from models.db import session as db
 from models.errors import DomainError
+from models.market import TIMEFRAME_MS
+from models.market_cache import CandleCache
+from models.market_data import CsvRejected, import_csv
 from models.rbac import ROLES
-from models.seed import seed_world
+from models.seed import seed_market, seed_world
 from models.users import create_user
 
 users_cli = AppGroup("users", help="Manage accounts.")
+market_cli = AppGroup("market", help="Manage market data.")
 
 
 @click.command("seed")
-def seed_command() -> None:
+@click.option(
+    "--days",
+    type=click.IntRange(0, 3650),
+    default=None,
+    help="Days of 1m history for instruments without any (default: SEED_HISTORY_DAYS).",
+)
+def seed_command(days: int | None) -> None:
     """Build the development world (idempotent: a second run changes nothing)."""
     with_accounts = not settings().is_production
     report = seed_world(with_accounts=with_accounts)
     db.commit()
     click.echo(f"seed: {report.rows_changed} row(s) changed")
+    started = time.perf_counter()
+    loaded = seed_market(
+        int(time.time() * 1000), settings().seed_history_days if days is None else days
+    )
+    db.commit()
+    if loaded:
+        click.echo(
+            f"market: loaded {sum(loaded.values())} 1m candles for {len(loaded)} instrument(s) "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+    else:
+        click.echo("market: every instrument already has history (the feed keeps it current)")
     if not with_accounts:
         click.echo("production: roles synced; create accounts with `flask users create`.")
         return
@@ -57,7 +82,43 @@ def create_user_command(email: str, username: str, password: str, roles: tuple[s
     )
 
 
+@market_cli.command("import-csv")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--symbol", required=True, help="BASE-QUOTE, e.g. AAPL-USD (created if new).")
+@click.option("--timeframe", required=True, type=click.Choice(list(TIMEFRAME_MS)))
+@click.option(
+    "--kind",
+    type=click.Choice(["crypto", "fx", "equity"]),
+    default="equity",
+    show_default=True,
+    help="For a new instrument.",
+)
+def import_csv_command(file: click.File, symbol: str, timeframe: str, kind: str) -> None:
+    """Import candles from a CSV export (exchange/ccxt kline rows or a Yahoo-style file)."""
+    try:
+        report = import_csv(file, symbol, timeframe, kind)  # type: ignore[arg-type]
+        db.commit()
+    except CsvRejected as exc:
+        db.rollback()
+        raise click.ClickException("\n".join([exc.message, *exc.errors])) from exc
+    except DomainError as exc:
+        db.rollback()
+        raise click.ClickException(exc.message) from exc
+    cache = CandleCache(redis_client())
+    try:
+        for tf in report.timeframes:
+            cache.invalidate(report.symbol, tf, TIMEFRAME_MS[tf], report.start_ms, report.end_ms)
+    except RedisError:
+        click.echo("warning: Redis is unreachable; cached candles expire within a day", err=True)
+    state = "new instrument" if report.created_instrument else "existing instrument"
+    click.echo(
+        f"imported {report.rows} {timeframe} candles ({report.layout} layout, "
+        f"{report.skipped} empty row(s) skipped) into {report.symbol} ({state})"
+    )
+
+
 def register(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
     app.cli.add_command(seed_command)
     app.cli.add_command(users_cli)
+    app.cli.add_command(market_cli)

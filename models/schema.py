@@ -5,8 +5,8 @@ Alembic's env.py and the migration tests import this module.
 
 from __future__ import annotations
 
-from models import identity
+from models import identity, market
 from models.db import Base
 
-MODEL_MODULES = (identity,)
+MODEL_MODULES = (identity, market)
 metadata = Base.metadata

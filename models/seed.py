@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from models.candles import last_candle_ms
+from models.instruments import sync_instruments
+from models.market_data import fill_gap
 from models.rbac import sync_roles
 from models.users import create_user, find_by_login
 
@@ -50,3 +54,19 @@ def seed_world(with_accounts: bool = True) -> SeedReport:
             created.append(acct)
             changed += 1
     return SeedReport(changed, tuple(created), tuple(existing))
+
+
+def seed_market(now_ms: int, days: int) -> dict[str, int]:
+    """Synthetic instruments and ``days`` of 1m history for those that have none yet.
+
+    Instruments that already have candles are left alone (the feed keeps them
+    current), so a second seed run changes nothing.
+    """
+    provider = SyntheticProvider()
+    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider=provider.name)
+    specs = {spec.symbol: spec for spec in SYNTHETIC_INSTRUMENTS}
+    empty = [
+        (inst, specs[inst.symbol]) for inst in instruments if last_candle_ms(inst.id, "1m") is None
+    ]
+    loaded = fill_gap(provider, empty, now_ms, days)
+    return {symbol: count for symbol, count in loaded.items() if count}

@@ -6,6 +6,7 @@ import os
 import uuid
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from settings import Settings, normalize_database_url
@@ -52,6 +53,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         rate_limit_login_ip="1000/minute",
         rate_limit_login_account="1000/minute",
         rate_limit_register_ip="1000/minute",
+        rate_limit_anonymous="10000/minute",
+        rate_limit_user="10000/minute",
+        rate_limit_moderator="10000/minute",
         log_level="INFO",
     )
     return base.replace(**overrides) if overrides else base
@@ -60,3 +64,12 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 def bearer(token: str) -> dict[str, str]:
     """An Authorization header for ``token``."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def assert_rows_close(actual: Any, expected: Any) -> None:
+    """Candle rows ``[[ts, o, h, l, c, v], ...]`` equal up to float rounding (same count and ts)."""
+    got, want = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if got.size:
+        assert np.array_equal(got[:, 0], want[:, 0]), "timestamps differ"
+        np.testing.assert_allclose(got, want, rtol=1e-9)

@@ -43,7 +43,12 @@ def issue_tokens(sess: AuthSession, fresh: bool) -> dict[str, Any]:
     """An access/refresh pair for ``sess``; the refresh token's jti is the session's current one."""
     identity = str(sess.user_id)
     claims = {"sid": str(sess.id)}
-    access = create_access_token(identity=identity, fresh=fresh, additional_claims=claims)
+    # Roles ride along only to pick the caller's rate limit; permissions are always read fresh.
+    access = create_access_token(
+        identity=identity,
+        fresh=fresh,
+        additional_claims={**claims, "roles": sess.user.role_names},
+    )
     refresh = create_refresh_token(
         identity=identity,
         additional_claims={**claims, "jti": sess.refresh_jti},

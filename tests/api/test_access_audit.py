@@ -25,6 +25,11 @@ EXPECTED = {
     ("admin.AdminUserRoles", "PUT"): "permission:users:manage",
     ("admin.AdminUserDisable", "POST"): "permission:users:manage",
     ("admin.AdminUserEnable", "POST"): "permission:users:manage",
+    # Market data is public (charts on public pages); the API-wide limit applies per caller.
+    ("market.Instruments", "GET"): PUBLIC,
+    ("market.InstrumentQuote", "GET"): PUBLIC,
+    ("market.InstrumentCandles", "GET"): PUBLIC,
+    ("market.MarketStream", "GET"): PUBLIC,
     ("health.Live", "GET"): PUBLIC,
     ("health.Ready", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,

@@ -23,6 +23,8 @@ EXPECTED_TABLES = {
     "user_roles",
     "role_permissions",
     "auth_sessions",
+    "instruments",
+    "candles",
 }
 
 

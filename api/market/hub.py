@@ -1,0 +1,124 @@
+"""Server-Sent Events fan-out: one Redis reader per process, many clients.
+
+A connection per client would hit redis-py's pool cap and Redis's own client
+limits; instead a single daemon thread per web process blocks on ``XREAD`` over
+the streams of every symbol someone in this process watches, and hands each
+entry to the subscribers' queues. A subscriber whose queue overflows (a client
+too slow to read) is marked lost, and its stream ends.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from redis import Redis
+from redis.exceptions import RedisError
+
+from models.market_cache import stream_key
+
+log = structlog.get_logger(__name__)
+
+QUEUE_SIZE = 2000
+Entry = tuple[str, str, dict[str, str]]  # (symbol, stream id, fields)
+
+
+def text(value: Any) -> str:
+    """A Redis reply item as text (redis-py returns bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def entry_of(symbol: str, entry_id: Any, fields: Any) -> Entry:
+    """A stream entry with its id and fields decoded."""
+    return symbol, text(entry_id), {text(k): text(v) for k, v in (fields or {}).items()}
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open SSE response."""
+
+    symbols: tuple[str, ...]
+    inbox: queue.Queue[Entry] = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
+    lost: bool = False
+
+    def offer(self, entry: Entry) -> None:
+        """Queue an entry without ever blocking the reader thread."""
+        try:
+            self.inbox.put_nowait(entry)
+        except queue.Full:
+            self.lost = True
+
+
+class StreamHub:
+    """The per-process reader thread and its subscriber registry."""
+
+    def __init__(self, redis: Redis, block_ms: int = 1000) -> None:
+        self.redis = redis
+        self.block_ms = block_ms
+        self._subs: dict[str, set[Subscriber]] = defaultdict(set)
+        self._positions: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open_streams(self) -> int:
+        """How many subscribers this process serves."""
+        with self._lock:
+            return len({sub for subs in self._subs.values() for sub in subs})
+
+    def subscribe(self, sub: Subscriber) -> None:
+        """Start delivering entries newer than now for ``sub.symbols``."""
+        with self._lock:
+            for symbol in sub.symbols:
+                if symbol not in self._positions:
+                    latest = self.redis.xrevrange(stream_key(symbol), count=1)
+                    self._positions[symbol] = text(latest[0][0]) if latest else "0-0"
+                self._subs[symbol].add(sub)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sse-hub", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Stop delivering to ``sub``; symbols nobody watches are dropped from the read."""
+        with self._lock:
+            for symbol in sub.symbols:
+                self._subs[symbol].discard(sub)
+                if not self._subs[symbol]:
+                    del self._subs[symbol]
+                    self._positions.pop(symbol, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                symbols = {stream_key(s): s for s in self._subs}
+                streams = {key: self._positions[s] for key, s in symbols.items()}
+            if not streams:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            try:
+                batches: Any = self.redis.xread(
+                    streams,  # type: ignore[arg-type]
+                    block=self.block_ms,
+                    count=500,
+                )
+            except RedisError as exc:
+                log.warning("sse_hub_read_failed", error_type=type(exc).__name__)
+                self._wake.wait(1.0)
+                continue
+            for key, entries in batches or []:
+                symbol = symbols[text(key)]
+                with self._lock:
+                    if symbol not in self._positions:
+                        continue
+                    self._positions[symbol] = text(entries[-1][0])
+                    targets = list(self._subs.get(symbol, ()))
+                for entry_id, fields in entries:
+                    entry = entry_of(symbol, entry_id, fields)
+                    for sub in targets:
+                        sub.offer(entry)

@@ -1,0 +1,162 @@
+"""Market endpoints: instruments, quotes and candles (public; rate limited per caller)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import marshmallow as ma
+import orjson
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import abort
+
+from api.access import public
+from api.errors import ErrorOut
+from api.extensions import redis_client, settings
+from api.market import blp
+from api.market.schemas import (
+    CandlesOut,
+    CandlesQuery,
+    InstrumentPageOut,
+    InstrumentQuery,
+    QuoteOut,
+    StreamQuery,
+    encode_cursor,
+)
+from api.market.stream import open_stream
+from api.ratelimit import caller_key
+from models.candles import quote_from_candles, read_candles
+from models.db import session as db
+from models.errors import NotFound
+from models.instruments import get_instrument, search_instruments
+from models.market import TIMEFRAME_MS
+from models.market_cache import FALLBACK_QUOTE_TTL, CandleCache, cached_quote, store_quote
+from models.pagination import page_of
+
+CLOSED_MAX_AGE = 86_400
+OPEN_MAX_AGE = 5
+
+
+def _json(body: bytes, max_age: int) -> Response:
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response
+
+
+@blp.route("/instruments")
+class Instruments(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(InstrumentQuery, location="query", unknown=ma.RAISE)
+    @blp.response(200, InstrumentPageOut)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List instruments (filter by text, kind, active), by symbol."""
+        stmt = search_instruments(query.get("q"), query.get("kind"), query.get("active"))
+        items, total = page_of(stmt, query["page"], query["page_size"])
+        return {
+            "items": items,
+            "page": query["page"],
+            "page_size": query["page_size"],
+            "total": total,
+        }
+
+
+@blp.route("/instruments/<string:symbol>/quote")
+class InstrumentQuote(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.response(200, QuoteOut)
+    @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
+    def get(self, symbol: str) -> Response:
+        """Last price, 24h change, high, low and volume (from the feed's cache, else Postgres)."""
+        symbol = symbol.upper()
+        cached = cached_quote(redis_client(), symbol)
+        if cached is not None:
+            return _json(cached, 1)
+        instrument = get_instrument(symbol)
+        quote = quote_from_candles(instrument)
+        if quote is None:
+            raise NotFound(f"No market data for {symbol} yet.")
+        return _json(store_quote(redis_client(), symbol, quote.as_dict(), FALLBACK_QUOTE_TTL), 1)
+
+
+@blp.route("/instruments/<string:symbol>/candles")
+class InstrumentCandles(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(CandlesQuery, location="query", unknown=ma.RAISE)
+    @blp.response(200, CandlesOut)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
+    def get(self, query: dict[str, Any], symbol: str) -> Response:
+        """Candles `[ts_ms, o, h, l, c, v]` in [start, end); 5,000 a page at most, cursor paged."""
+        instrument = get_instrument(symbol)
+        timeframe = query["timeframe"]
+        if timeframe not in instrument.timeframes():
+            served = f"{instrument.symbol} is served in {', '.join(instrument.timeframes())}."
+            abort(422, message=served, errors={"query": {"timeframe": [served]}})
+        tf_ms = TIMEFRAME_MS[timeframe]
+        now_ms = int(time.time() * 1000)
+        limit = query["limit"]
+        end = query.get("end") or (now_ms // tf_ms + 1) * tf_ms
+        start = query.get("start")
+        if start is None:
+            start = max(0, end - limit * tf_ms)
+        start = -(-start // tf_ms) * tf_ms  # the first bucket that opens at or after start
+        iid, name = instrument.id, instrument.symbol
+        db.rollback()  # release the read transaction before the (possibly slow) cache work
+
+        def load(lo: int, hi: int) -> list[list[float]]:
+            try:
+                return read_candles(iid, timeframe, lo, hi, limit=10 * 1000 * 1000)
+            finally:
+                db.rollback()
+
+        rows = CandleCache(redis_client()).window(
+            name,
+            timeframe,
+            timeframe_ms=tf_ms,
+            start=start,
+            end=end,
+            limit=limit + 1,
+            now_ms=now_ms,
+            loader=load,
+        )
+        next_cursor = encode_cursor(int(rows[limit][0]), end) if len(rows) > limit else None
+        body = orjson.dumps(
+            {
+                "symbol": name,
+                "timeframe": timeframe,
+                "rows": rows[:limit],
+                "next_cursor": next_cursor,
+            }
+        )
+        closed = end <= now_ms // tf_ms * tf_ms
+        response = _json(body, CLOSED_MAX_AGE if closed else OPEN_MAX_AGE)
+        response.add_etag()
+        return cast(Response, response.make_conditional(request))
+
+
+@blp.route("/stream")
+class MarketStream(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(StreamQuery, location="query", unknown=ma.RAISE)
+    @blp.response(200, description="`text/event-stream` of `quote` and `candle` events")
+    @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
+    @blp.alt_response(429, schema=ErrorOut, description="Too many open streams")
+    def get(self, query: dict[str, Any]) -> Response:
+        """Live quotes and closed candles as Server-Sent Events; resume with Last-Event-ID."""
+        symbols = list(
+            dict.fromkeys(s.strip().upper() for s in query["symbols"].split(",") if s.strip())
+        )
+        most = settings().sse_max_symbols
+        if not symbols or len(symbols) > most:
+            message = f"Watch between 1 and {most} symbols per stream."
+            abort(422, message=message, errors={"query": {"symbols": [message]}})
+        instruments = [get_instrument(symbol) for symbol in symbols]
+        db.rollback()  # no transaction stays open for the life of the stream
+        return open_stream(
+            instruments, caller_key(), request.headers.get("Last-Event-ID"), redis_client()
+        )

@@ -1,0 +1,148 @@
+"""Query and response schemas of the market area."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+
+from api.schemas import PageQuery, StrictSchema
+from models.market import TIMEFRAME_MS
+
+MAX_LIMIT = 5000
+DEFAULT_LIMIT = 500
+MAX_RANGE_BARS = 100_000
+
+
+class Timestamp(ma.fields.Field[int]):
+    """Epoch milliseconds or an ISO 8601 time (UTC assumed when no offset is given)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        text = str(value).strip()
+        if text.lstrip("-").isdigit():
+            number = int(text)
+            if not 0 <= number < 4_102_444_800_000:  # 2100-01-01
+                raise ma.ValidationError("Milliseconds since 1970 must be between 1970 and 2100.")
+            return number
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ma.ValidationError(
+                "Use epoch milliseconds or ISO 8601, e.g. 2026-01-31T00:00:00Z."
+            ) from exc
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return int(parsed.timestamp() * 1000)
+
+
+def encode_cursor(next_ts: int, end: int) -> str:
+    """An opaque cursor: where the next page starts and where the range ends."""
+    return base64.urlsafe_b64encode(f"{next_ts}:{end}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """Inverse of :func:`encode_cursor`; ValidationError on anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        next_ts, end = (int(part) for part in raw.split(":"))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ma.ValidationError("Invalid cursor; use next_cursor from a previous page.") from exc
+    return next_ts, end
+
+
+class InstrumentQuery(PageQuery):
+    """Filter instruments."""
+
+    q = ma.fields.String(validate=ma.validate.Length(max=25))
+    kind = ma.fields.String(validate=ma.validate.OneOf(["crypto", "fx", "equity"]))
+    active = ma.fields.Boolean()
+
+
+class InstrumentOut(ma.Schema):
+    """An instrument and the timeframes it is served in."""
+
+    symbol = ma.fields.String()
+    provider = ma.fields.String()
+    kind = ma.fields.String()
+    base = ma.fields.String()
+    quote = ma.fields.String()
+    price_precision = ma.fields.Integer()
+    size_precision = ma.fields.Integer()
+    fractional = ma.fields.Boolean()
+    base_timeframe = ma.fields.String()
+    timeframes = ma.fields.Method("_timeframes")
+    active = ma.fields.Boolean()
+
+    def _timeframes(self, obj: Any) -> list[str]:
+        return list(obj.timeframes())
+
+
+class InstrumentPageOut(ma.Schema):
+    """A page of instruments."""
+
+    items = ma.fields.List(ma.fields.Nested(InstrumentOut))
+    page = ma.fields.Integer()
+    page_size = ma.fields.Integer()
+    total = ma.fields.Integer()
+
+
+class QuoteOut(ma.Schema):
+    """Last price and 24-hour statistics."""
+
+    symbol = ma.fields.String()
+    price = ma.fields.Float()
+    ts = ma.fields.Integer(metadata={"description": "Epoch ms of the price"})
+    change_24h = ma.fields.Float()
+    change_24h_pct = ma.fields.Float(allow_none=True)
+    high_24h = ma.fields.Float()
+    low_24h = ma.fields.Float()
+    volume_24h = ma.fields.Float()
+
+
+class CandlesQuery(StrictSchema):
+    """A candle window: [start, end), at most ``limit`` rows, or a cursor from a previous page."""
+
+    timeframe = ma.fields.String(load_default="1m", validate=ma.validate.OneOf(list(TIMEFRAME_MS)))
+    start = Timestamp()
+    end = Timestamp()
+    limit = ma.fields.Integer(
+        load_default=DEFAULT_LIMIT, validate=ma.validate.Range(min=1, max=MAX_LIMIT)
+    )
+    cursor = ma.fields.String(validate=ma.validate.Length(max=64))
+
+    @ma.post_load
+    def _range(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        if "cursor" in data:
+            data["start"], data["end"] = decode_cursor(data["cursor"])
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None:
+            if start >= end:
+                raise ma.ValidationError("start must be before end.", "start")
+            bars = (end - start) // TIMEFRAME_MS[data["timeframe"]]
+            if bars > MAX_RANGE_BARS:
+                raise ma.ValidationError(
+                    f"The range spans {bars} {data['timeframe']} bars; at most "
+                    f"{MAX_RANGE_BARS} per request (page through it with limit and cursor, "
+                    "or use a larger timeframe).",
+                    "end",
+                )
+        return data
+
+
+class CandlesOut(ma.Schema):
+    """Rows are ``[ts_ms, open, high, low, close, volume]``, oldest first."""
+
+    symbol = ma.fields.String()
+    timeframe = ma.fields.String()
+    rows = ma.fields.List(ma.fields.List(ma.fields.Float()))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class StreamQuery(StrictSchema):
+    """Symbols to watch; ``access_token`` lets an EventSource (which cannot send headers) log in."""
+
+    symbols = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=300))
+    access_token = ma.fields.String(validate=ma.validate.Length(max=4096))

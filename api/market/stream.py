@@ -1,0 +1,144 @@
+"""``GET /api/v1/market/stream?symbols=A,B``: quotes and candles as Server-Sent Events.
+
+Each event's id is the position in every watched symbol's stream
+(``BTC-USD=1700000000000-0,ETH-USD=…``), so a reconnecting client's
+``Last-Event-ID`` resumes each symbol exactly where it stopped: entries after
+those positions are replayed from the capped Redis streams, then live ones follow.
+A comment line every 15 s keeps proxies from closing an idle connection.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from collections.abc import Iterator
+
+from flask import Flask, Response, current_app, stream_with_context
+from flask_smorest import abort
+from redis import Redis
+
+from api.market.hub import Entry, StreamHub, Subscriber, entry_of
+from models.market import Instrument
+from models.market_cache import stream_key
+
+HEARTBEAT_S = 15.0
+REPLAY_MAX = 1000
+SLOT_TTL_S = 60
+
+
+def hub(app: Flask) -> StreamHub:
+    """This process's hub (created on first use)."""
+    existing: StreamHub | None = app.extensions.get("botyard.sse_hub")
+    if existing is None:
+        settings = app.extensions["botyard.settings"]
+        existing = StreamHub(Redis.from_url(settings.redis_url, socket_connect_timeout=2))
+        app.extensions["botyard.sse_hub"] = existing
+    return existing
+
+
+def parse_last_event_id(header: str | None, symbols: tuple[str, ...]) -> dict[str, str]:
+    """Per-symbol stream positions from a Last-Event-ID; unknown or malformed parts are ignored."""
+    positions: dict[str, str] = {}
+    for part in (header or "").split(","):
+        symbol, _, position = part.partition("=")
+        ms, _, seq = position.partition("-")
+        if symbol in symbols and ms.isdigit() and seq.isdigit():
+            positions[symbol] = position
+    return positions
+
+
+def _after(a: str, b: str) -> bool:
+    """Whether stream id ``a`` is later than ``b``."""
+    a_ms, _, a_seq = a.partition("-")
+    b_ms, _, b_seq = b.partition("-")
+    return (int(a_ms), int(a_seq)) > (int(b_ms), int(b_seq))
+
+
+class StreamSlots:
+    """Open streams per caller, in Redis; slots expire, so a crashed process frees its own."""
+
+    def __init__(self, redis: Redis, caller: str, limit: int) -> None:
+        self.redis, self.key, self.limit = redis, f"sse:open:{caller}", limit
+        self.slot = uuid.uuid4().hex
+
+    def acquire(self) -> bool:
+        """Take a slot unless the caller already holds ``limit`` live ones."""
+        now = time.time()
+        self.redis.zremrangebyscore(self.key, "-inf", now)
+        if self.redis.zcard(self.key) >= self.limit:
+            return False
+        self.redis.zadd(self.key, {self.slot: now + SLOT_TTL_S})
+        self.redis.expire(self.key, SLOT_TTL_S)
+        return True
+
+    def renew(self) -> None:
+        """Keep the slot alive while the stream is open."""
+        self.redis.zadd(self.key, {self.slot: time.time() + SLOT_TTL_S})
+        self.redis.expire(self.key, SLOT_TTL_S)
+
+    def release(self) -> None:
+        """Free the slot."""
+        self.redis.zrem(self.key, self.slot)
+
+
+def _format(entry: Entry, positions: dict[str, str]) -> str:
+    symbol, entry_id, fields = entry
+    positions[symbol] = entry_id
+    event_id = ",".join(f"{s}={p}" for s, p in positions.items())
+    kind = fields.get("type", "message")
+    data = fields.get("data", "{}")
+    return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
+
+
+def open_stream(
+    instruments: list[Instrument], caller: str, last_event_id: str | None, redis: Redis
+) -> Response:
+    """The SSE response, after checking the per-caller and per-process stream limits."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = app.extensions["botyard.settings"]
+    the_hub = hub(app)
+    if the_hub.open_streams() >= settings.sse_max_streams_per_process:
+        abort(503, message="This server is at its limit of open streams; retry shortly.")
+    slots = StreamSlots(redis, caller, settings.sse_max_streams_per_user)
+    if not slots.acquire():
+        abort(
+            429,
+            message=f"At most {settings.sse_max_streams_per_user} open streams per caller; "
+            "close one first.",
+        )
+    symbols = tuple(i.symbol for i in instruments)
+    resume = parse_last_event_id(last_event_id, symbols)
+    sub = Subscriber(symbols)
+    the_hub.subscribe(sub)  # before the replay, so nothing falls between the two
+
+    def generate() -> Iterator[str]:
+        positions = {s: resume.get(s, "") for s in symbols}
+        try:
+            yield "retry: 2000\n\n"
+            for symbol, since in resume.items():
+                replay = redis.xrange(stream_key(symbol), min=f"({since}", count=REPLAY_MAX)
+                for entry_id, fields in replay or []:
+                    yield _format(entry_of(symbol, entry_id, fields), positions)
+            last_beat = time.monotonic()
+            while not sub.lost:
+                try:
+                    entry = sub.inbox.get(timeout=HEARTBEAT_S)
+                except queue.Empty:
+                    entry = None
+                if entry is not None:
+                    seen = positions.get(entry[0])
+                    if not seen or _after(entry[1], seen):
+                        yield _format(entry, positions)
+                if time.monotonic() - last_beat >= HEARTBEAT_S:
+                    slots.renew()
+                    last_beat = time.monotonic()
+                    yield ": heartbeat\n\n"
+        finally:
+            the_hub.unsubscribe(sub)
+            slots.release()
+
+    response = Response(stream_with_context(generate()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response

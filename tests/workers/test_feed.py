@@ -1,0 +1,138 @@
+"""The feed process: closing candles is idempotent, restarts backfill without gaps or doubles."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+import pytest
+from flask import Flask
+from redis import Redis
+from sqlalchemy import text
+
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from models.candles import read_candles
+from models.market_cache import CandleCache, cached_quote, stream_key
+from models.market_data import load_history
+from tests.helpers import assert_rows_close
+from workers.feed import CANDLE_CLOSED_STREAM, Feed, run
+
+MINUTE = 60_000
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture
+def feed(app: Flask, db: Any, redis: Redis) -> Feed:
+    settings = app.extensions["botyard.settings"].replace(seed_history_days=0)
+    return Feed(redis, settings)
+
+
+def _spec(symbol: str) -> Any:
+    return next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == symbol)
+
+
+def _count(db: Any, timeframe: str) -> int:
+    return int(
+        db.scalar(text("SELECT count(*) FROM candles WHERE timeframe = :tf"), {"tf": timeframe})
+    )
+
+
+def test_closing_a_minute_twice_stores_and_announces_it_once(
+    feed: Feed, db: Any, redis: Redis
+) -> None:
+    minute = T0 + 4 * MINUTE  # completes the 5m bucket that opened at T0
+    feed.close_minute(minute)
+    feed.close_minute(minute)
+
+    assert _count(db, "1m") == len(feed.tracked)
+    btc = next(t.instrument for t in feed.tracked if t.instrument.symbol == "BTC-USD")
+    expected = SyntheticProvider().candles(_spec("BTC-USD"), minute, minute + MINUTE).to_rows()
+    assert_rows_close(read_candles(btc.id, "1m", minute, minute + MINUTE, 10), expected)
+
+    entries = redis.xrange(stream_key("BTC-USD"))
+    assert [e[0] for e in entries] == [f"{minute + MINUTE}-0".encode()]
+    fields = {k.decode(): v for k, v in entries[0][1].items()}
+    assert fields["type"] == b"candle"
+    assert orjson.loads(fields["data"])["row"] == pytest.approx(expected[0])
+
+    events = redis.xrange(CANDLE_CLOSED_STREAM)
+    assert len(events) == 1
+    event = orjson.loads(events[0][1][b"data"])
+    assert event["ts"] == minute
+    assert event["timeframes"] == ["1m", "5m"]
+    assert set(event["symbols"]) == {t.instrument.symbol for t in feed.tracked}
+
+
+def test_restart_backfills_the_missed_minutes_without_gaps_or_duplicates(
+    feed: Feed, db: Any
+) -> None:
+    provider = SyntheticProvider()
+    for tracked in feed.tracked:
+        load_history(provider, tracked.instrument, tracked.spec, T0 - 120 * MINUTE, T0)
+    db.commit()
+
+    # The feed was down for 17.5 minutes: it stores the 17 closed ones, not the forming one.
+    loaded = feed.backfill(T0 + 17 * MINUTE + 30_000)
+    assert set(loaded.values()) == {17}
+    assert feed.backfill(T0 + 17 * MINUTE + 59_000) == dict.fromkeys(loaded, 0)
+
+    eth = next(t.instrument for t in feed.tracked if t.instrument.symbol == "ETH-USD")
+    stored = read_candles(eth.id, "1m", 0, 2 * T0, 10_000)
+    assert [int(r[0]) for r in stored] == list(range(T0 - 120 * MINUTE, T0 + 17 * MINUTE, MINUTE))
+    full = provider.candles(_spec("ETH-USD"), T0 - 120 * MINUTE, T0 + 17 * MINUTE).to_rows()
+    assert_rows_close(stored, full)
+    # The derived 15m bucket spanning the restart holds all of its minutes.
+    bucket = read_candles(eth.id, "15m", T0, T0 + 15 * MINUTE, 1)[0]
+    assert bucket[1] == pytest.approx(full[120][1]) and bucket[4] == pytest.approx(full[134][4])
+    assert bucket[5] == pytest.approx(sum(r[5] for r in full[120:135]))
+
+
+def test_a_closed_candle_updates_the_cached_window(feed: Feed, db: Any, redis: Redis) -> None:
+    provider = SyntheticProvider()
+    sol = next(t for t in feed.tracked if t.instrument.symbol == "SOL-USD")
+    load_history(provider, sol.instrument, sol.spec, T0 - 10 * MINUTE, T0)
+    db.commit()
+    cache = CandleCache(redis)
+
+    def window() -> list[list[float]]:
+        return cache.window(
+            "SOL-USD",
+            "1m",
+            timeframe_ms=MINUTE,
+            start=T0 - 10 * MINUTE,
+            end=T0 + MINUTE,
+            limit=100,
+            now_ms=T0,
+            loader=lambda lo, hi: read_candles(sol.instrument.id, "1m", lo, hi, 10_000),
+        )
+
+    assert len(window()) == 10  # cached, with the forming minute still missing
+    feed.close_minute(T0)
+    rows = window()
+    assert len(rows) == 11
+    assert rows[-1] == pytest.approx(provider.candles(sol.spec, T0, T0 + MINUTE).to_rows()[0])
+
+
+def test_the_loop_publishes_quotes_and_closes_candles_on_a_fast_clock(
+    feed: Feed, db: Any, redis: Redis
+) -> None:
+    stop = [False]
+    timer = threading.Timer(2.0, lambda: stop.__setitem__(0, True))
+    timer.start()
+    run(feed, speed=120.0, stop=stop)  # two simulated minutes per wall second
+    timer.cancel()
+
+    closed = redis.xrange(CANDLE_CLOSED_STREAM)
+    assert 2 <= len(closed) <= 6
+    minutes = [orjson.loads(e[1][b"data"])["ts"] for e in closed]
+    assert minutes == list(range(minutes[0], minutes[0] + len(minutes) * MINUTE, MINUTE))
+    assert _count(db, "1m") == len(minutes) * len(feed.tracked)
+
+    quote = orjson.loads(cached_quote(redis, "BTC-USD") or b"{}")
+    assert quote["symbol"] == "BTC-USD" and quote["price"] > 0
+    kinds = [e[1][b"type"] for e in redis.xrange(stream_key("BTC-USD"))]
+    assert kinds.count(b"candle") == len(minutes)
+    assert kinds.count(b"quote") >= 60  # one per simulated second
+    ids = [e[0] for e in redis.xrange(stream_key("BTC-USD"))]
+    assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in i.split(b"-")))
