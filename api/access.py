@@ -13,7 +13,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 import structlog
-from flask import abort, current_app, g, request
+from flask import abort, current_app, request
 from flask_jwt_extended import get_jwt, get_jwt_identity, verify_jwt_in_request
 
 from models.db import session as db
@@ -86,14 +86,18 @@ def require_permission(permission: str) -> Callable[[F], F]:
 
 
 def current_user() -> User:
-    """The active user behind the verified token (cached for the request)."""
-    cached = g.get("current_user")
+    """The active user behind the verified token (cached for the request).
+
+    Cached in the WSGI environ rather than on ``g``: an app context may span several
+    requests (tests, CLI), and a user must never leak from one request to the next.
+    """
+    cached = request.environ.get("botyard.current_user")
     if cached is not None:
         return cast(User, cached)
     user = db.get(User, uuid.UUID(str(get_jwt_identity())))
     if user is None or not user.is_active:
         abort(401, description="This account is disabled or no longer exists.")
-    g.current_user = user
+    request.environ["botyard.current_user"] = user
     return user
 
 

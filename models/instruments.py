@@ -64,3 +64,11 @@ def sync_instruments(
         result.append(inst)
     db.flush()
     return result, changed
+
+
+def instrument_symbols(active_only: bool = True) -> list[str]:
+    """Every instrument's symbol, sorted."""
+    stmt = select(Instrument.symbol).order_by(Instrument.symbol)
+    if active_only:
+        stmt = stmt.where(Instrument.active.is_(True))
+    return list(db.scalars(stmt))

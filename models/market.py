@@ -24,16 +24,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.candles import TIMEFRAMES
 from models.db import Base
 
-TIMEFRAME_MS: dict[str, int] = {
-    "1m": 60_000,
-    "5m": 5 * 60_000,
-    "15m": 15 * 60_000,
-    "1h": 3_600_000,
-    "4h": 4 * 3_600_000,
-    "1d": 86_400_000,
-}
+# The served timeframes and their lengths in ms (one definition, the engine's).
+TIMEFRAME_MS: dict[str, int] = TIMEFRAMES
 
 
 class Instrument(Base):

@@ -182,3 +182,21 @@ def store_quote(
     except RedisError as exc:
         log.warning("quote_cache_write_failed", error_type=type(exc).__name__)
     return data
+
+
+def stream_heads(redis: Redis, symbols: list[str]) -> dict[str, dict[str, object]]:
+    """Per symbol, its stream's length and newest entry id (None when it has none)."""
+    pipe = redis.pipeline(transaction=False)
+    for symbol in symbols:
+        pipe.xlen(stream_key(symbol))
+        pipe.xrevrange(stream_key(symbol), count=1)
+    replies = pipe.execute()
+    heads: dict[str, dict[str, object]] = {}
+    for i, symbol in enumerate(symbols):
+        length, newest = replies[2 * i], replies[2 * i + 1]
+        last = newest[0][0] if newest else None
+        heads[symbol] = {
+            "length": int(length),
+            "last_id": last.decode() if isinstance(last, bytes) else last,
+        }
+    return heads

@@ -11,7 +11,7 @@ from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
 
-from api.access import public
+from api.access import public, require_permission
 from api.errors import ErrorOut
 from api.extensions import redis_client, settings
 from api.market import blp
@@ -20,6 +20,7 @@ from api.market.schemas import (
     CandlesQuery,
     InstrumentPageOut,
     InstrumentQuery,
+    MarketStatsOut,
     QuoteOut,
     StreamQuery,
     encode_cursor,
@@ -29,9 +30,15 @@ from api.ratelimit import caller_key
 from models.candles import quote_from_candles, read_candles
 from models.db import session as db
 from models.errors import NotFound
-from models.instruments import get_instrument, search_instruments
+from models.instruments import get_instrument, instrument_symbols, search_instruments
 from models.market import TIMEFRAME_MS
-from models.market_cache import FALLBACK_QUOTE_TTL, CandleCache, cached_quote, store_quote
+from models.market_cache import (
+    FALLBACK_QUOTE_TTL,
+    CandleCache,
+    cached_quote,
+    store_quote,
+    stream_heads,
+)
 from models.pagination import page_of
 
 CLOSED_MAX_AGE = 86_400
@@ -101,8 +108,9 @@ class InstrumentCandles(MethodView):
         limit = query["limit"]
         end = query.get("end") or (now_ms // tf_ms + 1) * tf_ms
         start = query.get("start")
+        latest = start is None  # the newest `limit` rows before end, no paging
         if start is None:
-            start = max(0, end - limit * tf_ms)
+            start = max(0, end - (limit + 1) * tf_ms)
         start = -(-start // tf_ms) * tf_ms  # the first bucket that opens at or after start
         iid, name = instrument.id, instrument.symbol
         db.rollback()  # release the read transaction before the (possibly slow) cache work
@@ -123,7 +131,11 @@ class InstrumentCandles(MethodView):
             now_ms=now_ms,
             loader=load,
         )
-        next_cursor = encode_cursor(int(rows[limit][0]), end) if len(rows) > limit else None
+        if latest:
+            rows, next_cursor = rows[-limit:], None
+        else:
+            more = len(rows) > limit
+            next_cursor = encode_cursor(int(rows[limit][0]), end) if more else None
         body = orjson.dumps(
             {
                 "symbol": name,
@@ -160,3 +172,20 @@ class MarketStream(MethodView):
         return open_stream(
             instruments, caller_key(), request.headers.get("Last-Event-ID"), redis_client()
         )
+
+
+@blp.route("/stats")
+class MarketStats(MethodView):
+    @require_permission("ops:read")
+    @blp.response(200, MarketStatsOut)
+    @blp.alt_response(403, schema=ErrorOut, description="Missing permission")
+    def get(self) -> dict[str, Any]:
+        """Candle-cache hits and misses, and the newest entry of each symbol's stream."""
+        stats = CandleCache(redis_client()).stats()
+        hits, misses = stats.get("candle_hits", 0), stats.get("candle_misses", 0)
+        return {
+            "candle_hits": hits,
+            "candle_misses": misses,
+            "hit_ratio": hits / (hits + misses) if hits + misses else None,
+            "streams": stream_heads(redis_client(), instrument_symbols()),
+        }

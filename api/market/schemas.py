@@ -146,3 +146,16 @@ class StreamQuery(StrictSchema):
 
     symbols = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=300))
     access_token = ma.fields.String(validate=ma.validate.Length(max=4096))
+
+
+class MarketStatsOut(ma.Schema):
+    """Cache effectiveness and feed liveness, for operators."""
+
+    candle_hits = ma.fields.Integer()
+    candle_misses = ma.fields.Integer()
+    hit_ratio = ma.fields.Float(allow_none=True)
+    streams = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Dict(),
+        metadata={"description": "Per symbol: length and newest entry id of its Redis stream"},
+    )

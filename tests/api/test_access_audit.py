@@ -30,6 +30,7 @@ EXPECTED = {
     ("market.InstrumentQuote", "GET"): PUBLIC,
     ("market.InstrumentCandles", "GET"): PUBLIC,
     ("market.MarketStream", "GET"): PUBLIC,
+    ("market.MarketStats", "GET"): "permission:ops:read",
     ("health.Live", "GET"): PUBLIC,
     ("health.Ready", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,

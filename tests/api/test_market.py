@@ -243,3 +243,31 @@ def test_stored_derived_candles_equal_engine_resampling(market: Any) -> None:
 
 
 _: Callable[..., Any] = Candles.from_rows  # the row format round-trips through the engine
+
+
+def test_without_start_the_newest_rows_before_end_are_served(
+    client: FlaskClient, market: Any
+) -> None:
+    body = client.get(candles_url("BTC-USD", timeframe="15m", end=SPAN_END, limit=10)).json
+    step = TIMEFRAME_MS["15m"]
+    assert [int(r[0]) for r in body["rows"]] == list(range(SPAN_END - 10 * step, SPAN_END, step))
+    assert body["next_cursor"] is None
+
+
+def test_operators_see_cache_and_stream_stats(
+    client: FlaskClient,
+    market: Any,
+    redis: Redis,
+    auth_headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> None:
+    url = candles_url("BTC-USD", timeframe="1h", start=SPAN_START, end=SPAN_END)
+    client.get(url)
+    client.get(url)
+    redis.xadd("mkt:stream:BTC-USD", {"type": "quote", "data": "{}"}, id="5-1")
+    assert client.get("/api/v1/market/stats", headers=auth_headers).status_code == 403
+    body = client.get("/api/v1/market/stats", headers=admin_headers).json
+    assert body["candle_misses"] == 1 and body["candle_hits"] == 1
+    assert body["hit_ratio"] == 0.5
+    assert body["streams"]["BTC-USD"] == {"length": 1, "last_id": "5-1"}
+    assert body["streams"]["ETH-USD"] == {"length": 0, "last_id": None}

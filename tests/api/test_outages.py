@@ -40,6 +40,12 @@ with app.app_context():
         upgrade()
         sync_roles()
         create_user("ops@example.com", "ops", "long-enough-password")
+        from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+        from models.instruments import sync_instruments
+        from models.market_data import load_history
+        btc = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
+        (inst,), _ = sync_instruments([btc], provider="synthetic")
+        load_history(SyntheticProvider(), inst, btc, 1767225600000 - 7200000, 1767225600000)
         session.commit()
 
 def call(name, method, path, **kw):
@@ -55,6 +61,10 @@ if token:
     call("me", "GET", "/api/v1/me", headers={"Authorization": "Bearer " + token})
 call("register", "POST", "/api/v1/auth/register",
      json={"email": "n@example.com", "username": "newbie", "password": "long-enough-password"})
+call("candles", "GET", "/api/v1/market/instruments/BTC-USD/candles"
+     "?timeframe=1h&start=1767218400000&end=1767225600000")
+call("quote", "GET", "/api/v1/market/instruments/BTC-USD/quote")
+call("stream", "GET", "/api/v1/market/stream?symbols=BTC-USD")
 call("live", "GET", "/health/live")
 call("ready", "GET", "/health/ready")
 print(json.dumps(out))
@@ -114,7 +124,9 @@ def run(db_url: str, redis_url: str, prepare_db: bool) -> dict[str, Any]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out["stderr"] = proc.stderr
+    return out
 
 
 def assert_503(result: dict[str, Any], limit_s: float) -> None:
@@ -150,6 +162,12 @@ def test_redis_down_degrades_without_errors(scratch_db: str) -> None:
     assert out["login"]["status"] == 200, out["login"]
     assert out["me"]["status"] == 200, out["me"]
     assert out["register"]["status"] == 201, out["register"]
+    assert "falling back to in-memory storage" in out["stderr"]
+    # Market data comes from Postgres; only the live stream needs Redis.
+    assert out["candles"]["status"] == 200, out["candles"]
+    assert [row[0] for row in out["candles"]["body"]["rows"]] == [1767218400000, 1767222000000]
+    assert out["quote"]["status"] == 200 and out["quote"]["body"]["ts"] == 1767225600000
+    assert out["stream"]["status"] == 503 and out["stream"]["body"]["code"] == 503
     assert out["ready"]["status"] == 503
     assert out["ready"]["body"]["checks"]["redis"]["ok"] is False
     assert out["ready"]["body"]["checks"]["postgres"]["ok"] is True
