@@ -89,6 +89,13 @@ class Settings:
     sse_max_streams_per_user: int = 5
     sse_max_streams_per_process: int = 48
     seed_history_days: int = 30
+    # Email (password reset and, later, notifications); see docs/email.md.
+    smtp_url: str = "smtp://127.0.0.1:1025"
+    mail_from: str = "Botyard <no-reply@botyard.local>"
+    frontend_url: str = "http://127.0.0.1:3000"
+    password_reset_ttl: int = 30 * 60
+    rate_limit_reset_ip: str = "10/hour"
+    rate_limit_reset_email: str = "5/hour"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -144,6 +151,14 @@ class Settings:
                 max(1, _int(env, "WEB_THREADS", 64) - SSE_RESERVED_THREADS),
             ),
             seed_history_days=_int(env, "SEED_HISTORY_DAYS", defaults.seed_history_days),
+            smtp_url=env.get("SMTP_URL", defaults.smtp_url),
+            mail_from=env.get("MAIL_FROM", defaults.mail_from),
+            frontend_url=env.get("FRONTEND_URL", defaults.frontend_url).rstrip("/"),
+            password_reset_ttl=_int(env, "PASSWORD_RESET_TTL", defaults.password_reset_ttl),
+            rate_limit_reset_ip=env.get("RATE_LIMIT_RESET_IP", defaults.rate_limit_reset_ip),
+            rate_limit_reset_email=env.get(
+                "RATE_LIMIT_RESET_EMAIL", defaults.rate_limit_reset_email
+            ),
         )
         return settings
 
@@ -166,5 +181,11 @@ class Settings:
             raise SettingsError("FEED_SPEED must be in (0, 3600]")
         if not 0 <= self.seed_history_days <= 3650:
             raise SettingsError("SEED_HISTORY_DAYS must be between 0 and 3650")
+        if not 60 <= self.password_reset_ttl <= 24 * 3600:
+            raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
+        if not self.frontend_url.startswith(("http://", "https://")):
+            raise SettingsError("FRONTEND_URL must be an http(s) URL")
+        if not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise SettingsError("SMTP_URL must look like smtp://host:port or smtps://host:port")
         if self.access_token_ttl <= 0 or self.refresh_token_ttl <= self.access_token_ttl:
             raise SettingsError("token lifetimes must be positive, refresh longer than access")

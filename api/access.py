@@ -1,6 +1,7 @@
 """Access policies: every view declares one, and a request to a view without one is refused.
 
-Three policies exist: ``public``, ``authenticated`` and a permission
+The policies: ``public``, ``authenticated``, ``fresh-login`` (an access token
+issued by a login, not a refresh), ``refresh-token`` and a permission
 (``require_permission("users:manage")``). ``deny_undeclared`` runs before every
 request; the URL-map audit test fails the build for any route left undeclared.
 """
@@ -25,6 +26,7 @@ POLICY_ATTR = "_access_policy"
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
 REFRESH = "refresh-token"
+FRESH = "fresh-login"
 
 # Endpoints registered by libraries (docs, static files), public by declaration here.
 LIBRARY_PUBLIC_ENDPOINTS = frozenset(
@@ -53,6 +55,18 @@ def authenticated(func: F) -> F:
         return func(*args, **kwargs)
 
     _mark(wrapper, AUTHENTICATED)
+    return cast(F, wrapper)
+
+
+def fresh_login_required(func: F) -> F:
+    """A valid access token issued by a login itself, not by a refresh (for sensitive changes)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verify_jwt_in_request(fresh=True)
+        return func(*args, **kwargs)
+
+    _mark(wrapper, FRESH)
     return cast(F, wrapper)
 
 

@@ -132,3 +132,19 @@ class AuthSession(Base):
     def is_usable(self, now: datetime) -> bool:
         """Neither revoked nor past its expiry at ``now``."""
         return self.revoked_at is None and self.expires_at > now
+
+
+class PasswordResetToken(Base):
+    """A single-use password reset link; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "password_reset_tokens"
+    __table_args__ = (Index("ix_password_reset_tokens_user_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "used" (it reset the password) or "superseded" (a newer request replaced it)
+    used_reason: Mapped[str | None] = mapped_column(String(16))

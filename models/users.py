@@ -136,3 +136,9 @@ def enable_user(user: User) -> User:
     user.is_active = True
     user.disabled_at = None
     return user
+
+
+def set_password(user: User, password: str) -> User:
+    """Store a new argon2id hash for ``password``; callers revoke sessions as they need."""
+    user.password_hash = hash_password(password)
+    return user

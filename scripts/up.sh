@@ -9,6 +9,9 @@ ensure_postgres
 ensure_redis
 export BOTYARD_ENV="${BOTYARD_ENV:-development}"
 export FLASK_APP=wsgi:app
+# Mail goes to the Procfile's development sink (var/mail/) unless SMTP_URL names a real server.
+export MAIL_SINK_PORT="${MAIL_SINK_PORT:-1025}"
+export SMTP_URL="${SMTP_URL:-smtp://127.0.0.1:$MAIL_SINK_PORT}"
 
 by_log "migrating"
 flask db upgrade
@@ -17,5 +20,6 @@ flask seed
 
 by_log "API      http://127.0.0.1:${WEB_PORT:-8000}/api/v1  (docs: /api/docs, health: /health/ready)"
 by_log "queues   http://127.0.0.1:${DASHBOARD_PORT:-9181}  (rq-dashboard)"
+by_log "mail     $SMTP_URL; development mail is saved in var/mail/ and summarised by mailsink.1"
 by_log "starting every Procfile process; Ctrl-C stops them (./scripts/down.sh stops the databases)"
 exec honcho start -f Procfile

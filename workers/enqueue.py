@@ -10,7 +10,7 @@ from redis import Redis
 from rq import Retry
 from rq.job import Job
 
-from workers.queues import DEFAULT, get_queue
+from workers.queues import DEFAULT, NOTIFICATIONS, get_queue
 
 
 def enqueue_purge_sessions(connection: Redis) -> Job:
@@ -21,4 +21,34 @@ def enqueue_purge_sessions(connection: Redis) -> Job:
         job_timeout=300,
         retry=Retry(max=3, interval=[10, 30, 60]),
         result_ttl=3600,
+    )
+
+
+# Mail: at-least-once delivery; the backoff rides out an SMTP server restart.
+MAIL_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
+
+
+def enqueue_password_reset(connection: Redis, email: str) -> Job:
+    """Queue the reset email for whatever account has ``email`` (the job looks it up)."""
+    return get_queue(NOTIFICATIONS, connection).enqueue(
+        "workers.account_mail.send_password_reset",
+        email,
+        job_timeout=60,
+        retry=MAIL_RETRY,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        description="send_password_reset",  # keeps the address out of RQ's log lines
+    )
+
+
+def enqueue_password_changed(connection: Redis, user_id: str) -> Job:
+    """Queue the "your password was changed" notice."""
+    return get_queue(NOTIFICATIONS, connection).enqueue(
+        "workers.account_mail.send_password_changed",
+        user_id,
+        job_timeout=60,
+        retry=MAIL_RETRY,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        description="send_password_changed",
     )

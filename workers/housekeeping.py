@@ -8,6 +8,7 @@ import structlog
 
 from models import sessions
 from models.db import session as db
+from models.password_resets import purge_reset_tokens as purge_stale_reset_tokens
 
 log = structlog.get_logger(__name__)
 
@@ -22,4 +23,12 @@ def purge_sessions() -> int:
     removed = sessions.purge_stale(datetime.now(UTC), SESSION_RETENTION_DAYS)
     db.commit()
     log.info("sessions_purged", count=removed)
+    return removed
+
+
+def purge_reset_tokens() -> int:
+    """Delete password reset tokens used or expired over a week ago; returns the count."""
+    removed = purge_stale_reset_tokens(datetime.now(UTC))
+    db.commit()
+    log.info("reset_tokens_purged", count=removed)
     return removed

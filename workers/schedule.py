@@ -64,6 +64,9 @@ class PeriodicJob:
 
 PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(id="purge-sessions", func="workers.housekeeping.purge_sessions", interval=3600),
+    PeriodicJob(
+        id="purge-reset-tokens", func="workers.housekeeping.purge_reset_tokens", interval=3600
+    ),
 )
 
 

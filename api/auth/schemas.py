@@ -55,3 +55,31 @@ class RevokedOut(ma.Schema):
     """How many sessions a bulk revocation ended."""
 
     revoked = ma.fields.Integer()
+
+
+class ForgotIn(StrictSchema):
+    """Who forgot their password."""
+
+    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+
+
+class ResetIn(StrictSchema):
+    """A reset token from the email, and the new password."""
+
+    token = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(max=128))
+    new_password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+class PasswordChangeIn(StrictSchema):
+    """The current password (again) and the new one."""
+
+    current_password = ma.fields.String(
+        required=True, load_only=True, validate=ma.validate.Length(min=1, max=1024)
+    )
+    new_password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+class AcceptedOut(ma.Schema):
+    """The request was taken; what happens next is in the message."""
+
+    message = ma.fields.String()

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Flask
 
-from api.access import AUTHENTICATED, PUBLIC, REFRESH, policy_of
+from api.access import AUTHENTICATED, FRESH, PUBLIC, REFRESH, policy_of
 from api.app import create_app
 
-ALLOWED_POLICIES = {PUBLIC, AUTHENTICATED, REFRESH}
+ALLOWED_POLICIES = {PUBLIC, AUTHENTICATED, FRESH, REFRESH}
 
 # What a person would expect each route to require; a new route must be added here.
 EXPECTED = {
@@ -20,6 +20,9 @@ EXPECTED = {
     ("auth.Sessions", "GET"): AUTHENTICATED,
     ("auth.Sessions", "DELETE"): AUTHENTICATED,
     ("auth.SessionById", "DELETE"): AUTHENTICATED,
+    ("auth.PasswordForgot", "POST"): PUBLIC,
+    ("auth.PasswordReset", "POST"): PUBLIC,
+    ("auth.PasswordChange", "POST"): FRESH,
     ("me.Me", "GET"): AUTHENTICATED,
     ("admin.AdminUsers", "GET"): "permission:users:read",
     ("admin.AdminUserRoles", "PUT"): "permission:users:manage",

@@ -25,6 +25,7 @@ EXPECTED_TABLES = {
     "auth_sessions",
     "instruments",
     "candles",
+    "password_reset_tokens",
 }
 
 

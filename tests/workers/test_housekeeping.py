@@ -17,11 +17,11 @@ from flask import Flask
 from redis import Redis
 from rq.job import Job, JobStatus
 
-from models.identity import AuthSession
+from models.identity import AuthSession, PasswordResetToken
 from tests.helpers import REDIS_URL, create_database, drop_database
 from workers.enqueue import enqueue_purge_sessions
 from workers.main import build_worker
-from workers.queues import DEFAULT
+from workers.queues import DEFAULT, get_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,3 +137,32 @@ def test_worker_rejects_unknown_queue_names() -> None:
     )
     assert proc.returncode == 2
     assert "unknown queue(s): nope" in proc.stderr
+
+
+def test_reset_token_purge_runs_through_rq(
+    app: Flask, db: Any, make_user: Any, redis: Redis
+) -> None:
+    user = make_user()
+    now = datetime.now(UTC)
+
+    def token(created_days_ago: int, used: bool) -> PasswordResetToken:
+        created = now - timedelta(days=created_days_ago)
+        return PasswordResetToken(
+            user_id=user.id,
+            token_hash=uuid.uuid4().hex * 2,
+            created_at=created,
+            expires_at=created + timedelta(minutes=30),
+            used_at=created if used else None,
+        )
+
+    fresh, old_unused, old_used = token(0, False), token(9, False), token(8, True)
+    db.add_all([fresh, old_unused, old_used])
+    db.commit()
+    for expected in (2, 0):
+        job = get_queue(DEFAULT, redis).enqueue("workers.housekeeping.purge_reset_tokens")
+        assert build_worker(app, (DEFAULT,), simple=True).work(burst=True) is True
+        assert Job.fetch(job.id, connection=redis).return_value() == expected
+    remaining = db.scalars(
+        sa.select(PasswordResetToken.id).where(PasswordResetToken.user_id == user.id)
+    )
+    assert set(remaining) == {fresh.id}

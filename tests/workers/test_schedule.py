@@ -25,9 +25,9 @@ def test_reconcile_registers_once(redis: Redis) -> None:
     assert reconcile(scheduler) == {"added": len(PERIODIC), "replaced": 0, "kept": 0, "removed": 0}
     assert reconcile(scheduler) == {"added": 0, "replaced": 0, "kept": len(PERIODIC), "removed": 0}
     assert _ids(scheduler) == sorted(spec.job_id for spec in PERIODIC)
-    job = next(iter(scheduler.get_jobs()))
-    assert job.func_name == "workers.housekeeping.purge_sessions"
-    assert job.meta["interval"] == 3600
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert jobs["periodic-purge-sessions"].func_name == "workers.housekeeping.purge_sessions"
+    assert jobs["periodic-purge-reset-tokens"].meta["interval"] == 3600
 
 
 def test_reconcile_replaces_changed_and_removes_dropped(redis: Redis) -> None:

@@ -1,0 +1,74 @@
+"""Account emails: the password reset link and the "password changed" notice.
+
+Both run on the ``notifications`` queue. The reset job, not the web request, looks
+the account up and issues the token, so ``/auth/password/forgot`` does the same
+work whether or not the account exists, and the secret exists only in the email
+(it never passes through Redis or a log).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from flask import current_app
+
+from models.db import session as db
+from models.identity import User
+from models.password_resets import issue_reset_token
+from models.users import find_by_login, normalize_email
+from settings import Settings
+from workers.mail import render, send
+
+log = structlog.get_logger(__name__)
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["botyard.settings"]
+    return settings
+
+
+def send_password_reset(email: str) -> str:
+    """Mail a reset link to the active account with that email; returns what happened.
+
+    ``"sent"``, or ``"no_account"`` when there is no active account (nothing is sent,
+    and the caller was told the same thing either way). A retry issues a new token,
+    which supersedes the one that may not have been delivered.
+    """
+    settings = _settings()
+    user = find_by_login(normalize_email(email)) if "@" in email else None
+    if user is None or not user.is_active:
+        log.info("password_reset_skipped", reason="no_active_account")
+        return "no_account"
+    now = datetime.now(UTC)
+    token = issue_reset_token(user, now, settings.password_reset_ttl)
+    db.commit()
+    # The token rides in the fragment: browsers never send it to a server or in a Referer.
+    link = f"{settings.frontend_url}/reset-password#token={token}"
+    message = render(
+        "password_reset",
+        user.email,
+        username=user.username,
+        link=link,
+        minutes=settings.password_reset_ttl // 60,
+    )
+    send(message, settings.smtp_url, settings.mail_from)
+    log.info("password_reset_sent", user_id=str(user.id))
+    return "sent"
+
+
+def send_password_changed(user_id: str) -> str:
+    """Tell the account's owner that its password changed; ``"sent"`` or ``"no_account"``."""
+    settings = _settings()
+    user = db.get(User, uuid.UUID(user_id))
+    if user is None:
+        return "no_account"
+    message = render(
+        "password_changed",
+        user.email,
+        username=user.username,
+        forgot_link=f"{settings.frontend_url}/forgot-password",
+    )
+    send(message, settings.smtp_url, settings.mail_from)
+    return "sent"
