@@ -84,6 +84,7 @@ class Settings:
     db_connect_timeout: int = 2
     redis_timeout: float = 1.5
     proxy_hops: int = 0
+    web_threads: int = 64
     feed_speed: float = 1.0
     sse_max_symbols: int = 10
     sse_max_streams_per_user: int = 5
@@ -96,9 +97,21 @@ class Settings:
     password_reset_ttl: int = 30 * 60
     rate_limit_reset_ip: str = "10/hour"
     rate_limit_reset_email: str = "5/hour"
+    # Backtests: queued + running per user, by best role; size limits checked before enqueueing.
+    backtest_quota_user: int = 2
+    backtest_quota_moderator: int = 4
+    backtest_quota_admin: int = 10
+    backtest_max_bars: int = 1_000_000
+    backtest_max_days: int = 3660
+    backtest_timeout: int = 1800
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def redis_pool_size(self) -> int:
+        """Connections per Redis pool of a web process: one per thread, plus the SSE hub's."""
+        return self.web_threads + 16
 
     @property
     def debug(self) -> bool:
@@ -139,6 +152,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", defaults.log_level).upper(),
             log_json=env.get("LOG_JSON", "1" if name == "production" else "0") == "1",
             proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", defaults.proxy_hops),
+            web_threads=_int(env, "WEB_THREADS", defaults.web_threads),
             feed_speed=_float(env, "FEED_SPEED", defaults.feed_speed),
             sse_max_symbols=_int(env, "SSE_MAX_SYMBOLS", defaults.sse_max_symbols),
             sse_max_streams_per_user=_int(
@@ -148,13 +162,21 @@ class Settings:
             sse_max_streams_per_process=_int(
                 env,
                 "SSE_MAX_STREAMS_PER_PROCESS",
-                max(1, _int(env, "WEB_THREADS", 64) - SSE_RESERVED_THREADS),
+                max(1, _int(env, "WEB_THREADS", defaults.web_threads) - SSE_RESERVED_THREADS),
             ),
             seed_history_days=_int(env, "SEED_HISTORY_DAYS", defaults.seed_history_days),
             smtp_url=env.get("SMTP_URL", defaults.smtp_url),
             mail_from=env.get("MAIL_FROM", defaults.mail_from),
             frontend_url=env.get("FRONTEND_URL", defaults.frontend_url).rstrip("/"),
             password_reset_ttl=_int(env, "PASSWORD_RESET_TTL", defaults.password_reset_ttl),
+            backtest_quota_user=_int(env, "BACKTEST_QUOTA_USER", defaults.backtest_quota_user),
+            backtest_quota_moderator=_int(
+                env, "BACKTEST_QUOTA_MODERATOR", defaults.backtest_quota_moderator
+            ),
+            backtest_quota_admin=_int(env, "BACKTEST_QUOTA_ADMIN", defaults.backtest_quota_admin),
+            backtest_max_bars=_int(env, "BACKTEST_MAX_BARS", defaults.backtest_max_bars),
+            backtest_max_days=_int(env, "BACKTEST_MAX_DAYS", defaults.backtest_max_days),
+            backtest_timeout=_int(env, "BACKTEST_TIMEOUT", defaults.backtest_timeout),
             rate_limit_reset_ip=env.get("RATE_LIMIT_RESET_IP", defaults.rate_limit_reset_ip),
             rate_limit_reset_email=env.get(
                 "RATE_LIMIT_RESET_EMAIL", defaults.rate_limit_reset_email
@@ -181,6 +203,8 @@ class Settings:
             raise SettingsError("FEED_SPEED must be in (0, 3600]")
         if not 0 <= self.seed_history_days <= 3650:
             raise SettingsError("SEED_HISTORY_DAYS must be between 0 and 3650")
+        if min(self.backtest_quota_user, self.backtest_max_bars, self.backtest_max_days) < 1:
+            raise SettingsError("backtest quotas and limits must be at least 1")
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):

@@ -6,25 +6,37 @@ import os
 from pathlib import Path
 
 from flask import Flask
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import access, cli
 from api.admin import blp as admin_blp
 from api.auth import blp as auth_blp
 from api.auth.tokens import init_jwt
+from api.backtests import blp as backtests_blp
+from api.bots import blp as bots_blp
 from api.errors import BotyardApi, register_error_handlers
 from api.extensions import jwt, limiter, migrate
 from api.health import blp as health_blp
 from api.market import blp as market_blp
 from api.me import blp as me_blp
 from api.request_context import init_request_context
+from api.strategies import blp as strategies_blp
 from logconfig import configure_logging
 from models import db as database
 from settings import Settings
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
-BLUEPRINTS = (auth_blp, me_blp, admin_blp, market_blp, health_blp)
+BLUEPRINTS = (
+    auth_blp,
+    me_blp,
+    admin_blp,
+    market_blp,
+    strategies_blp,
+    bots_blp,
+    backtests_blp,
+    health_blp,
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -58,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_STORAGE_OPTIONS={
             "socket_connect_timeout": settings.redis_timeout,
             "socket_timeout": settings.redis_timeout,
+            "max_connections": settings.redis_pool_size,
         },
     )
     if settings.proxy_hops:
@@ -66,12 +79,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
 
     database.configure(settings.database_url, settings.db_connect_timeout)
-    app.extensions["botyard.redis"] = Redis.from_url(
+    # A blocking pool as large as the thread count: a burst of requests waits for a
+    # connection instead of failing (redis-py's default pool refuses past 100).
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_pool_size,
+        timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         socket_timeout=settings.redis_timeout,
         health_check_interval=30,
     )
+    app.extensions["botyard.redis"] = Redis(connection_pool=pool)
 
     init_request_context(app)
     app.before_request(access.deny_undeclared)

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from api.extensions import redis_client, settings
 from models.db import session as db
 from models.errors import DomainError
+from models.instruments import forget_instrument_refs
 from models.market import TIMEFRAME_MS
 from models.market_cache import CandleCache
 from models.market_data import CsvRejected, import_csv
@@ -104,6 +105,7 @@ def import_csv_command(file: click.File, symbol: str, timeframe: str, kind: str)
     except DomainError as exc:
         db.rollback()
         raise click.ClickException(exc.message) from exc
+    forget_instrument_refs()
     cache = CandleCache(redis_client())
     try:
         for tf in report.timeframes:

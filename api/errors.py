@@ -17,7 +17,7 @@ from flask_smorest import Api
 from psycopg import OperationalError as PsycopgOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
@@ -126,12 +126,17 @@ def handle_outage(exc: BaseException) -> Response:
 
 def handle_domain_error(exc: DomainError) -> Response:
     """Map a domain error to its status with its safe message."""
-    return error_response(exc.status, exc.message)
+    return error_response(exc.status, exc.message, exc.errors)
 
 
 def _handle_dbapi_error(exc: DBAPIError) -> Response:
     if _is_outage(exc):
         return handle_outage(exc)
+    if isinstance(exc, IntegrityError):
+        # Helpers check uniqueness first; this is the race two requests can still run.
+        diag = getattr(exc.orig, "diag", None)
+        log.warning("integrity_conflict", constraint=getattr(diag, "constraint_name", None))
+        return error_response(409, "That conflicts with a change made at the same time; retry.")
     log.error("database_error", exc_info=exc)
     return error_response(500, "Internal server error; it has been logged.")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import Select, or_, select
 
@@ -72,3 +74,40 @@ def instrument_symbols(active_only: bool = True) -> list[str]:
     if active_only:
         stmt = stmt.where(Instrument.active.is_(True))
     return list(db.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class InstrumentRef:
+    """What the hot read paths need of an instrument, detached from any session."""
+
+    id: int
+    symbol: str
+    base_timeframe: str
+    timeframes: tuple[str, ...]
+
+
+REF_TTL_S = 60.0
+_refs: dict[str, tuple[float, InstrumentRef]] = {}
+
+
+def instrument_ref(symbol: str) -> InstrumentRef:
+    """The instrument's id and timeframes, cached in this process for ``REF_TTL_S`` seconds.
+
+    The candle and quote endpoints would otherwise spend a query per request on a
+    row that almost never changes; a change shows within a minute. Unknown symbols are
+    not cached (:class:`NotFound` every time).
+    """
+    key = symbol.upper()
+    now = time.monotonic()
+    cached = _refs.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    inst = get_instrument(key)
+    ref = InstrumentRef(inst.id, inst.symbol, inst.base_timeframe, tuple(inst.timeframes()))
+    _refs[key] = (now + REF_TTL_S, ref)
+    return ref
+
+
+def forget_instrument_refs() -> None:
+    """Drop the process's cached refs (after an import changed instruments, and in tests)."""
+    _refs.clear()

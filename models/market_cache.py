@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 
 CHUNK_BARS = 1000
 CLOSED_TTL = 24 * 3600
+RESPONSE_TTL = 24 * 3600
 OPEN_TTL = 600
 QUOTE_TTL = 30
 FALLBACK_QUOTE_TTL = 5
@@ -38,6 +39,11 @@ Loader = Callable[[int, int], list[Row]]
 def chunk_key(symbol: str, timeframe: str, index: int) -> str:
     """Redis key of one chunk."""
     return f"mkt:candles:{symbol}:{timeframe}:{index}"
+
+
+def response_key(symbol: str, timeframe: str, start: int, end: int, limit: int) -> str:
+    """Redis key of a finished response body for a closed candle window."""
+    return f"mkt:resp:{symbol}:{timeframe}:{start}:{end}:{limit}"
 
 
 def quote_key(symbol: str) -> str:
@@ -147,12 +153,43 @@ class CandleCache:
         self.redis.set(key, orjson.dumps(chunk), ex=OPEN_TTL)
         return True
 
+    def cached_response(self, key: str) -> tuple[str, bytes] | None:
+        """(etag, body) of a closed window's response, or None (Redis down counts as a miss).
+
+        The lookup and its count share one round trip: this is the hot path.
+        """
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.hincrby(STATS_KEY, "response_lookups", 1)
+            value = pipe.execute()[0]
+        except RedisError:
+            return None
+        if value is None:
+            return None
+        etag, _, body = bytes(value).partition(b"\n")
+        return etag.decode(), body
+
+    def store_response(self, key: str, etag: str, body: bytes) -> None:
+        """Keep a closed window's response (best effort) and count the miss that made it."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(key, etag.encode() + b"\n" + body, ex=RESPONSE_TTL)
+            pipe.hincrby(STATS_KEY, "response_misses", 1)
+            pipe.execute()
+        except RedisError as exc:
+            log.warning("response_cache_write_failed", error_type=type(exc).__name__)
+
     def invalidate(
         self, symbol: str, timeframe: str, timeframe_ms: int, start: int, end: int
     ) -> int:
-        """Drop the chunks overlapping [start, end) (after an import rewrote history)."""
+        """Drop the chunks overlapping [start, end) and the symbol's cached responses.
+
+        Used after an import rewrote history; closed windows are never invalidated otherwise.
+        """
         span = timeframe_ms * CHUNK_BARS
         keys = [chunk_key(symbol, timeframe, i) for i in range(start // span, -(-end // span))]
+        keys += list(self.redis.scan_iter(match=f"mkt:resp:{symbol}:{timeframe}:*", count=1000))
         return int(self.redis.delete(*keys)) if keys else 0
 
     def stats(self) -> dict[str, int]:

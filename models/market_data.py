@@ -73,8 +73,8 @@ class CsvRejected(DomainError):
     status = 422
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__(f"The file was not imported: {len(errors)} problem(s).")
-        self.errors = errors
+        super().__init__(f"The file was not imported: {len(errors)} problem(s).", errors)
+        self.errors: list[str] = errors
 
 
 @dataclass(frozen=True)

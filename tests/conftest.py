@@ -20,6 +20,7 @@ from redis import Redis
 
 from api.app import create_app
 from models import db as database
+from models.instruments import forget_instrument_refs
 from models.rbac import sync_roles
 from models.users import create_user
 from tests.helpers import (
@@ -74,6 +75,7 @@ def db(app: Flask, redis: Redis) -> Iterator[Any]:
     outer = connection.begin()
     database.session.remove()
     database.SessionFactory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    forget_instrument_refs()  # ids from a rolled-back test must not leak into this one
     with app.app_context():
         sync_roles()
         database.session.commit()

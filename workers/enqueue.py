@@ -6,11 +6,14 @@ never queued twice), the timeout and the retry policy.
 
 from __future__ import annotations
 
+import contextlib
+
 from redis import Redis
 from rq import Retry
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from workers.queues import DEFAULT, NOTIFICATIONS, get_queue
+from workers.queues import BACKTESTS, DEFAULT, NOTIFICATIONS, get_queue
 
 
 def enqueue_purge_sessions(connection: Redis) -> Job:
@@ -52,3 +55,28 @@ def enqueue_password_changed(connection: Redis, user_id: str) -> Job:
         failure_ttl=7 * 86400,
         description="send_password_changed",
     )
+
+
+def backtest_job_id(backtest_id: str) -> str:
+    """One RQ job per backtest: enqueueing it again replaces, never duplicates."""
+    return f"backtest-{backtest_id}"
+
+
+def enqueue_backtest(connection: Redis, backtest_id: str, timeout: int) -> Job:
+    """Queue a backtest run on the ``backtests`` queue."""
+    return get_queue(BACKTESTS, connection).enqueue(
+        "workers.backtests.run_backtest",
+        backtest_id,
+        job_id=backtest_job_id(backtest_id),
+        job_timeout=timeout,
+        retry=Retry(max=2, interval=[5, 30]),
+        result_ttl=86400,
+        failure_ttl=7 * 86400,
+        description=f"run_backtest {backtest_id}",
+    )
+
+
+def cancel_backtest_job(connection: Redis, backtest_id: str) -> None:
+    """Take a queued backtest's job off its queue (the job also checks the row itself)."""
+    with contextlib.suppress(NoSuchJobError):
+        Job.fetch(backtest_job_id(backtest_id), connection=connection).cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, cast
 
@@ -27,15 +28,22 @@ from api.market.schemas import (
 )
 from api.market.stream import open_stream
 from api.ratelimit import caller_key
-from models.candles import quote_from_candles, read_candles
+from models.candles import last_candle_ms, quote_from_candles, read_candles
 from models.db import session as db
 from models.errors import NotFound
-from models.instruments import get_instrument, instrument_symbols, search_instruments
+from models.instruments import (
+    InstrumentRef,
+    get_instrument,
+    instrument_ref,
+    instrument_symbols,
+    search_instruments,
+)
 from models.market import TIMEFRAME_MS
 from models.market_cache import (
     FALLBACK_QUOTE_TTL,
     CandleCache,
     cached_quote,
+    response_key,
     store_quote,
     stream_heads,
 )
@@ -88,6 +96,60 @@ class InstrumentQuote(MethodView):
         return _json(store_quote(redis_client(), symbol, quote.as_dict(), FALLBACK_QUOTE_TTL), 1)
 
 
+def _conditional(etag: str, body: bytes, max_age: int) -> Response:
+    response = _json(body, max_age)
+    response.set_etag(etag)
+    return cast(Response, response.make_conditional(request))
+
+
+def _etag(body: bytes) -> str:
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+def _candles_body(
+    ref: InstrumentRef,
+    timeframe: str,
+    *,
+    start: int,
+    end: int,
+    limit: int,
+    latest: bool,
+    now_ms: int,
+) -> bytes:
+    """The response body, read through the chunk cache (Postgres on a miss)."""
+    db.rollback()  # release the read transaction before the (possibly slow) cache work
+
+    def load(lo: int, hi: int) -> list[list[float]]:
+        try:
+            return read_candles(ref.id, timeframe, lo, hi, limit=10 * 1000 * 1000)
+        finally:
+            db.rollback()
+
+    rows = CandleCache(redis_client()).window(
+        ref.symbol,
+        timeframe,
+        timeframe_ms=TIMEFRAME_MS[timeframe],
+        start=start,
+        end=end,
+        limit=limit + 1,
+        now_ms=now_ms,
+        loader=load,
+    )
+    if latest:
+        rows, next_cursor = rows[-limit:], None
+    else:
+        more = len(rows) > limit
+        next_cursor = encode_cursor(int(rows[limit][0]), end) if more else None
+    return orjson.dumps(
+        {
+            "symbol": ref.symbol,
+            "timeframe": timeframe,
+            "rows": rows[:limit],
+            "next_cursor": next_cursor,
+        }
+    )
+
+
 @blp.route("/instruments/<string:symbol>/candles")
 class InstrumentCandles(MethodView):
     @public
@@ -98,10 +160,10 @@ class InstrumentCandles(MethodView):
     @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
     def get(self, query: dict[str, Any], symbol: str) -> Response:
         """Candles `[ts_ms, o, h, l, c, v]` in [start, end); 5,000 a page at most, cursor paged."""
-        instrument = get_instrument(symbol)
+        ref = instrument_ref(symbol)
         timeframe = query["timeframe"]
-        if timeframe not in instrument.timeframes():
-            served = f"{instrument.symbol} is served in {', '.join(instrument.timeframes())}."
+        if timeframe not in ref.timeframes:
+            served = f"{ref.symbol} is served in {', '.join(ref.timeframes)}."
             abort(422, message=served, errors={"query": {"timeframe": [served]}})
         tf_ms = TIMEFRAME_MS[timeframe]
         now_ms = int(time.time() * 1000)
@@ -112,42 +174,24 @@ class InstrumentCandles(MethodView):
         if start is None:
             start = max(0, end - (limit + 1) * tf_ms)
         start = -(-start // tf_ms) * tf_ms  # the first bucket that opens at or after start
-        iid, name = instrument.id, instrument.symbol
-        db.rollback()  # release the read transaction before the (possibly slow) cache work
-
-        def load(lo: int, hi: int) -> list[list[float]]:
-            try:
-                return read_candles(iid, timeframe, lo, hi, limit=10 * 1000 * 1000)
-            finally:
-                db.rollback()
-
-        rows = CandleCache(redis_client()).window(
-            name,
-            timeframe,
-            timeframe_ms=tf_ms,
-            start=start,
-            end=end,
-            limit=limit + 1,
-            now_ms=now_ms,
-            loader=load,
-        )
-        if latest:
-            rows, next_cursor = rows[-limit:], None
-        else:
-            more = len(rows) > limit
-            next_cursor = encode_cursor(int(rows[limit][0]), end) if more else None
-        body = orjson.dumps(
-            {
-                "symbol": name,
-                "timeframe": timeframe,
-                "rows": rows[:limit],
-                "next_cursor": next_cursor,
-            }
-        )
-        closed = end <= now_ms // tf_ms * tf_ms
-        response = _json(body, CLOSED_MAX_AGE if closed else OPEN_MAX_AGE)
-        response.add_etag()
-        return cast(Response, response.make_conditional(request))
+        window = {"start": start, "end": end, "limit": limit, "latest": latest, "now_ms": now_ms}
+        if end > now_ms // tf_ms * tf_ms:  # holds the forming bucket: changes every minute
+            body = _candles_body(ref, timeframe, **window)
+            return _conditional(_etag(body), body, OPEN_MAX_AGE)
+        # A closed window whose base candles are all stored never changes: its finished
+        # response is cached whole. (A window the feed has not caught up with yet, after an
+        # outage, is served but not kept.)
+        cache = CandleCache(redis_client())
+        key = response_key(ref.symbol, timeframe, start, end, limit)
+        hit = cache.cached_response(key)
+        if hit is None:
+            body = _candles_body(ref, timeframe, **window)
+            hit = (_etag(body), body)
+            newest = last_candle_ms(ref.id, ref.base_timeframe)
+            db.rollback()
+            if newest is not None and end <= newest + TIMEFRAME_MS[ref.base_timeframe]:
+                cache.store_response(key, *hit)
+        return _conditional(hit[0], hit[1], CLOSED_MAX_AGE)
 
 
 @blp.route("/stream")
@@ -180,12 +224,14 @@ class MarketStats(MethodView):
     @blp.response(200, MarketStatsOut)
     @blp.alt_response(403, schema=ErrorOut, description="Missing permission")
     def get(self) -> dict[str, Any]:
-        """Candle-cache hits and misses, and the newest entry of each symbol's stream."""
+        """Candle-cache effectiveness, and the newest entry of each symbol's stream."""
         stats = CandleCache(redis_client()).stats()
-        hits, misses = stats.get("candle_hits", 0), stats.get("candle_misses", 0)
+        lookups, misses = stats.get("response_lookups", 0), stats.get("response_misses", 0)
         return {
-            "candle_hits": hits,
-            "candle_misses": misses,
-            "hit_ratio": hits / (hits + misses) if hits + misses else None,
+            "closed_window_requests": lookups,
+            "closed_window_hits": lookups - misses,
+            "hit_ratio": (lookups - misses) / lookups if lookups else None,
+            "chunk_hits": stats.get("candle_hits", 0),
+            "chunk_misses": stats.get("candle_misses", 0),
             "streams": stream_heads(redis_client(), instrument_symbols()),
         }

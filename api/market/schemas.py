@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 
-from api.schemas import PageQuery, StrictSchema
+from api.schemas import PageQuery, StrictSchema, Timestamp
 from models.market import TIMEFRAME_MS
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 500
 MAX_RANGE_BARS = 100_000
-
-
-class Timestamp(ma.fields.Field[int]):
-    """Epoch milliseconds or an ISO 8601 time (UTC assumed when no offset is given)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        text = str(value).strip()
-        if text.lstrip("-").isdigit():
-            number = int(text)
-            if not 0 <= number < 4_102_444_800_000:  # 2100-01-01
-                raise ma.ValidationError("Milliseconds since 1970 must be between 1970 and 2100.")
-            return number
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ma.ValidationError(
-                "Use epoch milliseconds or ISO 8601, e.g. 2026-01-31T00:00:00Z."
-            ) from exc
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
 
 
 def encode_cursor(next_ts: int, end: int) -> str:
@@ -151,9 +129,13 @@ class StreamQuery(StrictSchema):
 class MarketStatsOut(ma.Schema):
     """Cache effectiveness and feed liveness, for operators."""
 
-    candle_hits = ma.fields.Integer()
-    candle_misses = ma.fields.Integer()
-    hit_ratio = ma.fields.Float(allow_none=True)
+    closed_window_requests = ma.fields.Integer(
+        metadata={"description": "Candle requests for closed windows (whole-response cache)"}
+    )
+    closed_window_hits = ma.fields.Integer()
+    hit_ratio = ma.fields.Float(allow_none=True, metadata={"description": "Of closed windows"})
+    chunk_hits = ma.fields.Integer(metadata={"description": "Chunk reads served by Redis"})
+    chunk_misses = ma.fields.Integer(metadata={"description": "Chunk reads from Postgres"})
     streams = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Dict(),

@@ -55,6 +55,16 @@ def _after(a: str, b: str) -> bool:
     return (int(a_ms), int(a_seq)) > (int(b_ms), int(b_seq))
 
 
+# Drop expired slots, then take one if fewer than the limit are held: one round trip.
+_ACQUIRE = """
+redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1])
+if redis.call('zcard', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('zadd', KEYS[1], ARGV[3], ARGV[4])
+redis.call('expire', KEYS[1], ARGV[5])
+return 1
+"""
+
+
 class StreamSlots:
     """Open streams per caller, in Redis; slots expire, so a crashed process frees its own."""
 
@@ -65,17 +75,17 @@ class StreamSlots:
     def acquire(self) -> bool:
         """Take a slot unless the caller already holds ``limit`` live ones."""
         now = time.time()
-        self.redis.zremrangebyscore(self.key, "-inf", now)
-        if self.redis.zcard(self.key) >= self.limit:
-            return False
-        self.redis.zadd(self.key, {self.slot: now + SLOT_TTL_S})
-        self.redis.expire(self.key, SLOT_TTL_S)
-        return True
+        taken = self.redis.eval(
+            _ACQUIRE, 1, self.key, now, self.limit, now + SLOT_TTL_S, self.slot, SLOT_TTL_S
+        )
+        return bool(taken)
 
     def renew(self) -> None:
         """Keep the slot alive while the stream is open."""
-        self.redis.zadd(self.key, {self.slot: time.time() + SLOT_TTL_S})
-        self.redis.expire(self.key, SLOT_TTL_S)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.key, {self.slot: time.time() + SLOT_TTL_S})
+        pipe.expire(self.key, SLOT_TTL_S)
+        pipe.execute()
 
     def release(self) -> None:
         """Free the slot."""

@@ -16,7 +16,7 @@ from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.candles import read_candles
 from models.instruments import sync_instruments
 from models.market import TIMEFRAME_MS, Instrument
-from models.market_cache import CandleCache, chunk_key
+from models.market_cache import CandleCache, chunk_key, response_key
 from models.market_data import load_history
 from tests.helpers import assert_rows_close
 
@@ -177,12 +177,21 @@ def test_cache_counts_hits_and_misses_and_serves_from_redis(
     first = client.get(url).json
     stats = CandleCache(redis).stats()
     assert stats["candle_misses"] >= 1 and stats.get("candle_hits", 0) == 0
+    assert stats["response_lookups"] == 1 and stats["response_misses"] == 1
     assert redis.exists(chunk_key("BTC-USD", "1h", SPAN_START // (3_600_000 * 1000)))
-    # Change Postgres behind the cache's back: a cached closed chunk keeps answering.
+    assert redis.exists(response_key("BTC-USD", "1h", SPAN_START, SPAN_END, 500))
+    # Change Postgres behind the cache's back: the cached closed window keeps answering.
     db.execute(__import__("sqlalchemy").text("DELETE FROM candles WHERE timeframe = '1h'"))
     db.commit()
     second = client.get(url).json
     assert second == first
+    stats = CandleCache(redis).stats()
+    assert stats["response_lookups"] == 2 and stats["response_misses"] == 1
+    # Another window over the same chunk misses the response cache but hits the chunk.
+    third = client.get(
+        candles_url("BTC-USD", timeframe="1h", start=SPAN_START, end=SPAN_END - 3_600_000)
+    )
+    assert third.json["rows"] == first["rows"][:-1]
     assert CandleCache(redis).stats()["candle_hits"] >= 1
 
 
@@ -267,7 +276,25 @@ def test_operators_see_cache_and_stream_stats(
     redis.xadd("mkt:stream:BTC-USD", {"type": "quote", "data": "{}"}, id="5-1")
     assert client.get("/api/v1/market/stats", headers=auth_headers).status_code == 403
     body = client.get("/api/v1/market/stats", headers=admin_headers).json
-    assert body["candle_misses"] == 1 and body["candle_hits"] == 1
+    assert body["closed_window_requests"] == 2 and body["closed_window_hits"] == 1
     assert body["hit_ratio"] == 0.5
+    assert body["chunk_misses"] == 1 and body["chunk_hits"] == 0
     assert body["streams"]["BTC-USD"] == {"length": 1, "last_id": "5-1"}
     assert body["streams"]["ETH-USD"] == {"length": 0, "last_id": None}
+
+
+def test_a_window_the_feed_has_not_filled_is_served_but_not_kept(
+    client: FlaskClient, market: Any, redis: Redis
+) -> None:
+    # BTC-USD's history ends at SPAN_END: an hour-long window past it is closed by the clock
+    # but incomplete, so its response must not be cached for a day.
+    url = candles_url(
+        "BTC-USD", timeframe="1h", start=SPAN_END - 3_600_000, end=SPAN_END + 3_600_000
+    )
+    assert len(client.get(url).json["rows"]) == 1
+    assert not redis.exists(
+        response_key("BTC-USD", "1h", SPAN_END - 3_600_000, SPAN_END + 3_600_000, 500)
+    )
+    complete = candles_url("BTC-USD", timeframe="1h", start=SPAN_END - 3_600_000, end=SPAN_END)
+    client.get(complete)
+    assert redis.exists(response_key("BTC-USD", "1h", SPAN_END - 3_600_000, SPAN_END, 500))

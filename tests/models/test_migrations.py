@@ -26,6 +26,10 @@ EXPECTED_TABLES = {
     "instruments",
     "candles",
     "password_reset_tokens",
+    "bots",
+    "backtests",
+    "backtest_trades",
+    "backtest_equity",
 }
 
 

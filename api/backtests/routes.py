@@ -1,0 +1,175 @@
+"""Backtest views: queue (202), follow, read results, cancel. Only the owner sees a backtest."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import marshmallow as ma
+from flask import url_for
+from flask.views import MethodView
+
+from api.access import authenticated, current_user
+from api.auth.tokens import now_utc
+from api.backtests import blp
+from api.backtests.schemas import (
+    BacktestIn,
+    BacktestOut,
+    BacktestPageOut,
+    BacktestQuery,
+    EquityOut,
+    EquityQuery,
+    TradePageOut,
+)
+from api.errors import ErrorOut
+from api.extensions import redis_client, settings
+from api.schemas import PageQuery
+from models.backtest_results import (
+    candles_fingerprint,
+    equity_count,
+    equity_for_chart,
+    equity_page,
+    trades_page,
+)
+from models.backtests import (
+    Backtest,
+    Limits,
+    build_spec,
+    create_backtest,
+    get_owned_backtest,
+    request_cancel,
+    search_backtests,
+)
+from models.bots import get_owned_bot
+from models.db import session as db
+from models.pagination import page_of
+from workers.enqueue import cancel_backtest_job, enqueue_backtest
+
+
+def _quota(roles: list[str]) -> int:
+    s = settings()
+    if "admin" in roles:
+        return s.backtest_quota_admin
+    if "moderator" in roles:
+        return s.backtest_quota_moderator
+    return s.backtest_quota_user
+
+
+def backtest_view(backtest: Backtest, with_data_check: bool = False) -> dict[str, Any]:
+    """The response body: the row plus derived timings (and, for one backtest, data drift)."""
+    body = {key: getattr(backtest, key) for key in BacktestOut().fields if hasattr(backtest, key)}
+    started, finished = backtest.started_at, backtest.finished_at
+    body["queued_ms"] = (
+        int((started - backtest.created_at).total_seconds() * 1000) if started else None
+    )
+    body["run_ms"] = (
+        int((finished - started).total_seconds() * 1000) if started and finished else None
+    )
+    body["data_changed"] = None
+    if with_data_check and backtest.candles_fingerprint:
+        body["data_changed"] = candles_fingerprint(backtest.spec) != backtest.candles_fingerprint
+    return body
+
+
+@blp.route("")
+class Backtests(MethodView):
+    @authenticated
+    @blp.arguments(BacktestQuery, location="query", unknown=ma.RAISE)
+    @blp.response(200, BacktestPageOut)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List my backtests, newest first (filter by status and bot)."""
+        stmt = search_backtests(current_user().id, query.get("status"), query.get("bot_id"))
+        items, total = page_of(stmt, query["page"], query["page_size"])
+        return {
+            "items": [backtest_view(b) for b in items],
+            "page": query["page"],
+            "page_size": query["page_size"],
+            "total": total,
+        }
+
+    @authenticated
+    @blp.arguments(BacktestIn)
+    @blp.response(202, BacktestOut, headers={"Location": {"description": "The backtest's URL"}})
+    @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
+    @blp.alt_response(422, schema=ErrorOut, description="Invalid spec, range or size")
+    @blp.alt_response(429, schema=ErrorOut, description="Too many queued or running backtests")
+    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Queue a backtest of a bot or an inline spec; follow it at the Location URL."""
+        user = current_user()
+        bot = get_owned_bot(user.id, data["bot_id"]) if "bot_id" in data else None
+        s = settings()
+        limits = Limits(s.backtest_max_bars, s.backtest_max_days, _quota(user.role_names))
+        spec = build_spec(data, bot, int(time.time() * 1000), limits)
+        backtest = create_backtest(user.id, spec, limits.quota)
+        # Enqueue before committing: if Redis refuses, nothing is saved (503); if the commit
+        # fails after, the job finds no row and does nothing.
+        enqueue_backtest(redis_client(), str(backtest.id), s.backtest_timeout)
+        db.commit()
+        location = url_for("backtests.BacktestById", backtest_id=backtest.id)
+        return backtest_view(backtest), 202, {"Location": location}
+
+
+@blp.route("/<uuid:backtest_id>")
+class BacktestById(MethodView):
+    @authenticated
+    @blp.response(200, BacktestOut)
+    @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
+    def get(self, backtest_id: uuid.UUID) -> dict[str, Any]:
+        """One of my backtests: status, progress, timings, metrics, errors."""
+        backtest = get_owned_backtest(current_user().id, backtest_id)
+        return backtest_view(backtest, with_data_check=backtest.status == "succeeded")
+
+    @authenticated
+    @blp.response(200, BacktestOut)
+    @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
+    @blp.alt_response(409, schema=ErrorOut, description="Already finished")
+    def delete(self, backtest_id: uuid.UUID) -> dict[str, Any]:
+        """Cancel: a queued backtest never runs; a running one stops at its next checkpoint."""
+        backtest = get_owned_backtest(current_user().id, backtest_id)
+        was_queued = backtest.status == "queued"
+        request_cancel(backtest, now_utc())
+        db.commit()
+        if was_queued:
+            cancel_backtest_job(redis_client(), str(backtest.id))
+        return backtest_view(backtest)
+
+
+@blp.route("/<uuid:backtest_id>/trades")
+class BacktestTrades(MethodView):
+    @authenticated
+    @blp.arguments(PageQuery, location="query", unknown=ma.RAISE)
+    @blp.response(200, TradePageOut)
+    @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
+    def get(self, query: dict[str, Any], backtest_id: uuid.UUID) -> dict[str, Any]:
+        """My backtest's closed trades, in order (paged)."""
+        backtest = get_owned_backtest(current_user().id, backtest_id)
+        items, total = trades_page(backtest.id, query["page"], query["page_size"])
+        return {
+            "items": items,
+            "page": query["page"],
+            "page_size": query["page_size"],
+            "total": total,
+        }
+
+
+@blp.route("/<uuid:backtest_id>/equity")
+class BacktestEquityCurve(MethodView):
+    @authenticated
+    @blp.arguments(EquityQuery, location="query", unknown=ma.RAISE)
+    @blp.response(200, EquityOut)
+    @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
+    def get(self, query: dict[str, Any], backtest_id: uuid.UUID) -> dict[str, Any]:
+        """The equity curve: downsampled to `points` for charts, or every bar by cursor."""
+        backtest = get_owned_backtest(current_user().id, backtest_id)
+        total = equity_count(backtest.id)
+        if "points" in query:
+            return {
+                "rows": equity_for_chart(backtest.id, query["points"]),
+                "total": total,
+                "next_cursor": None,
+            }
+        rows = equity_page(backtest.id, query.get("cursor"), query["limit"] + 1)
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        return {"rows": rows, "total": total, "next_cursor": int(rows[-1][0]) if more else None}

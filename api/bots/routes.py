@@ -1,0 +1,76 @@
+"""Bot views: the caller's own bots only; anyone else's bot is a 404."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from api.access import authenticated, current_user
+from api.bots import blp
+from api.bots.schemas import BotIn, BotOut, BotPageOut, BotPatch, BotQuery
+from api.errors import ErrorOut
+from models.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
+from models.db import session as db
+from models.pagination import page_of
+
+
+@blp.route("")
+class Bots(MethodView):
+    @authenticated
+    @blp.arguments(BotQuery, location="query", unknown=ma.RAISE)
+    @blp.response(200, BotPageOut)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List my bots, newest first (filter by name text and status)."""
+        stmt = search_bots(current_user().id, query.get("q"), query.get("status"))
+        items, total = page_of(stmt, query["page"], query["page_size"])
+        return {
+            "items": items,
+            "page": query["page"],
+            "page_size": query["page_size"],
+            "total": total,
+        }
+
+    @authenticated
+    @blp.arguments(BotIn)
+    @blp.response(201, BotOut)
+    @blp.alt_response(409, schema=ErrorOut, description="A bot of mine has that name")
+    @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
+    def post(self, data: dict[str, Any]) -> Bot:
+        """Create a bot (status `draft`)."""
+        bot = create_bot(current_user().id, data)
+        db.commit()
+        return bot
+
+
+@blp.route("/<uuid:bot_id>")
+class BotById(MethodView):
+    @authenticated
+    @blp.response(200, BotOut)
+    @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
+    def get(self, bot_id: uuid.UUID) -> Bot:
+        """One of my bots."""
+        return get_owned_bot(current_user().id, bot_id)
+
+    @authenticated
+    @blp.arguments(BotPatch)
+    @blp.response(200, BotOut)
+    @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
+    @blp.alt_response(409, schema=ErrorOut, description="A bot of mine has that name")
+    @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
+    def patch(self, data: dict[str, Any], bot_id: uuid.UUID) -> Bot:
+        """Change some of my bot's fields (not its status)."""
+        bot = update_bot(get_owned_bot(current_user().id, bot_id), data)
+        db.commit()
+        return bot
+
+    @authenticated
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
+    @blp.alt_response(409, schema=ErrorOut, description="The bot is running")
+    def delete(self, bot_id: uuid.UUID) -> None:
+        """Delete my bot; its backtests stay."""
+        delete_bot(get_owned_bot(current_user().id, bot_id))
+        db.commit()

@@ -1,0 +1,101 @@
+"""Request and response bodies of the bots area."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from api.schemas import PageQuery, StrictSchema
+from models.bots import BOT_STATUSES
+from models.market import TIMEFRAME_MS
+
+SYMBOL = ma.validate.Length(min=3, max=25)
+MAX_CAPITAL = 1e9
+
+
+class RiskIn(StrictSchema):
+    """Exits as fractions of the entry price (0.05 = 5 %); sizing all-in or a fraction of equity."""
+
+    stop_loss = ma.fields.Float(
+        allow_none=True, validate=ma.validate.Range(min=0, max=1, min_inclusive=False)
+    )
+    take_profit = ma.fields.Float(
+        allow_none=True, validate=ma.validate.Range(min=0, max=100, min_inclusive=False)
+    )
+    trailing_stop = ma.fields.Float(
+        allow_none=True, validate=ma.validate.Range(min=0, max=1, min_inclusive=False)
+    )
+    direction = ma.fields.String(validate=ma.validate.OneOf(["long_only", "long_short"]))
+    sizing = ma.fields.String(validate=ma.validate.OneOf(["all_in", "fraction"]))
+    fraction = ma.fields.Float(validate=ma.validate.Range(min=0, max=1, min_inclusive=False))
+
+
+class StrategyIn(StrictSchema):
+    """A template with parameters, or declarative rules (checked by the engine)."""
+
+    template = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    params = ma.fields.Dict(keys=ma.fields.String())
+    rules = ma.fields.Dict(keys=ma.fields.String())
+
+    @ma.validates_schema
+    def _one_kind(self, data: dict[str, object], **_kwargs: object) -> None:
+        if ("template" in data) == ("rules" in data):
+            raise ma.ValidationError("Give either template (with params) or rules.", "template")
+
+
+class BotIn(StrictSchema):
+    """A new bot."""
+
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=80))
+    description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+    symbol = ma.fields.String(required=True, validate=SYMBOL)
+    timeframe = ma.fields.String(load_default="1h", validate=ma.validate.OneOf(list(TIMEFRAME_MS)))
+    strategy = ma.fields.Nested(StrategyIn, required=True)
+    risk = ma.fields.Nested(RiskIn, load_default=dict)
+    initial_capital = ma.fields.Float(
+        load_default=10_000.0, validate=ma.validate.Range(min=1, max=MAX_CAPITAL)
+    )
+    fee = ma.fields.Float(load_default=0.001, validate=ma.validate.Range(min=0, max=0.05))
+    slippage_bps = ma.fields.Float(load_default=5.0, validate=ma.validate.Range(min=0, max=500))
+
+
+class BotPatch(BotIn):
+    """Any subset of a bot's fields (status changes only through lifecycle actions)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "partial": True})
+
+
+class BotOut(ma.Schema):
+    """A bot as its owner sees it."""
+
+    id = ma.fields.UUID()
+    name = ma.fields.String()
+    description = ma.fields.String(allow_none=True)
+    symbol = ma.fields.String()
+    timeframe = ma.fields.String()
+    strategy = ma.fields.Dict()
+    risk = ma.fields.Dict()
+    initial_capital = ma.fields.Float()
+    fee = ma.fields.Float()
+    slippage_bps = ma.fields.Float()
+    status = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class BotQuery(PageQuery):
+    """Filter my bots."""
+
+    q = ma.fields.String(validate=ma.validate.Length(max=80))
+    status = ma.fields.String(validate=ma.validate.OneOf(BOT_STATUSES))
+
+
+class BotPageOut(ma.Schema):
+    """A page of bots."""
+
+    items = ma.fields.List(ma.fields.Nested(BotOut))
+    page = ma.fields.Integer()
+    page_size = ma.fields.Integer()
+    total = ma.fields.Integer()

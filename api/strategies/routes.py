@@ -1,0 +1,21 @@
+"""``GET /api/v1/strategies``: what a bot can be built from (public, cacheable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from models.strategy_specs import strategy_catalogue
+
+from api.access import public
+from api.strategies import blp
+
+
+@blp.route("")
+class Strategies(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        """Strategy templates with parameter schemas, risk options and the rule grammar."""
+        return strategy_catalogue()

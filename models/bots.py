@@ -1,0 +1,153 @@
+"""Bots: what a user's bot trades, how it decides and what it may risk.
+
+A bot's strategy and risk options are JSON validated by the engine before they are
+stored (``models.strategy_specs``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Select,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.db import Base
+from models.db import session as db
+from models.errors import Conflict, Invalid, NotFound
+from models.instruments import get_instrument
+from models.market import Instrument
+from models.strategy_specs import validate_risk, validate_strategy
+
+BOT_STATUSES = ("draft", "running", "paused", "stopped", "error")
+
+
+class Bot(Base):
+    """A user's trading bot: what it trades, how it decides, what it may risk."""
+
+    __tablename__ = "bots"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="uq_bots_owner_id_name"),
+        Index("ix_bots_owner_id_created_at", "owner_id", "created_at"),
+        CheckConstraint(
+            "status IN ('draft','running','paused','stopped','error')", name="status_known"
+        ),
+        CheckConstraint("initial_capital > 0", name="capital_positive"),
+        CheckConstraint("fee >= 0 AND fee < 0.1", name="fee_range"),
+        CheckConstraint("slippage_bps >= 0 AND slippage_bps <= 1000", name="slippage_range"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str | None] = mapped_column(Text)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="RESTRICT"))
+    timeframe: Mapped[str] = mapped_column(String(3))
+    strategy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    risk: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    initial_capital: Mapped[float] = mapped_column(Float)
+    fee: Mapped[float] = mapped_column(Float)
+    slippage_bps: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    instrument: Mapped[Instrument] = relationship(lazy="joined")
+
+    @property
+    def symbol(self) -> str:
+        """The traded instrument's symbol."""
+        return self.instrument.symbol
+
+
+def get_owned_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
+    """The caller's bot; someone else's is as unknown as a missing one (:class:`NotFound`)."""
+    bot = db.get(Bot, bot_id)
+    if bot is None or bot.owner_id != owner_id:
+        raise NotFound("No bot with that id.")
+    return bot
+
+
+def search_bots(owner_id: uuid.UUID, q: str | None, status: str | None) -> Select[Bot]:
+    """The owner's bots, newest first, filtered by name text and status."""
+    stmt = select(Bot).where(Bot.owner_id == owner_id).order_by(Bot.created_at.desc(), Bot.id)
+    if q:
+        escaped = q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        stmt = stmt.where(func.lower(Bot.name).like(f"%{escaped}%"))
+    if status:
+        stmt = stmt.where(Bot.status == status)
+    return stmt
+
+
+def _apply(bot: Bot, fields: dict[str, Any]) -> None:
+    if "symbol" in fields or "timeframe" in fields:
+        instrument = get_instrument(fields.get("symbol") or bot.instrument.symbol)
+        timeframe = fields.get("timeframe") or bot.timeframe
+        if timeframe not in instrument.timeframes():
+            raise Invalid(
+                f"{instrument.symbol} trades on {', '.join(instrument.timeframes())}.",
+                {"json": {"timeframe": [f"{instrument.symbol} has no {timeframe} candles."]}},
+            )
+        bot.instrument, bot.timeframe = instrument, timeframe
+    if "strategy" in fields:
+        bot.strategy = validate_strategy(fields["strategy"])
+    if "risk" in fields:
+        bot.risk = validate_risk(fields["risk"])
+    for key in ("name", "description", "initial_capital", "fee", "slippage_bps"):
+        if key in fields:
+            setattr(bot, key, fields[key])
+
+
+def _check_unique_name(bot: Bot) -> None:
+    """:class:`Conflict` if another bot of the owner has this name (the unique key backs it)."""
+    with db.no_autoflush:
+        taken = db.scalar(
+            select(Bot.id).where(
+                Bot.owner_id == bot.owner_id, Bot.name == bot.name, Bot.id != bot.id
+            )
+        )
+    if taken is not None:
+        raise Conflict(f"You already have a bot named {bot.name!r}.")
+
+
+def create_bot(owner_id: uuid.UUID, fields: dict[str, Any]) -> Bot:
+    """Validate and add a new ``draft`` bot (``symbol`` and ``strategy`` are required)."""
+    bot = Bot(id=uuid.uuid4(), owner_id=owner_id, status="draft")
+    bot.risk = validate_risk({})
+    _apply(bot, fields)
+    _check_unique_name(bot)
+    db.add(bot)
+    db.flush()
+    return bot
+
+
+def update_bot(bot: Bot, fields: dict[str, Any]) -> Bot:
+    """Change the given fields (status is not among them: lifecycle actions own it)."""
+    _apply(bot, fields)
+    _check_unique_name(bot)
+    db.flush()
+    return bot
+
+
+def delete_bot(bot: Bot) -> None:
+    """Delete a bot that is not running; its backtests stay, with their snapshots."""
+    if bot.status in ("running", "paused"):
+        raise Conflict("Stop the bot before deleting it.")
+    db.delete(bot)
+    db.flush()

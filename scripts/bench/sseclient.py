@@ -1,0 +1,201 @@
+"""A minimal Server-Sent Events client on raw asyncio streams (one coroutine per client).
+
+It speaks just enough HTTP/1.1 for the benchmark: one GET, the status line and
+headers, then a chunked (or close-delimited) body parsed into ``id:``/``event:``/
+``data:`` events. Data is kept as received and decoded after the run, so the
+client does as little as possible while events arrive. Also here: opening many
+clients at once, and watching this process's event loop for lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from harness import note
+
+RETRY_STATUSES = (429, 503)  # the server's per-process or per-caller stream limit
+
+
+@dataclass
+class Event:
+    """One dispatched SSE event."""
+
+    id: str
+    event: str
+    data: str
+
+
+class SSEParser:
+    """Incremental parser: feed bytes, get the events they complete."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._id = ""
+        self._event = ""
+        self._data: list[str] = []
+        self.comments = 0
+        self.retry_ms: int | None = None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Events completed by ``chunk`` (a blank line dispatches one)."""
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        events: list[Event] = []
+        for raw in lines:
+            line = raw.rstrip(b"\r").decode()
+            if not line:
+                if self._data:
+                    events.append(Event(self._id, self._event or "message", "\n".join(self._data)))
+                self._event, self._data = "", []
+                continue
+            if line.startswith(":"):
+                self.comments += 1
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                self._data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id":
+                self._id = value
+            elif name == "retry" and value.isdigit():
+                self.retry_ms = int(value)
+        return events
+
+
+@dataclass
+class SSEClient:
+    """One stream: connects (retrying the server's limit statuses), then records events."""
+
+    index: int
+    attempts: int = 0
+    status: str = "new"  # new, open, refused, failed, closed
+    error: str = ""
+    events: list[tuple[float, str, str]] = field(default_factory=list)  # (received, event, data)
+    statuses: dict[int, int] = field(default_factory=dict)  # refusals by HTTP status
+    parser: SSEParser = field(default_factory=SSEParser)
+    writer: asyncio.StreamWriter | None = None
+
+    async def run(
+        self, port: int, path: str, opened: asyncio.Queue[SSEClient], max_attempts: int = 40
+    ) -> None:
+        """Connect, report to ``opened`` once the first chunk arrives, then read until closed."""
+        try:
+            connected = await self._connect(port, path, max_attempts)
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+            self.close()
+            opened.put_nowait(self)
+            return
+        if connected is None:
+            opened.put_nowait(self)
+            return
+        try:
+            first = True
+            async for chunk in self._chunks(*connected):
+                received = time.time()
+                for event in self.parser.feed(chunk):
+                    self.events.append((received, event.event, event.data))
+                if first:
+                    self.status, first = "open", False
+                    opened.put_nowait(self)
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if self.status == "new":
+                self.status = "failed"
+                opened.put_nowait(self)
+            elif self.status == "open":
+                self.status = "closed"
+            self.close()
+
+    async def _connect(
+        self, port: int, path: str, max_attempts: int
+    ) -> tuple[asyncio.StreamReader, bool] | None:
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+        ).encode()
+        while True:
+            self.attempts += 1
+            reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+            self.writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            status_line, *header_lines = head.split("\r\n")
+            status = int(status_line.split()[1])
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (h.partition(":") for h in header_lines if h)
+            }
+            if status == 200:
+                return reader, headers.get("transfer-encoding", "").lower() == "chunked"
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            self.close()
+            if status not in RETRY_STATUSES or self.attempts >= max_attempts:
+                self.status, self.error = "refused", f"HTTP {status} after {self.attempts} tries"
+                return None
+            await asyncio.sleep(0.05 * min(self.attempts, 10))
+
+    @staticmethod
+    async def _chunks(reader: asyncio.StreamReader, chunked: bool) -> AsyncIterator[bytes]:
+        while True:
+            if not chunked:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                yield data
+                continue
+            size = int((await reader.readline()).strip() or b"0", 16)
+            if size == 0:
+                return
+            data = await reader.readexactly(size + 2)
+            yield data[:-2]
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
+
+
+async def open_clients(
+    port: int, path: str, count: int, concurrency: int, timeout: float
+) -> tuple[list[SSEClient], list[asyncio.Task[None]]]:
+    """Start ``count`` clients, at most ``concurrency`` connecting at once; wait for all."""
+    opened: asyncio.Queue[SSEClient] = asyncio.Queue()
+    clients = [SSEClient(i) for i in range(count)]
+    tasks: list[asyncio.Task[None]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    settled = 0
+
+    async def settle_one() -> None:
+        nonlocal settled
+        remaining = deadline - asyncio.get_running_loop().time()
+        await asyncio.wait_for(opened.get(), max(0.01, remaining))
+        settled += 1
+
+    try:
+        for client in clients:
+            while len(tasks) - settled >= concurrency:
+                await settle_one()
+            tasks.append(asyncio.create_task(client.run(port, path, opened)))
+        while settled < count:
+            await settle_one()
+    except TimeoutError:
+        note(f"{count - settled} client(s) still connecting after {timeout:.0f}s")
+    return clients, tasks
+
+
+async def loop_lag(samples: list[float], stop: asyncio.Event, period: float = 0.005) -> None:
+    """How late this process's event loop wakes up (bounds the client-side share of latency)."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(period)
+        samples.append((loop.time() - before - period) * 1000)
