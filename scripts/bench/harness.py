@@ -25,8 +25,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-DEFAULT_PG_URL = "postgresql://botyard@127.0.0.1:54329/postgres"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:63790/"
+RUN_DIR = ROOT / "var" / "run"
+
+
+def _local_port(name: str, default: int) -> int:
+    """The port the bootstrap recorded for a project-local server (it may skip busy ones)."""
+    try:
+        return int((RUN_DIR / f"{name}.port").read_text().strip())
+    except (OSError, ValueError):
+        return default
+
+
+DEFAULT_PG_URL = f"postgresql://botyard@127.0.0.1:{_local_port('pg', 54329)}/postgres"
+DEFAULT_REDIS_URL = f"redis://127.0.0.1:{_local_port('redis', 63790)}/"
 DEFAULT_REDIS_DB = 14  # the test suite uses 15, development 0
 BENCH_DB_PREFIX = "botyard_bench_"
 START_HINT = """\

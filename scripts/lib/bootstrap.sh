@@ -7,6 +7,8 @@ BY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BY_VAR="$BY_ROOT/var"
 BY_PG_PORT="${BOTYARD_PG_PORT:-54329}"
 BY_REDIS_PORT="${BOTYARD_REDIS_PORT:-63790}"
+# How many ports after the default to try when another checkout's server holds it.
+BY_PORT_TRIES=20
 BY_APT_UPDATED=""
 
 by_log() { printf '\033[1m[botyard]\033[0m %s\n' "$*" >&2; }
@@ -53,6 +55,18 @@ ensure_venv() {
         echo "$want" >"$stamp"
     fi
     export PATH="$BY_ROOT/.venv/bin:$PATH"
+}
+
+by_port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The first port from $1 on that nothing listens on (another checkout may hold the default).
+by_free_port() {
+    local port="$1" i
+    for ((i = 0; i < BY_PORT_TRIES; i++)); do
+        if ! by_port_busy "$port"; then echo "$port"; return 0; fi
+        port=$((port + 1))
+    done
+    by_die "no free port in $1..$port; set BOTYARD_PG_PORT / BOTYARD_REDIS_PORT"
 }
 
 by_pg_bindir() {
@@ -105,7 +119,11 @@ ensure_postgres() {
         by_pg_run "$bindir/initdb" -D "$data" --auth=trust --username=postgres \
             --encoding=UTF8 --locale=C >/dev/null
     fi
-    if ! by_pg_run "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if by_pg_run "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        BY_PG_PORT="$(cat "$BY_VAR/run/pg.port" 2>/dev/null || echo "$BY_PG_PORT")"
+    else
+        BY_PG_PORT="$(by_free_port "$BY_PG_PORT")"
+        echo "$BY_PG_PORT" >"$BY_VAR/run/pg.port"
         by_log "starting Postgres on 127.0.0.1:$BY_PG_PORT"
         by_pg_run "$bindir/pg_ctl" -D "$data" -l "$logfile" -w -t 30 \
             -o "-c listen_addresses=127.0.0.1 -p $BY_PG_PORT -k $BY_VAR/run" start >/dev/null ||
@@ -132,7 +150,15 @@ ensure_redis() {
         by_apt_install redis-server
     fi
     mkdir -p "$BY_VAR/redis" "$BY_VAR/run" "$BY_VAR/log"
-    if ! redis-cli -h 127.0.0.1 -p "$BY_REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+    local saved
+    saved="$(cat "$BY_VAR/run/redis.port" 2>/dev/null || true)"
+    # Ours only if it answers on the port we recorded and keeps its files in our var/.
+    if [ -n "$saved" ] && redis-cli -h 127.0.0.1 -p "$saved" config get dir 2>/dev/null |
+        grep -qx "$BY_VAR/redis"; then
+        BY_REDIS_PORT="$saved"
+    else
+        BY_REDIS_PORT="$(by_free_port "$BY_REDIS_PORT")"
+        echo "$BY_REDIS_PORT" >"$BY_VAR/run/redis.port"
         by_log "starting Redis on 127.0.0.1:$BY_REDIS_PORT"
         redis-server --bind 127.0.0.1 --port "$BY_REDIS_PORT" --dir "$BY_VAR/redis" \
             --daemonize yes --pidfile "$BY_VAR/run/redis.pid" \
