@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from models.strategy_specs import strategy_catalogue
 
 from api.access import public
 from api.strategies import blp
+from models.strategy_specs import strategy_catalogue
 
 
 @blp.route("")
