@@ -17,8 +17,9 @@ from models.market import TIMEFRAME_MS
 from models.market_cache import CandleCache
 from models.market_data import CsvRejected, import_csv
 from models.rbac import ROLES
-from models.seed import seed_market, seed_world
+from models.seed import seed_bots, seed_market, seed_world
 from models.users import create_user
+from workers.enqueue import enqueue_backtest
 
 users_cli = AppGroup("users", help="Manage accounts.")
 market_cli = AppGroup("market", help="Manage market data.")
@@ -52,6 +53,7 @@ def seed_command(days: int | None) -> None:
     if not with_accounts:
         click.echo("production: roles synced; create accounts with `flask users create`.")
         return
+    _seed_demo_bots()
     click.echo("development accounts (login with username or email):")
     for acct in (*report.created, *report.existing):
         state = "created" if acct in report.created else "exists "
@@ -59,6 +61,23 @@ def seed_command(days: int | None) -> None:
             f"  {state} {acct.username:<10} {acct.email:<24} "
             f"password={acct.password:<24} roles={','.join(acct.roles)}"
         )
+
+
+def _seed_demo_bots() -> None:
+    """Demo bots and their first backtests (queued here; the worker runs them)."""
+    queued = seed_bots(int(time.time() * 1000))
+    db.commit()
+    try:
+        for backtest_id in queued:
+            enqueue_backtest(redis_client(), str(backtest_id), settings().backtest_timeout)
+    except RedisError as exc:
+        raise click.ClickException(
+            f"Redis is unreachable; demo backtests not queued ({exc})"
+        ) from exc
+    if queued:
+        click.echo(f"bots: made {len(queued)} demo bot(s); their backtests run on the worker")
+    else:
+        click.echo("bots: the demo bots exist already")
 
 
 @users_cli.command("create")

@@ -243,3 +243,20 @@ def request_cancel(backtest: Backtest, now: datetime) -> Backtest:
         backtest.status = "cancelled"
         backtest.finished_at = now
     return backtest
+
+
+def stale_backtests(before: datetime) -> list[Backtest]:
+    """Queued or running backtests created before ``before`` that nobody asked to cancel."""
+    return list(
+        db.scalars(
+            select(Backtest)
+            .where(
+                Backtest.status.in_(ACTIVE_BACKTEST_STATUSES),
+                Backtest.cancel_requested.is_(False),
+                Backtest.created_at < before,
+            )
+            .order_by(Backtest.created_at)
+            .limit(500)
+            .with_for_update(skip_locked=True)
+        )
+    )

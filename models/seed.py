@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from models.backtests import Limits, build_spec, create_backtest
+from models.bots import Bot, create_bot
 from models.candles import last_candle_ms
+from models.db import session as db
 from models.instruments import sync_instruments
 from models.market_data import fill_gap
 from models.rbac import sync_roles
@@ -70,3 +77,92 @@ def seed_market(now_ms: int, days: int) -> dict[str, int]:
     ]
     loaded = fill_gap(provider, empty, now_ms, days)
     return {symbol: count for symbol, count in loaded.items() if count}
+
+
+@dataclass(frozen=True)
+class DemoBot:
+    """A bot the seed gives a demo user."""
+
+    owner: str
+    name: str
+    symbol: str
+    timeframe: str
+    strategy: dict[str, Any]
+    risk: dict[str, Any]
+
+
+_SOL_RULES = {
+    "entry": {
+        "all": [
+            {"op": ">", "left": {"price": "close"}, "right": {"ind": "ema", "period": 50}},
+            {"op": "crosses_above", "left": {"ind": "rsi", "period": 14}, "right": {"const": 55}},
+        ]
+    },
+    "exit": {"op": "crosses_below", "left": {"ind": "rsi", "period": 14}, "right": {"const": 45}},
+}
+
+DEMO_BOTS = (
+    DemoBot(
+        "alice",
+        "BTC trend (SMA 20/50)",
+        "BTC-USD",
+        "1h",
+        {"template": "sma_crossover", "params": {"fast": 20, "slow": 50}},
+        {"stop_loss": 0.05},
+    ),
+    DemoBot(
+        "alice",
+        "ETH dip buyer (RSI)",
+        "ETH-USD",
+        "15m",
+        {"template": "rsi_mean_reversion", "params": {}},
+        {},
+    ),
+    DemoBot(
+        "bob",
+        "EUR-USD bands",
+        "EUR-USD",
+        "1h",
+        {"template": "bollinger_bands", "params": {}},
+        {"direction": "long_short"},
+    ),
+    DemoBot(
+        "bob", "SOL momentum rules", "SOL-USD", "1h", {"rules": _SOL_RULES}, {"trailing_stop": 0.08}
+    ),
+)
+DEMO_BACKTEST_DAYS = 14
+
+
+def seed_bots(now_ms: int) -> list[uuid.UUID]:
+    """Demo bots for the demo users, each with a backtest of its last two weeks.
+
+    Only bots that do not exist yet are made (so a second run changes nothing); their
+    backtests are created ``queued`` and their ids returned for the caller to enqueue.
+    """
+    generous = Limits(max_bars=10**7, max_days=3660, quota=10**6)
+    queued: list[uuid.UUID] = []
+    for demo in DEMO_BOTS:
+        owner = find_by_login(demo.owner)
+        exists = owner is not None and db.scalar(
+            select(Bot.id).where(Bot.owner_id == owner.id, Bot.name == demo.name)
+        )
+        if owner is None or exists:
+            continue
+        bot = create_bot(
+            owner.id,
+            {
+                "name": demo.name,
+                "description": "A demo bot made by `flask seed`.",
+                "symbol": demo.symbol,
+                "timeframe": demo.timeframe,
+                "strategy": demo.strategy,
+                "risk": demo.risk,
+                "initial_capital": 10_000.0,
+                "fee": 0.001,
+                "slippage_bps": 5.0,
+            },
+        )
+        span = {"start": now_ms - DEMO_BACKTEST_DAYS * 86_400_000, "end": now_ms}
+        backtest = create_backtest(owner.id, build_spec(span, bot, now_ms, generous), 10**6)
+        queued.append(backtest.id)
+    return queued

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
+from flask import current_app
+from rq import get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from models import sessions
+from models.backtests import stale_backtests
 from models.db import session as db
 from models.password_resets import purge_reset_tokens as purge_stale_reset_tokens
+from workers.enqueue import backtest_job_id, enqueue_backtest
 
 log = structlog.get_logger(__name__)
 
@@ -32,3 +38,44 @@ def purge_reset_tokens() -> int:
     db.commit()
     log.info("reset_tokens_purged", count=removed)
     return removed
+
+
+STALE_BACKTEST_S = 120
+MAX_BACKTEST_ATTEMPTS = 3
+
+
+def requeue_backtests() -> int:
+    """Re-queue backtests Postgres says are waiting but RQ has lost; returns how many.
+
+    A Redis flush or a dead worker can leave a ``queued`` or ``running`` backtest with no
+    live job. After ``MAX_BACKTEST_ATTEMPTS`` runs that never finished it is marked
+    failed instead, so a backtest that kills its worker cannot loop forever.
+    """
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("requeue_backtests runs as an RQ job")
+    settings = current_app.extensions["botyard.settings"]
+    cutoff = datetime.now(UTC) - timedelta(seconds=STALE_BACKTEST_S)
+    requeued = 0
+    for backtest in stale_backtests(cutoff):
+        try:
+            status = Job.fetch(backtest_job_id(str(backtest.id)), connection=job.connection)
+            alive = status.get_status() in (
+                JobStatus.QUEUED,
+                JobStatus.STARTED,
+                JobStatus.SCHEDULED,
+            )
+        except NoSuchJobError:
+            alive = False
+        if alive:
+            continue
+        if backtest.attempts >= MAX_BACKTEST_ATTEMPTS:
+            backtest.status, backtest.finished_at = "failed", datetime.now(UTC)
+            backtest.error = f"Stopped after {backtest.attempts} attempts that did not finish."
+            continue
+        backtest.status = "queued"
+        enqueue_backtest(job.connection, str(backtest.id), settings.backtest_timeout)
+        requeued += 1
+    db.commit()
+    log.info("backtests_requeued", count=requeued)
+    return requeued

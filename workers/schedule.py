@@ -67,6 +67,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="purge-reset-tokens", func="workers.housekeeping.purge_reset_tokens", interval=3600
     ),
+    PeriodicJob(id="requeue-backtests", func="workers.housekeeping.requeue_backtests", interval=60),
 )
 
 

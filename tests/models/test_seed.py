@@ -11,8 +11,18 @@ from models.identity import User
 from models.rbac import PERMISSIONS, ROLES
 from models.seed import DEV_ACCOUNTS
 from models.users import find_by_login
+from workers.main import build_worker
+from workers.queues import BACKTESTS
 
-SNAPSHOT_TABLES = ("users", "roles", "permissions", "user_roles", "role_permissions")
+SNAPSHOT_TABLES = (
+    "users",
+    "roles",
+    "permissions",
+    "user_roles",
+    "role_permissions",
+    "instruments",
+    "bots",
+)
 
 
 def _snapshot(db: Any) -> dict[str, list[tuple[Any, ...]]]:
@@ -36,11 +46,26 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     admin = find_by_login("admin")
     assert admin is not None and admin.has_permission("users:manage")
 
+    # Demo bots for the demo users, each with a queued backtest the worker then runs.
+    assert "bots: made 4 demo bot(s)" in first.output
+    owners = db.execute(
+        sa.text(
+            "SELECT u.username, count(*) FROM bots b JOIN users u ON u.id = b.owner_id GROUP BY 1"
+        )
+    ).all()
+    assert dict(owners) == {"alice": 2, "bob": 2}
+    assert build_worker(app, (BACKTESTS,), simple=True).work(burst=True) is True
+    statuses = [s for (s,) in db.execute(sa.text("SELECT status FROM backtests"))]
+    assert statuses == ["succeeded"] * 4
+    assert db.scalar(sa.text("SELECT count(*) FROM backtest_equity")) > 0
+
     before = _snapshot(db)
     second = runner.invoke(args=["seed"])
     assert second.exit_code == 0, second.output
     assert "seed: 0 row(s) changed" in second.output
+    assert "the demo bots exist already" in second.output
     assert _snapshot(db) == before
+    assert db.scalar(sa.text("SELECT count(*) FROM backtests")) == 4
 
 
 def test_users_create_command(app: Flask, db: Any) -> None:

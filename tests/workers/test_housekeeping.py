@@ -17,11 +17,15 @@ from flask import Flask
 from redis import Redis
 from rq.job import Job, JobStatus
 
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from models.backtests import Backtest, Limits, build_spec, create_backtest
 from models.identity import AuthSession, PasswordResetToken
+from models.instruments import sync_instruments
+from models.market_data import load_history
 from tests.helpers import REDIS_URL, create_database, drop_database
 from workers.enqueue import enqueue_purge_sessions
 from workers.main import build_worker
-from workers.queues import DEFAULT, get_queue
+from workers.queues import BACKTESTS, DEFAULT, get_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,3 +170,47 @@ def test_reset_token_purge_runs_through_rq(
         sa.select(PasswordResetToken.id).where(PasswordResetToken.user_id == user.id)
     )
     assert set(remaining) == {fresh.id}
+
+
+def test_lost_backtests_are_requeued_and_endless_ones_given_up(
+    app: Flask, db: Any, make_user: Any, redis: Redis
+) -> None:
+    provider = SyntheticProvider()
+    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+    btc = next(i for i in instruments if i.symbol == "BTC-USD")
+    end = 1_767_225_600_000
+    load_history(provider, btc, SYNTHETIC_INSTRUMENTS[0], end - 5 * 86_400_000, end)
+    user = make_user()
+    spec = build_spec(
+        {
+            "symbol": "BTC-USD",
+            "timeframe": "1h",
+            "strategy": {"template": "macd"},
+            "start": end - 5 * 86_400_000,
+            "end": end,
+        },
+        None,
+        end,
+        Limits(max_bars=10**6, max_days=100, quota=10),
+    )
+    # Postgres has them, Redis lost them (never enqueued here): one fresh, one that keeps dying.
+    lost = create_backtest(user.id, spec, quota=10)
+    doomed = create_backtest(user.id, spec, quota=10)
+    doomed.status, doomed.attempts = "running", 3
+    db.flush()
+    db.execute(sa.text("UPDATE backtests SET created_at = now() - interval '1 hour'"))
+    db.commit()
+
+    job = get_queue(DEFAULT, redis).enqueue("workers.housekeeping.requeue_backtests")
+    assert build_worker(app, (DEFAULT,), simple=True).work(burst=True) is True
+    assert Job.fetch(job.id, connection=redis).return_value() == 1
+    db.expire_all()
+    assert db.get(Backtest, doomed.id).status == "failed"
+    assert "3 attempts" in (db.get(Backtest, doomed.id).error or "")
+    assert build_worker(app, (BACKTESTS,), simple=True).work(burst=True) is True
+    db.expire_all()
+    assert db.get(Backtest, lost.id).status == "succeeded"
+    # A second sweep finds nothing to do.
+    job = get_queue(DEFAULT, redis).enqueue("workers.housekeeping.requeue_backtests")
+    assert build_worker(app, (DEFAULT,), simple=True).work(burst=True) is True
+    assert Job.fetch(job.id, connection=redis).return_value() == 0
