@@ -34,10 +34,15 @@ _INSERT_EQUITY = text(
     """
 )
 
-# A cheap summary of the candles a backtest read; equal summaries mean unchanged data.
+# A cheap summary of the candles a backtest read; equal summaries mean unchanged data. Sums
+# are numeric, so they are exact whatever order (or parallel plan) Postgres adds them in; the
+# time-weighted close sum notices values that merely moved between bars.
 _CANDLE_SUMMARY = text(
     """
-    SELECT count(*), min(ts), max(ts), sum(open), sum(high), sum(low), sum(close), sum(volume)
+    SELECT count(*), min(ts), max(ts),
+           sum(CAST(open AS numeric)), sum(CAST(high AS numeric)), sum(CAST(low AS numeric)),
+           sum(CAST(close AS numeric)), sum(CAST(volume AS numeric)),
+           sum(CAST(close AS numeric) * CAST(extract(epoch FROM ts) AS numeric))
     FROM candles
     WHERE instrument_id = :iid AND timeframe = :tf
       AND ts >= to_timestamp(:start / 1000.0) AND ts < to_timestamp(:end / 1000.0)
@@ -46,7 +51,7 @@ _CANDLE_SUMMARY = text(
 
 
 def candles_fingerprint(spec: dict[str, Any]) -> str:
-    """SHA-256 of the count, span and column sums of the candles under ``spec``."""
+    """SHA-256 of the count, span, column sums and time-weighted close sum under ``spec``."""
     row = db.execute(
         _CANDLE_SUMMARY,
         {
