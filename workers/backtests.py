@@ -48,12 +48,14 @@ class _Progress:
 
     def __init__(self, backtest_id: uuid.UUID) -> None:
         self.backtest_id = backtest_id
-        self.last = 0.0
+        self.last = (
+            0.0  # the first call (engine start) checks: a cancel may have come while loading
+        )
 
     def __call__(self, fraction: float) -> bool:
         now = time.monotonic()
-        if now - self.last < CHECKPOINT_S and fraction < 1.0:
-            return True
+        if now - self.last < CHECKPOINT_S or fraction >= 1.0:
+            return True  # (at 1.0 the result is about to be saved with progress 100)
         self.last = now
         cancel = db.scalar(
             update(Backtest)
@@ -99,7 +101,6 @@ def _execute(backtest: Backtest) -> str:
         _finish(backtest, "failed", message)
         return "failed"
     fingerprint = candles_fingerprint(spec)
-    db.commit()
     config = {
         key: spec[key]
         for key in ("initial_capital", "fee", "slippage_bps", "fractional", "size_precision")

@@ -1,8 +1,16 @@
-"""Worker entry point: ``python -m workers.main [--burst] [--queues bots,default]``.
+"""Worker entry point: ``python -m workers.main [--burst] [--queues bots,default] [--fork]``.
 
 Jobs run inside an app context with structlog configured; each job gets its
-own database session, removed when it ends, and the pool inherited from the
-parent process is dropped in the forked child.
+own database session, removed when it ends.
+
+By default jobs run in the worker process itself. Forking a work horse per job
+(``--fork``, RQ's default) isolates each job from the others but costs every job a
+fork, a new database connection and a cold start, about 80 ms on a one-year
+backtest here (docs/performance.md), which is more than the job's own database
+work. Without it, isolation comes from the job timeout (SIGALRM in the worker),
+the process supervisor restarting a worker that dies, and the sweeps that
+re-queue what a dead worker was running. With ``--fork`` the pool inherited from
+the parent is dropped in the child.
 """
 
 from __future__ import annotations
@@ -19,10 +27,15 @@ from rq.job import Job
 from rq.queue import Queue
 
 from models import db
+from workers import account_mail, backtests, housekeeping
 from workers.context import create_worker_app
 from workers.queues import ALL_QUEUES, get_queue, redis_connection
 
 log = structlog.get_logger(__name__)
+
+# Imported here, in the parent, so every forked work horse starts with them loaded instead
+# of importing the engine again for each job (tens of milliseconds a job).
+JOB_MODULES = (account_mail, backtests, housekeeping)
 
 
 class AppContextMixin:
@@ -46,11 +59,11 @@ class AppContextMixin:
 
 
 class AppWorker(AppContextMixin, Worker):
-    """The production worker: forks a work horse per job (isolation from crashes)."""
+    """Forks a work horse per job (``--fork``): isolation from crashes, at a cost per job."""
 
 
 class AppSimpleWorker(AppContextMixin, SimpleWorker):
-    """Runs jobs in-process: for tests and for debugging."""
+    """Runs jobs in its own process: the default, and what tests use."""
 
 
 def build_worker(
@@ -71,15 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Botyard RQ worker")
     parser.add_argument("--burst", action="store_true", help="drain the queues, then exit")
     parser.add_argument("--queues", default=",".join(ALL_QUEUES), help="comma-separated")
-    parser.add_argument("--simple", action="store_true", help="run jobs in-process (no fork)")
+    parser.add_argument(
+        "--fork", action="store_true", help="fork a work horse per job (isolation, slower)"
+    )
     args = parser.parse_args(argv)
     names = tuple(n.strip() for n in args.queues.split(",") if n.strip())
     unknown = [n for n in names if n not in ALL_QUEUES]
     if unknown:
         parser.error(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(ALL_QUEUES)}")
     app = create_worker_app()
-    worker = build_worker(app, names, simple=args.simple)
-    log.info("worker_starting", queues=list(names), burst=args.burst, name=worker.name)
+    worker = build_worker(app, names, simple=not args.fork)
+    log.info(
+        "worker_starting", queues=list(names), burst=args.burst, fork=args.fork, name=worker.name
+    )
     worker.work(burst=args.burst, with_scheduler=False)
     return 0
 

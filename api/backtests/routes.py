@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 import marshmallow as ma
+import structlog
 from flask import url_for
 from flask.views import MethodView
+from redis.exceptions import RedisError
 
 from api.access import authenticated, current_user
 from api.auth.tokens import now_utc
@@ -45,6 +47,8 @@ from models.bots import get_owned_bot
 from models.db import session as db
 from models.pagination import page_of
 from workers.enqueue import cancel_backtest_job, enqueue_backtest
+
+log = structlog.get_logger(__name__)
 
 
 def _quota(roles: list[str]) -> int:
@@ -102,10 +106,13 @@ class Backtests(MethodView):
         limits = Limits(s.backtest_max_bars, s.backtest_max_days, _quota(user.role_names))
         spec = build_spec(data, bot, int(time.time() * 1000), limits)
         backtest = create_backtest(user.id, spec, limits.quota)
-        # Enqueue before committing: if Redis refuses, nothing is saved (503); if the commit
-        # fails after, the job finds no row and does nothing.
-        enqueue_backtest(redis_client(), str(backtest.id), s.backtest_timeout)
+        # Commit first, so the worker always finds the row. If Redis then refuses the job,
+        # the backtest is saved as queued and the requeue sweep enqueues it once Redis is back.
         db.commit()
+        try:
+            enqueue_backtest(redis_client(), str(backtest.id), s.backtest_timeout)
+        except RedisError as exc:
+            log.warning("backtest_enqueue_deferred", error_type=type(exc).__name__)
         location = url_for("backtests.BacktestById", backtest_id=backtest.id)
         return backtest_view(backtest), 202, {"Location": location}
 

@@ -6,7 +6,8 @@ Usage: .venv/bin/python scripts/bench/backtest.py [--runs 10] [--engine-bars 100
    synthetic 1m bars, the engine against a vectorized numpy reference), run here first.
 2. End to end: in a scratch database with a year of BTC-USD history, gunicorn (the
    project's config) and ONE worker process (``python -m workers.main --queues backtests``,
-   forking a work horse per job as in production), it times ``POST /api/v1/backtests``
+   running jobs in-process as in the Procfile; ``--fork`` for a work horse per job), it
+   times ``POST /api/v1/backtests``
    (a one-year 1h SMA crossover, 8,760 bars) until a ``GET`` polled every 2 ms shows
    ``succeeded``. The engine's own time on the same candles, measured in this process,
    is the baseline: overhead = end to end - engine.
@@ -118,7 +119,7 @@ def one_run(port: int, token: str) -> dict[str, float]:
     }
 
 
-def end_to_end(runs: int) -> dict[str, Any]:
+def end_to_end(runs: int, fork: bool) -> dict[str, Any]:
     """Everything in a scratch database: the figures of ``runs`` backtests."""
     services = harness.Services.from_env(os.environ)
     services.check()
@@ -131,7 +132,8 @@ def end_to_end(runs: int) -> dict[str, Any]:
             ["users", "create", "b@bench.local", "bencher", "--password", PASSWORD], env
         )
         worker = subprocess.Popen(
-            [sys.executable, "-m", "workers.main", "--queues", "backtests"],
+            [sys.executable, "-m", "workers.main", "--queues", "backtests"]
+            + (["--fork"] if fork else []),
             cwd=harness.ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -161,6 +163,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--engine-bars", type=int, default=1_000_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--fork", action="store_true", help="the worker forks a work horse per job")
     args = parser.parse_args()
 
     harness.note("engine vs numpy reference (scripts/bench/backtest_engine.py)")
@@ -170,12 +173,13 @@ def main() -> int:
         check=True,
     )
     engine_ms = engine_baseline()
-    e2e = end_to_end(args.runs)
+    e2e = end_to_end(args.runs, args.fork)
     report = {
         "machine": harness.machine(),
         "engine_ms": engine_ms,
         **{f"e2e_{k}": v for k, v in e2e.items()},
         "overhead_ms": e2e["wall_ms"] - engine_ms,
+        "worker": "forking (a work horse per job)" if args.fork else "in-process",
     }
 
     def render(r: dict[str, Any]) -> str:
@@ -183,7 +187,7 @@ def main() -> int:
             [
                 "",
                 f"One-year 1h backtest ({r['e2e_bars']:.0f} bars), median of {args.runs} runs, "
-                "one worker:",
+                f"one {r['worker']} worker:",
                 f"  engine alone            {r['engine_ms']:8.1f} ms",
                 f"  POST -> succeeded       {r['e2e_wall_ms']:8.1f} ms  "
                 f"(POST {r['e2e_post_ms']:.1f} ms, queued {r['e2e_queued_ms']:.0f} ms, "
