@@ -9,7 +9,7 @@ from flask import Flask
 from redis import BlockingConnectionPool, Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import access, cli
+from api import access, cli, ratelimit_storage
 from api.admin import blp as admin_blp
 from api.auth import blp as auth_blp
 from api.auth.tokens import init_jwt
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                 }
             },
         },
-        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STORAGE_URI=ratelimit_storage.storage_uri(settings.redis_url),
         RATELIMIT_STORAGE_OPTIONS={
             "socket_connect_timeout": settings.redis_timeout,
             "socket_timeout": settings.redis_timeout,

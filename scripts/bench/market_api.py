@@ -90,13 +90,11 @@ def candle_window(now_ms: int, days: int, bars: int, misalign: int) -> tuple[int
 
 
 def cache_stats(services: Services) -> dict[str, int]:
-    """The candle cache's hit/miss counters."""
+    """The closed-window response cache's hit/miss counters (the path this bench loads)."""
     raw = services.redis().hgetall(STATS_KEY)
     stats = {k.decode(): int(v) for k, v in raw.items()}
-    return {
-        "candle_hits": stats.get("candle_hits", 0),
-        "candle_misses": stats.get("candle_misses", 0),
-    }
+    lookups, misses = stats.get("response_lookups", 0), stats.get("response_misses", 0)
+    return {"candle_hits": lookups - misses, "candle_misses": misses}
 
 
 def check_candles(port: int, path: str, bars: int) -> int:
@@ -255,7 +253,7 @@ def render(report: dict[str, Any]) -> str:
     )
     before, after = report["cache_stats"]["before"], report["cache_stats"]["after"]
     lines.append(
-        f"mkt:stats before load: hits={before['candle_hits']:,} "
+        f"closed-window cache before load: hits={before['candle_hits']:,} "
         f"misses={before['candle_misses']:,}; "
         f"after: hits={after['candle_hits']:,} misses={after['candle_misses']:,} "
         f"(+{after['candle_hits'] - before['candle_hits']:,} hits, "
