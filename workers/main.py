@@ -5,7 +5,7 @@ own database session, removed when it ends.
 
 By default jobs run in the worker process itself. Forking a work horse per job
 (``--fork``, RQ's default) isolates each job from the others but costs every job a
-fork, a new database connection and a cold start, about 80 ms on a one-year
+fork, a new database connection and a cold start, about 70 ms on a one-year
 backtest here (docs/performance.md), which is more than the job's own database
 work. Without it, isolation comes from the job timeout (SIGALRM in the worker),
 the process supervisor restarting a worker that dies, and the sweeps that
