@@ -24,7 +24,7 @@ from models.users import disable_user, enable_user, get_user, search_users, set_
 @blp.route("/users")
 class AdminUsers(MethodView):
     @require_permission("users:read")
-    @blp.arguments(UserSearchQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(UserSearchQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, UserPageOut)
     @blp.alt_response(403, schema=ErrorOut, description="Missing permission")
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +41,7 @@ class AdminUsers(MethodView):
 @blp.route("/users/<uuid:user_id>/roles")
 class AdminUserRoles(MethodView):
     @require_permission("users:manage")
-    @blp.arguments(RolesIn)
+    @blp.arguments(RolesIn())
     @blp.response(200, UserOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such user")
     @blp.alt_response(409, schema=ErrorOut, description="Would leave no active admin")

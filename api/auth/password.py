@@ -43,7 +43,7 @@ class PasswordForgot(MethodView):
     )
     @public
     @blp.doc(security=[])
-    @blp.arguments(ForgotIn)
+    @blp.arguments(ForgotIn())
     @blp.response(202, AcceptedOut)
     @blp.alt_response(429, schema=ErrorOut, description="Too many requests")
     def post(self, data: dict[str, Any]) -> dict[str, str]:
@@ -62,7 +62,7 @@ class PasswordReset(MethodView):
     @limiter.limit(setting("rate_limit_reset_ip"), scope="reset-ip")
     @public
     @blp.doc(security=[])
-    @blp.arguments(ResetIn)
+    @blp.arguments(ResetIn())
     @blp.response(204)
     @blp.alt_response(400, schema=ErrorOut, description="Invalid, expired or used token")
     @blp.alt_response(429, schema=ErrorOut, description="Too many requests")
@@ -88,7 +88,7 @@ class PasswordChange(MethodView):
         deduct_when=failed_only,
     )
     @fresh_login_required
-    @blp.arguments(PasswordChangeIn)
+    @blp.arguments(PasswordChangeIn())
     @blp.response(204)
     @blp.alt_response(401, schema=ErrorOut, description="Needs a token from a fresh login")
     @blp.alt_response(422, schema=ErrorOut, description="Wrong current password")

@@ -52,7 +52,7 @@ class Register(MethodView):
     )
     @public
     @blp.doc(security=[])
-    @blp.arguments(RegisterIn)
+    @blp.arguments(RegisterIn())
     @blp.response(201, UserOut)
     @blp.alt_response(409, schema=ErrorOut, description="Email or username taken")
     @blp.alt_response(429, schema=ErrorOut, description="Too many attempts")
@@ -74,7 +74,7 @@ class Login(MethodView):
     )
     @public
     @blp.doc(security=[])
-    @blp.arguments(LoginIn)
+    @blp.arguments(LoginIn())
     @blp.response(200, TokensOut)
     @blp.alt_response(401, schema=ErrorOut, description="Wrong login or password")
     @blp.alt_response(429, schema=ErrorOut, description="Too many attempts")

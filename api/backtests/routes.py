@@ -79,7 +79,7 @@ def backtest_view(backtest: Backtest, with_data_check: bool = False) -> dict[str
 @blp.route("")
 class Backtests(MethodView):
     @authenticated
-    @blp.arguments(BacktestQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(BacktestQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, BacktestPageOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List my backtests, newest first (filter by status and bot)."""
@@ -93,7 +93,7 @@ class Backtests(MethodView):
         }
 
     @authenticated
-    @blp.arguments(BacktestIn)
+    @blp.arguments(BacktestIn())
     @blp.response(202, BacktestOut, headers={"Location": {"description": "The backtest's URL"}})
     @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
     @blp.alt_response(422, schema=ErrorOut, description="Invalid spec, range or size")
@@ -145,7 +145,7 @@ class BacktestById(MethodView):
 @blp.route("/<uuid:backtest_id>/trades")
 class BacktestTrades(MethodView):
     @authenticated
-    @blp.arguments(PageQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(PageQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, TradePageOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
     def get(self, query: dict[str, Any], backtest_id: uuid.UUID) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class BacktestTrades(MethodView):
 @blp.route("/<uuid:backtest_id>/equity")
 class BacktestEquityCurve(MethodView):
     @authenticated
-    @blp.arguments(EquityQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(EquityQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, EquityOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
     def get(self, query: dict[str, Any], backtest_id: uuid.UUID) -> dict[str, Any]:

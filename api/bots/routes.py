@@ -20,7 +20,7 @@ from models.pagination import page_of
 @blp.route("")
 class Bots(MethodView):
     @authenticated
-    @blp.arguments(BotQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(BotQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, BotPageOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List my bots, newest first (filter by name text and status)."""
@@ -34,7 +34,7 @@ class Bots(MethodView):
         }
 
     @authenticated
-    @blp.arguments(BotIn)
+    @blp.arguments(BotIn())
     @blp.response(201, BotOut)
     @blp.alt_response(409, schema=ErrorOut, description="A bot of mine has that name")
     @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
@@ -55,7 +55,7 @@ class BotById(MethodView):
         return get_owned_bot(current_user().id, bot_id)
 
     @authenticated
-    @blp.arguments(BotPatch)
+    @blp.arguments(BotPatch())
     @blp.response(200, BotOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
     @blp.alt_response(409, schema=ErrorOut, description="A bot of mine has that name")

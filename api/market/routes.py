@@ -63,7 +63,7 @@ def _json(body: bytes, max_age: int) -> Response:
 class Instruments(MethodView):
     @public
     @blp.doc(security=[])
-    @blp.arguments(InstrumentQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(InstrumentQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, InstrumentPageOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List instruments (filter by text, kind, active), by symbol."""
@@ -154,7 +154,7 @@ def _candles_body(
 class InstrumentCandles(MethodView):
     @public
     @blp.doc(security=[])
-    @blp.arguments(CandlesQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(CandlesQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, CandlesOut)
     @blp.alt_response(304, description="Not modified (If-None-Match)")
     @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
@@ -198,7 +198,7 @@ class InstrumentCandles(MethodView):
 class MarketStream(MethodView):
     @public
     @blp.doc(security=[])
-    @blp.arguments(StreamQuery, location="query", unknown=ma.RAISE)
+    @blp.arguments(StreamQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, description="`text/event-stream` of `quote` and `candle` events")
     @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
     @blp.alt_response(429, schema=ErrorOut, description="Too many open streams")
