@@ -70,6 +70,12 @@ _GENERIC_MESSAGES = {
 def _message_for(error: HTTPException) -> str:
     """The caller's own description if one was given, else a useful default."""
     code = error.code or 500
+    if code == 429:
+        # flask-limiter's description is the limit itself, e.g. "120 per 1 minute".
+        return (
+            f"Too many requests: the limit is {error.description}. "
+            "Retry after the number of seconds in Retry-After."
+        )
     custom = error.description and error.description != type(error).description
     if custom and code != 500:
         return str(error.description)

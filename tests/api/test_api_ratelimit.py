@@ -42,7 +42,8 @@ def test_anonymous_callers_are_limited_per_address(app: Flask, client: FlaskClie
         assert blocked.status_code == 429
         body = blocked.json
         assert body["code"] == 429 and body["status"] == "Too Many Requests"
-        assert body["request_id"] and "message" in body
+        assert body["request_id"]
+        assert body["message"].startswith("Too many requests: the limit is 3 per 1 minute.")
         assert 0 < int(blocked.headers["Retry-After"]) <= 60
         assert statuses(client, 1, "10.1.0.2") == [200]  # another address has its own budget
         # Probes are never limited.
