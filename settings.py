@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -104,9 +104,19 @@ class Settings:
     backtest_max_bars: int = 1_000_000
     backtest_max_days: int = 3660
     backtest_timeout: int = 1800
+    # Live bots: running + paused per user, by best role (docs/execution.md).
+    bot_limit_user: int = 5
+    bot_limit_moderator: int = 10
+    bot_limit_admin: int = 50
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def for_role(self, name: str, roles: Sequence[str]) -> int:
+        """A per-role limit such as ``backtest_quota``: the admin's, moderator's or user's value."""
+        best = "admin" if "admin" in roles else "moderator" if "moderator" in roles else "user"
+        value: int = getattr(self, f"{name}_{best}")
+        return value
 
     @property
     def redis_pool_size(self) -> int:
@@ -177,6 +187,9 @@ class Settings:
             backtest_max_bars=_int(env, "BACKTEST_MAX_BARS", defaults.backtest_max_bars),
             backtest_max_days=_int(env, "BACKTEST_MAX_DAYS", defaults.backtest_max_days),
             backtest_timeout=_int(env, "BACKTEST_TIMEOUT", defaults.backtest_timeout),
+            bot_limit_user=_int(env, "BOT_LIMIT_USER", defaults.bot_limit_user),
+            bot_limit_moderator=_int(env, "BOT_LIMIT_MODERATOR", defaults.bot_limit_moderator),
+            bot_limit_admin=_int(env, "BOT_LIMIT_ADMIN", defaults.bot_limit_admin),
             rate_limit_reset_ip=env.get("RATE_LIMIT_RESET_IP", defaults.rate_limit_reset_ip),
             rate_limit_reset_email=env.get(
                 "RATE_LIMIT_RESET_EMAIL", defaults.rate_limit_reset_email
@@ -205,6 +218,8 @@ class Settings:
             raise SettingsError("SEED_HISTORY_DAYS must be between 0 and 3650")
         if min(self.backtest_quota_user, self.backtest_max_bars, self.backtest_max_days) < 1:
             raise SettingsError("backtest quotas and limits must be at least 1")
+        if min(self.bot_limit_user, self.bot_limit_moderator, self.bot_limit_admin) < 0:
+            raise SettingsError("BOT_LIMIT_USER, _MODERATOR and _ADMIN must not be negative")
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):

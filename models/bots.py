@@ -34,6 +34,17 @@ from models.market import Instrument
 from models.strategy_specs import validate_risk, validate_strategy
 
 BOT_STATUSES = ("draft", "running", "paused", "stopped", "error")
+ACTIVE_BOT_STATUSES = ("running", "paused")
+# Fields that change how a bot trades: frozen while it has an active run.
+TRADING_FIELDS = (
+    "symbol",
+    "timeframe",
+    "strategy",
+    "risk",
+    "initial_capital",
+    "fee",
+    "slippage_bps",
+)
 
 
 class Bot(Base):
@@ -138,7 +149,18 @@ def create_bot(owner_id: uuid.UUID, fields: dict[str, Any]) -> Bot:
 
 
 def update_bot(bot: Bot, fields: dict[str, Any]) -> Bot:
-    """Change the given fields (status is not among them: lifecycle actions own it)."""
+    """Change the given fields (status is not among them: lifecycle actions own it).
+
+    Raises :class:`Conflict` for a trading field of a running or paused bot: its live
+    run keeps the settings it started with.
+    """
+    if bot.status in ACTIVE_BOT_STATUSES:
+        frozen = [key for key in TRADING_FIELDS if key in fields]
+        if frozen:
+            raise Conflict(
+                f"Stop the bot before changing how it trades ({', '.join(frozen)}); "
+                "name and description stay editable."
+            )
     _apply(bot, fields)
     _check_unique_name(bot)
     db.flush()
@@ -147,7 +169,7 @@ def update_bot(bot: Bot, fields: dict[str, Any]) -> Bot:
 
 def delete_bot(bot: Bot) -> None:
     """Delete a bot that is not running; its backtests stay, with their snapshots."""
-    if bot.status in ("running", "paused"):
+    if bot.status in ACTIVE_BOT_STATUSES:
         raise Conflict("Stop the bot before deleting it.")
     db.delete(bot)
     db.flush()

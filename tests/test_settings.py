@@ -65,3 +65,11 @@ def test_ttls_and_environment_are_validated() -> None:
     with pytest.raises(SettingsError, match="lifetimes"):
         Settings.from_env({"ACCESS_TOKEN_TTL": "100", "REFRESH_TOKEN_TTL": "50"})
     assert Settings.from_env({"ACCESS_TOKEN_TTL": "60"}).access_token_ttl == 60
+
+
+def test_per_role_limits_pick_the_best_role() -> None:
+    s = Settings(backtest_quota_user=2, backtest_quota_moderator=4, backtest_quota_admin=10)
+    assert s.for_role("backtest_quota", ["user"]) == 2
+    assert s.for_role("backtest_quota", ["moderator", "user"]) == 4
+    assert s.for_role("backtest_quota", ["admin", "moderator"]) == 10
+    assert s.for_role("bot_limit", []) == s.bot_limit_user

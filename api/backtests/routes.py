@@ -51,15 +51,6 @@ from workers.enqueue import cancel_backtest_job, enqueue_backtest
 log = structlog.get_logger(__name__)
 
 
-def _quota(roles: list[str]) -> int:
-    s = settings()
-    if "admin" in roles:
-        return s.backtest_quota_admin
-    if "moderator" in roles:
-        return s.backtest_quota_moderator
-    return s.backtest_quota_user
-
-
 def backtest_view(backtest: Backtest, with_data_check: bool = False) -> dict[str, Any]:
     """The response body: the row plus derived timings (and, for one backtest, data drift)."""
     body = {key: getattr(backtest, key) for key in BacktestOut().fields if hasattr(backtest, key)}
@@ -103,7 +94,8 @@ class Backtests(MethodView):
         user = current_user()
         bot = get_owned_bot(user.id, data["bot_id"]) if "bot_id" in data else None
         s = settings()
-        limits = Limits(s.backtest_max_bars, s.backtest_max_days, _quota(user.role_names))
+        quota = s.for_role("backtest_quota", user.role_names)
+        limits = Limits(s.backtest_max_bars, s.backtest_max_days, quota)
         spec = build_spec(data, bot, int(time.time() * 1000), limits)
         backtest = create_backtest(user.id, spec, limits.quota)
         # Commit first, so the worker always finds the row. If Redis then refuses the job,

@@ -58,7 +58,7 @@ class BotById(MethodView):
     @blp.arguments(BotPatch())
     @blp.response(200, BotOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
-    @blp.alt_response(409, schema=ErrorOut, description="A bot of mine has that name")
+    @blp.alt_response(409, schema=ErrorOut, description="Name taken, or the bot is live")
     @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
     def patch(self, data: dict[str, Any], bot_id: uuid.UUID) -> Bot:
         """Change some of my bot's fields (not its status)."""

@@ -85,6 +85,31 @@ class BotOut(ma.Schema):
     updated_at = ma.fields.DateTime()
 
 
+class BotRunOut(ma.Schema):
+    """A live paper run: its status, times and paper account (the engine's broker state)."""
+
+    id = ma.fields.UUID()
+    status = ma.fields.String()
+    started_at = ma.fields.DateTime()
+    paused_at = ma.fields.DateTime(allow_none=True)
+    stopped_at = ma.fields.DateTime(allow_none=True)
+    initial_capital = ma.fields.Float()
+    broker_state = ma.fields.Dict(
+        metadata={"description": "cash, units (signed), entry price, pending order, ..."}
+    )
+    last_candle_ts = ma.fields.Integer(
+        allow_none=True, metadata={"description": "ms of the last processed candle"}
+    )
+    consecutive_failures = ma.fields.Integer()
+    error = ma.fields.String(allow_none=True)
+
+
+class BotWithRunOut(BotOut):
+    """A bot after a lifecycle action, with its current (latest) run."""
+
+    run = ma.fields.Nested(BotRunOut, allow_none=True)
+
+
 class BotQuery(PageQuery):
     """Filter my bots."""
 

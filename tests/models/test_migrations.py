@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "candles",
     "password_reset_tokens",
     "bots",
+    "bot_runs",
     "backtests",
     "backtest_trades",
     "backtest_equity",

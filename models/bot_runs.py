@@ -1,0 +1,219 @@
+"""Live paper runs of bots and the lifecycle actions that start, pause, resume and stop them.
+
+Each start opens a new ``bot_runs`` row holding a fresh paper account (the engine's
+:class:`~engine.broker.BrokerState`); at most one run per bot is active (running or
+paused), which a partial unique index backs. See docs/execution.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.broker import BrokerConfig, BrokerState
+from models.bots import ACTIVE_BOT_STATUSES, Bot
+from models.db import Base
+from models.db import session as db
+from models.errors import Conflict, NotFound, QuotaExceeded
+from models.identity import User
+
+RUN_STATUSES = ("running", "paused", "stopped", "error")
+STARTABLE_BOT_STATUSES = ("draft", "stopped", "error")
+
+# Why an action is refused, by the bot's current status (messages a person can act on).
+_REFUSALS = {
+    "start": {
+        "running": "The bot is already running.",
+        "paused": "The bot is paused; resume it or stop it.",
+    },
+    "pause": {
+        "paused": "The bot is already paused.",
+        "draft": "The bot is not running; start it first.",
+        "stopped": "The bot is stopped; start it first.",
+        "error": "The bot stopped on an error; start it again first.",
+    },
+    "resume": {
+        "running": "The bot is already running.",
+        "draft": "The bot is not paused; start it instead.",
+        "stopped": "The bot is stopped; start it instead.",
+        "error": "The bot stopped on an error; start it instead.",
+    },
+    "stop": {
+        "draft": "The bot has never been started.",
+        "stopped": "The bot is already stopped.",
+        "error": "The bot has already stopped on an error.",
+    },
+}
+
+
+class BotRun(Base):
+    """One live paper run of a bot, from a start to its stop (or error)."""
+
+    __tablename__ = "bot_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running','paused','stopped','error')", name="status_known"),
+        CheckConstraint("consecutive_failures >= 0", name="failures_non_negative"),
+        Index("ix_bot_runs_bot_id_started_at", "bot_id", "started_at"),
+        Index("ix_bot_runs_owner_id", "owner_id"),
+        # The invariant "one active run per bot", enforced by Postgres, not just by the code.
+        Index(
+            "uq_bot_runs_bot_id_active",
+            "bot_id",
+            unique=True,
+            postgresql_where=text("status IN ('running','paused')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    initial_capital: Mapped[float] = mapped_column(Float)
+    broker_state: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    last_candle_ts: Mapped[int | None] = mapped_column(BigInteger)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def current_run(bot: Bot) -> BotRun | None:
+    """The bot's latest run (active or not), or None if it was never started."""
+    return db.scalar(
+        select(BotRun)
+        .where(BotRun.bot_id == bot.id)
+        .order_by(BotRun.started_at.desc(), BotRun.created_at.desc())
+        .limit(1)
+    )
+
+
+def _active_run(bot: Bot) -> BotRun | None:
+    return db.scalar(
+        select(BotRun).where(BotRun.bot_id == bot.id, BotRun.status.in_(ACTIVE_BOT_STATUSES))
+    )
+
+
+def _lock_owned_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
+    """The caller's bot, re-read under a row lock so two actions on it run one after the other."""
+    bot = db.scalar(
+        select(Bot)
+        .where(Bot.id == bot_id)
+        .with_for_update(of=Bot)
+        .execution_options(populate_existing=True)
+    )
+    if bot is None or bot.owner_id != owner_id:
+        raise NotFound("No bot with that id.")
+    return bot
+
+
+def _refuse_unless(bot: Bot, action: str, allowed: tuple[str, ...]) -> None:
+    if bot.status not in allowed:
+        raise Conflict(_REFUSALS[action].get(bot.status, f"The bot is {bot.status}."))
+
+
+def start_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, limit: int, now: datetime) -> Bot:
+    """Start a draft, stopped or errored bot: a new run with a fresh paper account.
+
+    Raises :class:`Conflict` for any other status and :class:`QuotaExceeded` when the
+    owner already has ``limit`` bots running or paused. The owner's row is locked first,
+    so two concurrent starts cannot both squeeze under the limit.
+    """
+    db.execute(select(User.id).where(User.id == owner_id).with_for_update())
+    bot = _lock_owned_bot(owner_id, bot_id)
+    _refuse_unless(bot, "start", STARTABLE_BOT_STATUSES)
+    active = db.scalar(
+        select(func.count(Bot.id)).where(
+            Bot.owner_id == owner_id, Bot.status.in_(ACTIVE_BOT_STATUSES)
+        )
+    )
+    if int(active or 0) >= limit:
+        raise QuotaExceeded(
+            f"You already have {active} bot(s) running or paused, your limit; stop one first."
+        )
+    stale = _active_run(bot)
+    if stale is not None:  # cannot happen while the bot says it is inactive; heal if it does
+        stale.status, stale.stopped_at = "stopped", now
+        db.flush()
+    config = BrokerConfig(
+        initial_capital=bot.initial_capital,
+        fee=bot.fee,
+        slippage_bps=bot.slippage_bps,
+        fractional=bot.instrument.fractional,
+        size_precision=bot.instrument.size_precision,
+    )
+    db.add(
+        BotRun(
+            bot_id=bot.id,
+            owner_id=owner_id,
+            status="running",
+            started_at=now,
+            initial_capital=bot.initial_capital,
+            broker_state=BrokerState.start(config).as_dict(),
+            consecutive_failures=0,
+        )
+    )
+    bot.status = "running"
+    db.flush()
+    return bot
+
+
+def pause_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime) -> Bot:
+    """Pause a running bot: its run keeps its account but is not ticked. :class:`Conflict` else."""
+    bot = _lock_owned_bot(owner_id, bot_id)
+    _refuse_unless(bot, "pause", ("running",))
+    run = _require_active_run(bot)
+    run.status, run.paused_at = "paused", now
+    bot.status = "paused"
+    db.flush()
+    return bot
+
+
+def resume_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
+    """Resume a paused bot on the same run and account. :class:`Conflict` otherwise."""
+    bot = _lock_owned_bot(owner_id, bot_id)
+    _refuse_unless(bot, "resume", ("paused",))
+    run = _require_active_run(bot)
+    run.status, run.paused_at = "running", None
+    bot.status = "running"
+    db.flush()
+    return bot
+
+
+def stop_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime) -> Bot:
+    """Stop a running or paused bot and close its run. :class:`Conflict` otherwise."""
+    bot = _lock_owned_bot(owner_id, bot_id)
+    _refuse_unless(bot, "stop", ACTIVE_BOT_STATUSES)
+    run = _active_run(bot)
+    if run is not None:
+        run.status, run.stopped_at = "stopped", now
+    bot.status = "stopped"
+    db.flush()
+    return bot
+
+
+def _require_active_run(bot: Bot) -> BotRun:
+    run = _active_run(bot)
+    if run is None:
+        # The bot says it is active but has no run: only a hand edit of the database does this.
+        raise Conflict("The bot has no active run; stop it and start it again.")
+    return run
