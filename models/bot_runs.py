@@ -97,6 +97,21 @@ class BotRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+def broker_config(bot: Bot) -> BrokerConfig:
+    """The paper account's costs and unit rules, from the bot and its instrument.
+
+    A run's trading fields are frozen while it is active, so every tick rebuilds the
+    same config the run started with.
+    """
+    return BrokerConfig(
+        initial_capital=bot.initial_capital,
+        fee=bot.fee,
+        slippage_bps=bot.slippage_bps,
+        fractional=bot.instrument.fractional,
+        size_precision=bot.instrument.size_precision,
+    )
+
+
 def current_run(bot: Bot) -> BotRun | None:
     """The bot's latest run (active or not), or None if it was never started."""
     return db.scalar(
@@ -154,13 +169,7 @@ def start_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, limit: int, now: datetime)
     if stale is not None:  # cannot happen while the bot says it is inactive; heal if it does
         stale.status, stale.stopped_at = "stopped", now
         db.flush()
-    config = BrokerConfig(
-        initial_capital=bot.initial_capital,
-        fee=bot.fee,
-        slippage_bps=bot.slippage_bps,
-        fractional=bot.instrument.fractional,
-        size_precision=bot.instrument.size_precision,
-    )
+    config = broker_config(bot)
     db.add(
         BotRun(
             bot_id=bot.id,

@@ -28,6 +28,8 @@ EXPECTED_TABLES = {
     "password_reset_tokens",
     "bots",
     "bot_runs",
+    "bot_trades",
+    "bot_equity",
     "backtests",
     "backtest_trades",
     "backtest_equity",

@@ -1,0 +1,220 @@
+"""Live ticks: parity with a backtest, idempotent re-runs, one failing bot never fails others."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from redis import Redis
+
+from engine.backtest import run_backtest
+from engine.broker import BrokerState
+from engine.candles import Candles
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from engine.strategies import validate_strategy
+from models.backtest_results import TRADE_COLUMNS
+from models.bot_runs import BotRun, broker_config, current_run, pause_bot, start_bot
+from models.bot_ticks import BotEquity, BotTrade, run_equity, run_span, run_trades
+from models.bots import Bot, create_bot
+from models.candles import read_candles
+from models.instruments import sync_instruments
+from models.market_data import load_history
+from workers.main import build_worker
+from workers.queues import BOTS, get_queue
+from workers.ticks import tick_bots
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+END = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SPAN_START = END - 12 * DAY
+# Half an hour into a bar: trading starts at the next bar of the 1h grid.
+STARTED_AT = datetime.fromtimestamp((SPAN_START + HOUR // 2) / 1000, UTC)
+
+SMA = {"template": "sma_crossover", "params": {"fast": 5, "slow": 20}}
+RULES = {
+    "rules": {
+        "entry": {
+            "all": [
+                {
+                    "op": "crosses_above",
+                    "left": {"ind": "ema", "period": 5},
+                    "right": {"ind": "ema", "period": 30},
+                },
+                {"op": "<", "left": {"ind": "rsi", "period": 14}, "right": {"const": 75}},
+            ]
+        },
+        "exit": {
+            "op": "crosses_below",
+            "left": {"ind": "ema", "period": 5},
+            "right": {"ind": "ema", "period": 30},
+        },
+    }
+}
+COSTS = {
+    "symbol": "BTC-USD",
+    "timeframe": "1h",
+    "initial_capital": 10_000.0,
+    "fee": 0.001,
+    "slippage_bps": 0.0,
+}
+RULES_RISK = {"stop_loss": 0.004, "direction": "long_only"}
+
+
+@pytest.fixture
+def market(db: Any) -> None:
+    provider = SyntheticProvider()
+    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+    btc = next(i for i in instruments if i.symbol == "BTC-USD")
+    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
+    load_history(provider, btc, spec, SPAN_START - 3 * DAY, END)
+    db.commit()
+
+
+@pytest.fixture
+def runs(db: Any, market: None, make_user: Callable[..., Any]) -> list[BotRun]:
+    """Two running bots of one owner, started at ``STARTED_AT``: an SMA crossover and rules."""
+    owner = make_user()
+    bots = [
+        create_bot(
+            owner.id,
+            {"name": "sma", "strategy": SMA, **COSTS},
+        ),
+        create_bot(
+            owner.id,
+            {
+                "name": "rules",
+                "strategy": RULES,
+                "risk": RULES_RISK,
+                **COSTS,
+                "slippage_bps": 3,
+            },
+        ),
+    ]
+    result = []
+    for bot in bots:
+        start_bot(owner.id, bot.id, limit=10, now=STARTED_AT)
+        run = current_run(bot)
+        assert run is not None
+        result.append(run)
+    db.commit()
+    return result
+
+
+def ids(runs: list[BotRun]) -> list[str]:
+    return [str(run.id) for run in runs]
+
+
+def replay(runs: list[BotRun], start: int, stop: int) -> None:
+    """Tick every hourly candle in [start, stop), one call per candle, as the dispatcher would."""
+    for ts in range(start, stop, HOUR):
+        outcome = tick_bots(ids(runs), ts)
+        assert outcome["failed"] == [], outcome
+
+
+def snapshot(db: Any, run_id: uuid.UUID) -> tuple[Any, ...]:
+    run = db.scalar(
+        sa.select(BotRun).where(BotRun.id == run_id).execution_options(populate_existing=True)
+    )
+    trades = db.scalar(sa.select(sa.func.count()).where(BotTrade.run_id == run_id))
+    points = db.scalar(sa.select(sa.func.count()).where(BotEquity.run_id == run_id))
+    return run.broker_state, run.last_candle_ts, run.consecutive_failures, trades, points
+
+
+def assert_parity(db: Any, run: BotRun, trade_from: int) -> int:
+    """The run's trades, equity and state equal a backtest from its anchor; returns #trades."""
+    bot = db.get(Bot, run.bot_id)
+    anchor, first = run_span(run, "1h", validate_strategy(bot.strategy).warmup)
+    assert first == trade_from
+    rows = read_candles(bot.instrument_id, "1h", anchor, END, limit=10**6)
+    expected = run_backtest(
+        Candles.from_rows(rows), bot.strategy, bot.risk, broker_config(bot), trade_from_ms=first
+    )
+    want = [{k: r[k] for k in TRADE_COLUMNS} for r in expected.trades.records()]
+    live = [{k: getattr(t, k) for k in TRADE_COLUMNS} for t in run_trades(run.id)]
+    assert live == want, bot.name  # exact floats, not approximately
+    points = run_equity(run.id)
+    assert [ts for ts, _ in points] == expected.equity.ts.tolist()
+    assert [value for _, value in points] == expected.equity.equity.tolist()
+    db.refresh(run)
+    assert run.broker_state == expected.state.as_dict()
+    assert run.last_candle_ts == END - HOUR
+    return len(want)
+
+
+def test_a_replayed_span_gives_the_backtests_trades_and_equity(db: Any, runs: list[BotRun]) -> None:
+    trade_from = SPAN_START + HOUR
+    replay(runs, trade_from, END)
+    assert [assert_parity(db, run, trade_from) >= 3 for run in runs] == [True, True]
+    reasons = {t.exit_reason for t in run_trades(runs[1].id)}
+    assert "stop_loss" in reasons, reasons
+
+
+def test_catching_up_in_one_tick_equals_ticking_candle_by_candle(
+    db: Any, runs: list[BotRun]
+) -> None:
+    replay(runs[:1], SPAN_START + HOUR, SPAN_START + 50 * HOUR)
+    outcome = tick_bots(ids(runs), END - HOUR)  # one catch-up tick for both
+    assert outcome["ticked"] == ids(runs)
+    for run in runs:
+        assert_parity(db, run, SPAN_START + HOUR)
+
+
+def test_ticks_through_the_bots_queue_and_a_second_delivery_changes_nothing(
+    app: Flask, db: Any, redis: Redis, runs: list[BotRun]
+) -> None:
+    first, last = SPAN_START + HOUR, SPAN_START + 40 * HOUR
+    queue = get_queue(BOTS, redis)
+    queue.enqueue(tick_bots, ids(runs), last)  # a catch-up: 40 candles in one tick
+    assert build_worker(app, (BOTS,), simple=True).work(burst=True) is True
+    before = [snapshot(db, run.id) for run in runs]
+    assert [b[1] for b in before] == [last, last]
+    assert [b[4] for b in before] == [40, 40]
+    queue.enqueue(tick_bots, ids(runs), last)
+    queue.enqueue(tick_bots, ids(runs), first)
+    assert build_worker(app, (BOTS,), simple=True).work(burst=True) is True
+    assert [snapshot(db, run.id) for run in runs] == before
+    assert tick_bots(ids(runs), last) == {"ticked": [], "skipped": ids(runs), "failed": []}
+    assert [snapshot(db, run.id) for run in runs] == before
+
+
+def test_a_failing_bot_is_counted_and_never_fails_the_others(db: Any, runs: list[BotRun]) -> None:
+    good, bad = runs
+    ts = SPAN_START + 30 * HOUR
+    db.execute(sa.update(BotRun).where(BotRun.id == bad.id).values(broker_state={"bogus": 1}))
+    db.commit()
+    outcome = tick_bots(ids(runs), ts)
+    assert outcome == {"ticked": [str(good.id)], "skipped": [], "failed": [str(bad.id)]}
+    good_state, bad_state = snapshot(db, good.id), snapshot(db, bad.id)
+    assert good_state[1] == ts and good_state[4] == 30
+    assert bad_state[1:] == (None, 1, 0, 0)
+    failed = db.get(BotRun, bad.id)
+    assert failed.error is not None and "TypeError" in failed.error
+    tick_bots(ids(runs), ts + HOUR)
+    assert snapshot(db, bad.id)[2] == 2
+    # Repaired, the bot catches up and its failure count resets.
+    fresh = BrokerState.start(broker_config(db.get(Bot, bad.bot_id))).as_dict()
+    db.execute(sa.update(BotRun).where(BotRun.id == bad.id).values(broker_state=fresh))
+    db.commit()
+    assert tick_bots([str(bad.id)], ts + HOUR)["ticked"] == [str(bad.id)]
+    repaired = db.scalar(
+        sa.select(BotRun).where(BotRun.id == bad.id).execution_options(populate_existing=True)
+    )
+    assert repaired.consecutive_failures == 0 and repaired.error is None
+    assert repaired.last_candle_ts == ts + HOUR
+
+
+def test_paused_runs_and_unknown_ids_are_skipped(db: Any, runs: list[BotRun]) -> None:
+    sma, rules = runs
+    bot = db.get(Bot, sma.bot_id)
+    pause_bot(bot.owner_id, bot.id, now=STARTED_AT)
+    db.commit()
+    before = snapshot(db, sma.id)
+    outcome = tick_bots([*ids(runs), str(uuid.uuid4())], SPAN_START + 10 * HOUR)
+    assert outcome["ticked"] == [str(rules.id)]
+    assert outcome["skipped"] == [str(sma.id), outcome["skipped"][1]]
+    assert snapshot(db, sma.id) == before
