@@ -108,6 +108,9 @@ class Settings:
     bot_limit_user: int = 5
     bot_limit_moderator: int = 10
     bot_limit_admin: int = 50
+    # Live ticks: failures in a row before a run moves to error; runs per tick job.
+    bot_max_failures: int = 5
+    bot_tick_chunk: int = 200
 
     def __post_init__(self) -> None:
         self.validate()
@@ -190,6 +193,8 @@ class Settings:
             bot_limit_user=_int(env, "BOT_LIMIT_USER", defaults.bot_limit_user),
             bot_limit_moderator=_int(env, "BOT_LIMIT_MODERATOR", defaults.bot_limit_moderator),
             bot_limit_admin=_int(env, "BOT_LIMIT_ADMIN", defaults.bot_limit_admin),
+            bot_max_failures=_int(env, "BOT_MAX_FAILURES", defaults.bot_max_failures),
+            bot_tick_chunk=_int(env, "BOT_TICK_CHUNK", defaults.bot_tick_chunk),
             rate_limit_reset_ip=env.get("RATE_LIMIT_RESET_IP", defaults.rate_limit_reset_ip),
             rate_limit_reset_email=env.get(
                 "RATE_LIMIT_RESET_EMAIL", defaults.rate_limit_reset_email
@@ -216,10 +221,7 @@ class Settings:
             raise SettingsError("FEED_SPEED must be in (0, 3600]")
         if not 0 <= self.seed_history_days <= 3650:
             raise SettingsError("SEED_HISTORY_DAYS must be between 0 and 3650")
-        if min(self.backtest_quota_user, self.backtest_max_bars, self.backtest_max_days) < 1:
-            raise SettingsError("backtest quotas and limits must be at least 1")
-        if min(self.bot_limit_user, self.bot_limit_moderator, self.bot_limit_admin) < 0:
-            raise SettingsError("BOT_LIMIT_USER, _MODERATOR and _ADMIN must not be negative")
+        self._validate_jobs()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -228,3 +230,12 @@ class Settings:
             raise SettingsError("SMTP_URL must look like smtp://host:port or smtps://host:port")
         if self.access_token_ttl <= 0 or self.refresh_token_ttl <= self.access_token_ttl:
             raise SettingsError("token lifetimes must be positive, refresh longer than access")
+
+    def _validate_jobs(self) -> None:
+        """Backtest and live-bot limits."""
+        if min(self.backtest_quota_user, self.backtest_max_bars, self.backtest_max_days) < 1:
+            raise SettingsError("backtest quotas and limits must be at least 1")
+        if min(self.bot_limit_user, self.bot_limit_moderator, self.bot_limit_admin) < 0:
+            raise SettingsError("BOT_LIMIT_USER, _MODERATOR and _ADMIN must not be negative")
+        if min(self.bot_max_failures, self.bot_tick_chunk) < 1:
+            raise SettingsError("BOT_MAX_FAILURES and BOT_TICK_CHUNK must be at least 1")

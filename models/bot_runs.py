@@ -34,6 +34,7 @@ from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, NotFound, QuotaExceeded
 from models.identity import User
+from models.market import Instrument
 
 RUN_STATUSES = ("running", "paused", "stopped", "error")
 STARTABLE_BOT_STATUSES = ("draft", "stopped", "error")
@@ -120,6 +121,26 @@ def current_run(bot: Bot) -> BotRun | None:
         .order_by(BotRun.started_at.desc(), BotRun.created_at.desc())
         .limit(1)
     )
+
+
+def running_runs_on(symbols: list[str], timeframes: list[str]) -> list[tuple[str, str, uuid.UUID]]:
+    """``(symbol, timeframe, run_id)`` of every running run trading one of those pairs.
+
+    Ordered by symbol, timeframe and run id, so the dispatcher cuts the same chunks
+    every time it handles the same event.
+    """
+    rows = db.execute(
+        select(Instrument.symbol, Bot.timeframe, BotRun.id)
+        .join(Bot, Bot.id == BotRun.bot_id)
+        .join(Instrument, Instrument.id == Bot.instrument_id)
+        .where(
+            BotRun.status == "running",
+            Instrument.symbol.in_(symbols),
+            Bot.timeframe.in_(timeframes),
+        )
+        .order_by(Instrument.symbol, Bot.timeframe, BotRun.id)
+    )
+    return [(str(symbol), str(tf), run_id) for symbol, tf, run_id in rows]
 
 
 def _active_run(bot: Bot) -> BotRun | None:

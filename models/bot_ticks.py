@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.backtest_results import TRADE_COLUMNS
 from models.bot_runs import BotRun
+from models.bots import Bot
 from models.db import Base
 from models.db import session as db
 from models.market import TIMEFRAME_MS
@@ -134,16 +135,38 @@ def save_tick(
     db.flush()
 
 
-def record_tick_failure(run_id: uuid.UUID, message: str) -> None:
-    """Count one more consecutive failure of the run and keep its reason."""
-    db.execute(
+def record_tick_failure(run_id: uuid.UUID, message: str, max_failures: int, now: datetime) -> bool:
+    """Count one more consecutive failure of the run and keep its reason.
+
+    At ``max_failures`` in a row a running run moves to ``error`` (closed at ``now``) and
+    so does its bot. Returns True when this failure did that. The bot's row is locked
+    before the run's, in the same order as the lifecycle actions, so the two never deadlock.
+    """
+    bot_id = db.scalar(select(BotRun.bot_id).where(BotRun.id == run_id))
+    if bot_id is None:
+        return False
+    db.execute(select(Bot.id).where(Bot.id == bot_id).with_for_update())
+    failures = db.scalar(
         update(BotRun)
         .where(BotRun.id == run_id)
         .values(
             consecutive_failures=BotRun.consecutive_failures + 1,
             error=message[:ERROR_CHARS],
         )
+        .returning(BotRun.consecutive_failures)
     )
+    if failures is None or failures < max_failures:
+        return False
+    moved = db.scalar(
+        update(BotRun)
+        .where(BotRun.id == run_id, BotRun.status == "running")
+        .values(status="error", stopped_at=now)
+        .returning(BotRun.id)
+    )
+    if moved is None:  # paused or stopped meanwhile: the owner's action wins
+        return False
+    db.execute(update(Bot).where(Bot.id == bot_id, Bot.status == "running").values(status="error"))
+    return True
 
 
 def run_trades(run_id: uuid.UUID) -> list[BotTrade]:

@@ -13,7 +13,7 @@ from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from workers.queues import BACKTESTS, DEFAULT, NOTIFICATIONS, get_queue
+from workers.queues import BACKTESTS, BOTS, DEFAULT, NOTIFICATIONS, get_queue
 
 
 def enqueue_purge_sessions(connection: Redis) -> Job:
@@ -80,3 +80,34 @@ def cancel_backtest_job(connection: Redis, backtest_id: str) -> None:
     """Take a queued backtest's job off its queue (the job also checks the row itself)."""
     with contextlib.suppress(NoSuchJobError):
         Job.fetch(backtest_job_id(backtest_id), connection=connection).cancel()
+
+
+# Live ticks must finish well within the next candle; a retry rides out a database blip.
+TICK_TIMEOUT = 120
+TICK_RETRY = Retry(max=3, interval=[2, 10, 30])
+
+
+def tick_job_id(symbol: str, timeframe: str, candle_ts: int, chunk_index: int) -> str:
+    """One RQ job per chunk of the runs trading ``symbol`` on ``timeframe`` at one candle."""
+    return f"tick-{symbol}-{timeframe}-{candle_ts}-{chunk_index}"
+
+
+def enqueue_tick(connection: Redis, run_ids: list[str], candle_ts: int, job_id: str) -> Job | None:
+    """Queue ``tick_bots(run_ids, candle_ts)`` on ``bots``; None if ``job_id`` already exists.
+
+    The job hash lives for ``result_ttl`` after it finishes; a later duplicate is still
+    harmless because the tick skips runs already at ``candle_ts``.
+    """
+    if Job.exists(job_id, connection=connection):
+        return None
+    return get_queue(BOTS, connection).enqueue(
+        "workers.ticks.tick_bots",
+        run_ids,
+        candle_ts,
+        job_id=job_id,
+        job_timeout=TICK_TIMEOUT,
+        retry=TICK_RETRY,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        description=f"tick_bots {job_id} ({len(run_ids)} runs)",
+    )

@@ -9,9 +9,11 @@ alone, so a tick delivered twice changes nothing. See docs/execution.md.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import numpy as np
 import structlog
+from flask import current_app
 
 from engine.broker import BrokerState, validate_risk
 from engine.candles import Candles
@@ -66,8 +68,10 @@ def tick_bots(run_ids: list[str], candle_ts: int) -> dict[str, list[str]]:
     """Tick each running run of the batch up to the candle opening at ``candle_ts`` (ms).
 
     Returns the run ids by outcome: ``ticked``, ``skipped`` (not running, or nothing new)
-    and ``failed`` (counted in ``consecutive_failures``, reason in ``error``).
+    and ``failed`` (counted in ``consecutive_failures``, reason in ``error``). A run that
+    fails ``BOT_MAX_FAILURES`` times in a row moves to ``error`` with its bot.
     """
+    max_failures = current_app.extensions["botyard.settings"].bot_max_failures
     outcome: dict[str, list[str]] = {"ticked": [], "skipped": [], "failed": []}
     for run_id in run_ids:
         key = uuid.UUID(run_id)
@@ -77,7 +81,9 @@ def tick_bots(run_ids: list[str], candle_ts: int) -> dict[str, list[str]]:
                 ticked = run is not None and _tick_run(run, candle_ts)
         except Exception as exc:
             log.exception("bot_tick_failed", run_id=run_id, candle_ts=candle_ts)
-            record_tick_failure(key, f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            if record_tick_failure(key, reason, max_failures, datetime.now(UTC)):
+                log.warning("bot_run_errored", run_id=run_id, failures=max_failures, error=reason)
             outcome["failed"].append(run_id)
             continue
         outcome["ticked" if ticked else "skipped"].append(run_id)

@@ -10,11 +10,20 @@ from flask.views import MethodView
 
 from api.access import authenticated, current_user
 from api.bots import blp
-from api.bots.schemas import BotIn, BotOut, BotPageOut, BotPatch, BotQuery
+from api.bots.schemas import BotDetailOut, BotIn, BotOut, BotPageOut, BotPatch, BotQuery
 from api.errors import ErrorOut
+from models.bot_runs import current_run
 from models.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
 from models.db import session as db
 from models.pagination import page_of
+
+
+def with_last_error(bot: Bot) -> dict[str, Any]:
+    """The response body: the bot's fields plus its latest run's error."""
+    body: dict[str, Any] = {key: getattr(bot, key) for key in BotOut().fields}
+    run = current_run(bot)
+    body["last_error"] = run.error if run is not None else None
+    return body
 
 
 @blp.route("")
@@ -48,11 +57,11 @@ class Bots(MethodView):
 @blp.route("/<uuid:bot_id>")
 class BotById(MethodView):
     @authenticated
-    @blp.response(200, BotOut)
+    @blp.response(200, BotDetailOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
-    def get(self, bot_id: uuid.UUID) -> Bot:
-        """One of my bots."""
-        return get_owned_bot(current_user().id, bot_id)
+    def get(self, bot_id: uuid.UUID) -> dict[str, Any]:
+        """One of my bots, with its latest run's error (`last_error`)."""
+        return with_last_error(get_owned_bot(current_user().id, bot_id))
 
     @authenticated
     @blp.arguments(BotPatch())

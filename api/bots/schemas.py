@@ -85,6 +85,18 @@ class BotOut(ma.Schema):
     updated_at = ma.fields.DateTime()
 
 
+class BotDetailOut(BotOut):
+    """One bot, with the reason its latest run last failed."""
+
+    last_error = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the latest run's error: why it moved to `error`, or the last failed "
+            "tick's reason until a tick succeeds; null if none"
+        },
+    )
+
+
 class BotRunOut(ma.Schema):
     """A live paper run: its status, times and paper account (the engine's broker state)."""
 

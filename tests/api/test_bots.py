@@ -67,7 +67,7 @@ def test_create_read_list_update_delete(
     assert bot["initial_capital"] == 10_000 and bot["fee"] == 0.001
 
     url = f"{BOTS}/{bot['id']}"
-    assert client.get(url, headers=owner).json == bot
+    assert client.get(url, headers=owner).json == {**bot, "last_error": None}
     new_bot(client, owner, name="Second", symbol="ETH-USD")
     listing = client.get(f"{BOTS}?page_size=1", headers=owner).json
     assert listing["total"] == 2 and len(listing["items"]) == 1

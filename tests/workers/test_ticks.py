@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from redis import Redis
 
 from engine.backtest import run_backtest
@@ -22,8 +23,10 @@ from models.bot_runs import BotRun, broker_config, current_run, pause_bot, start
 from models.bot_ticks import BotEquity, BotTrade, run_equity, run_span, run_trades
 from models.bots import Bot, create_bot
 from models.candles import read_candles
+from models.identity import User
 from models.instruments import sync_instruments
 from models.market_data import load_history
+from tests.helpers import bearer
 from workers.main import build_worker
 from workers.queues import BOTS, get_queue
 from workers.ticks import tick_bots
@@ -218,3 +221,39 @@ def test_paused_runs_and_unknown_ids_are_skipped(db: Any, runs: list[BotRun]) ->
     assert outcome["ticked"] == [str(rules.id)]
     assert outcome["skipped"] == [str(sma.id), outcome["skipped"][1]]
     assert snapshot(db, sma.id) == before
+
+
+def test_after_max_failures_the_run_and_its_bot_move_to_error(
+    app: Flask, db: Any, client: FlaskClient, login: Callable[..., Any], runs: list[BotRun]
+) -> None:
+    good, bad = runs
+    limit = app.extensions["botyard.settings"].bot_max_failures
+    db.execute(sa.update(BotRun).where(BotRun.id == bad.id).values(broker_state={"bogus": 1}))
+    db.commit()
+    bot = db.get(Bot, bad.bot_id)
+    owner = db.get(User, bot.owner_id)
+    headers = bearer(login(owner.username)["access_token"])
+    ts = SPAN_START + 10 * HOUR
+    for n in range(1, limit):
+        assert tick_bots(ids(runs), ts + n * HOUR)["failed"] == [str(bad.id)]
+        assert snapshot(db, bad.id)[2] == n
+        shown = client.get(f"/api/v1/bots/{bot.id}", headers=headers).json
+        assert shown["status"] == "running" and "TypeError" in shown["last_error"]
+    assert tick_bots(ids(runs), ts + limit * HOUR)["failed"] == [str(bad.id)]
+    errored = db.scalar(
+        sa.select(BotRun).where(BotRun.id == bad.id).execution_options(populate_existing=True)
+    )
+    assert errored.status == "error" and errored.stopped_at is not None
+    assert errored.consecutive_failures == limit and "TypeError" in errored.error
+    shown = client.get(f"/api/v1/bots/{bot.id}", headers=headers).json
+    assert shown["status"] == "error" and shown["last_error"] == errored.error
+    # An errored run is no longer ticked; the other bot never noticed.
+    assert tick_bots(ids(runs), ts + (limit + 1) * HOUR)["skipped"] == [str(bad.id)]
+    assert snapshot(db, bad.id)[2] == limit
+    assert snapshot(db, good.id)[1] == ts + (limit + 1) * HOUR
+    assert db.get(Bot, good.bot_id).status == "running"
+    # Starting it again opens a fresh run; the bot's detail no longer shows the old error.
+    restarted = client.post(f"/api/v1/bots/{bot.id}/start", headers=headers)
+    assert restarted.status_code == 200, restarted.json
+    assert restarted.json["run"]["error"] is None and restarted.json["run"]["id"] != str(bad.id)
+    assert client.get(f"/api/v1/bots/{bot.id}", headers=headers).json["last_error"] is None
