@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 import orjson
 import structlog
 from redis import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.bot_runs import running_runs_on
 from models.db import session as db
@@ -31,7 +33,6 @@ from settings import Settings
 from workers.context import create_worker_app
 from workers.enqueue import enqueue_tick, tick_job_id
 from workers.feed import CANDLE_CLOSED_STREAM
-from workers.queues import redis_connection
 
 log = structlog.get_logger(__name__)
 
@@ -122,10 +123,28 @@ def dispatch_once(redis: Redis, consumer: str, chunk: int, block_ms: int | None 
 
 
 def run(redis: Redis, settings: Settings, consumer: str, stop: list[bool]) -> None:
-    """Dispatch until ``stop[0]`` is set; each read blocks at most ``BLOCK_MS``."""
+    """Dispatch until ``stop[0]`` is set; each read blocks at most ``BLOCK_MS``.
+
+    A Redis or database error is logged and the loop goes on a second later: the
+    entries it was handling stay pending and are read again.
+    """
     ensure_group(redis)
     while not stop[0]:
-        dispatch_once(redis, consumer, settings.bot_tick_chunk, BLOCK_MS)
+        try:
+            dispatch_once(redis, consumer, settings.bot_tick_chunk, BLOCK_MS)
+        except (RedisError, SQLAlchemyError) as exc:
+            db.rollback()
+            log.warning("dispatch_failed", error_type=type(exc).__name__)
+            time.sleep(1)
+
+
+def dispatcher_connection(settings: Settings) -> Redis:
+    """A client whose socket waits longer than a blocking read (the default would cut it)."""
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_timeout,
+        socket_timeout=BLOCK_MS / 1000 + 5,
+    )
 
 
 def main() -> int:
@@ -142,7 +161,7 @@ def main() -> int:
     consumer = f"{os.uname().nodename}-{os.getpid()}"
     with app.app_context():
         log.info("dispatcher_starting", consumer=consumer, chunk=settings.bot_tick_chunk)
-        run(redis_connection(settings), settings, consumer, stop)
+        run(dispatcher_connection(settings), settings, consumer, stop)
     log.info("dispatcher_stopped")
     return 0
 
