@@ -65,8 +65,9 @@ def seed_command(days: int | None) -> None:
 
 def _seed_demo_bots() -> None:
     """Demo bots and their first backtests (queued here; the worker runs them)."""
-    queued = seed_bots(int(time.time() * 1000))
+    seeded = seed_bots(int(time.time() * 1000))
     db.commit()
+    queued = seeded.queued
     try:
         for backtest_id in queued:
             enqueue_backtest(redis_client(), str(backtest_id), settings().backtest_timeout)
@@ -76,6 +77,11 @@ def _seed_demo_bots() -> None:
         ) from exc
     if queued:
         click.echo(f"bots: made {len(queued)} demo bot(s); their backtests run on the worker")
+    if seeded.started:
+        click.echo(
+            f"bots: started {len(seeded.started)} live demo bot(s) on 1m candles "
+            f"({', '.join(seeded.started)})"
+        )
     else:
         click.echo("bots: the demo bots exist already")
 

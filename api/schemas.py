@@ -1,4 +1,4 @@
-"""Schemas shared across areas: the user as others and as its owner see it, paging."""
+"""Schemas shared across areas: the user, paging, and the trade and equity shapes of runs."""
 
 from __future__ import annotations
 
@@ -57,3 +57,45 @@ class Timestamp(ma.fields.Field[int]):
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1000)
+
+
+MAX_EQUITY_PAGE = 5000
+
+
+class TradeOut(ma.Schema):
+    """A closed trade."""
+
+    seq = ma.fields.Integer()
+    side = ma.fields.String()
+    units = ma.fields.Float()
+    entry_time = ma.fields.DateTime()
+    entry_price = ma.fields.Float()
+    exit_time = ma.fields.DateTime()
+    exit_price = ma.fields.Float()
+    fees = ma.fields.Float()
+    pnl = ma.fields.Float()
+    pnl_pct = ma.fields.Float()
+    exit_reason = ma.fields.String()
+
+
+class EquityQuery(StrictSchema):
+    """``points`` for a chart (downsampled), or ``cursor``/``limit`` to page through every bar."""
+
+    points = ma.fields.Integer(validate=ma.validate.Range(min=2, max=5000))
+    cursor = Timestamp(metadata={"description": "next_cursor of the previous page"})
+    limit = ma.fields.Integer(
+        load_default=1000, validate=ma.validate.Range(min=1, max=MAX_EQUITY_PAGE)
+    )
+
+    @ma.validates_schema
+    def _one_mode(self, data: dict[str, object], **_kwargs: object) -> None:
+        if "points" in data and "cursor" in data:
+            raise ma.ValidationError("Use points (a chart) or cursor (paging), not both.", "points")
+
+
+class EquityOut(ma.Schema):
+    """Rows are ``[ts_ms, equity]`` at bar closes, oldest first."""
+
+    rows = ma.fields.List(ma.fields.List(ma.fields.Float()))
+    total = ma.fields.Integer(metadata={"description": "Bars in the full curve"})
+    next_cursor = ma.fields.Integer(allow_none=True)

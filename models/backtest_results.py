@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, text
 
 from models.backtests import Backtest, BacktestEquity, BacktestTrade
 from models.db import session as db
+from models.equity_curves import Curve, count_points, points_for_chart, points_page
 
 TRADE_COLUMNS = (
     "side",
@@ -24,6 +25,7 @@ TRADE_COLUMNS = (
     "pnl_pct",
     "exit_reason",
 )
+BACKTEST_CURVE = Curve(BacktestEquity, "backtest_id")
 
 # The trade columns travel as comma-separated text: building a few strings is much faster
 # than adapting each value separately, and repr() round-trips every float.
@@ -145,64 +147,29 @@ def trades_page(
         .limit(page_size)
         .offset((page - 1) * page_size)
     )
-    items = [
-        {
-            **{k: getattr(t, k) for k in ("seq", *TRADE_COLUMNS)},
-            "entry_time": datetime.fromtimestamp(t.entry_ts / 1000, UTC),
-            "exit_time": datetime.fromtimestamp(t.exit_ts / 1000, UTC),
-        }
-        for t in rows
-    ]
-    return items, total
+    return [trade_item(t, t.seq) for t in rows], total
+
+
+def trade_item(trade: Any, seq: int) -> dict[str, Any]:
+    """A stored trade (backtest or live) as the API shows it: its columns plus ISO times."""
+    return {
+        "seq": seq,
+        **{k: getattr(trade, k) for k in TRADE_COLUMNS},
+        "entry_time": datetime.fromtimestamp(trade.entry_ts / 1000, UTC),
+        "exit_time": datetime.fromtimestamp(trade.exit_ts / 1000, UTC),
+    }
 
 
 def equity_count(backtest_id: uuid.UUID) -> int:
     """Bars in the backtest's equity curve."""
-    return int(
-        db.scalar(
-            select(func.count())
-            .select_from(BacktestEquity)
-            .where(BacktestEquity.backtest_id == backtest_id)
-        )
-        or 0
-    )
+    return count_points(BACKTEST_CURVE, backtest_id)
 
 
 def equity_page(backtest_id: uuid.UUID, after_ts: int | None, limit: int) -> list[list[float]]:
     """Up to ``limit`` ``[ts, equity]`` rows after ``after_ts`` (exclusive), oldest first."""
-    stmt = (
-        select(BacktestEquity.ts, BacktestEquity.equity)
-        .where(BacktestEquity.backtest_id == backtest_id)
-        .order_by(BacktestEquity.ts)
-        .limit(limit)
-    )
-    if after_ts is not None:
-        stmt = stmt.where(BacktestEquity.ts > after_ts)
-    return [[int(ts), float(value)] for ts, value in db.execute(stmt)]
+    return points_page(BACKTEST_CURVE, backtest_id, after_ts, limit)
 
 
 def equity_for_chart(backtest_id: uuid.UUID, points: int) -> list[list[float]]:
-    """The curve cut into ``points`` equal spans of bars, each given by its last bar.
-
-    The first and last bars are always included; with no more bars than ``points``
-    every bar is returned. (Last-of-bucket keeps the curve's shape at chart sizes;
-    the drawdown figures come from the full curve, in the metrics.)
-    """
-    total = equity_count(backtest_id)
-    if total <= points:
-        return equity_page(backtest_id, None, total or 1)
-    rows = db.execute(
-        text(
-            """
-            SELECT ts, equity FROM (
-                SELECT ts, equity, row_number() OVER (ORDER BY ts) - 1 AS i
-                FROM backtest_equity WHERE backtest_id = :bid
-            ) numbered
-            WHERE i = 0 OR i = :last
-               OR (i + 1) * :points / :total > i * :points / :total
-            ORDER BY ts
-            """
-        ),
-        {"bid": backtest_id, "points": points - 1, "total": total, "last": total - 1},
-    )
-    return [[int(ts), float(value)] for ts, value in rows]
+    """The curve downsampled to about ``points`` bars (see :func:`points_for_chart`)."""
+    return points_for_chart(BACKTEST_CURVE, backtest_id, points)

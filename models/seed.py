@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.backtests import Limits, build_spec, create_backtest
+from models.bot_runs import start_bot
 from models.bots import Bot, create_bot
 from models.candles import last_candle_ms
 from models.db import session as db
@@ -89,6 +91,7 @@ class DemoBot:
     timeframe: str
     strategy: dict[str, Any]
     risk: dict[str, Any]
+    start: bool = False  # started on a live paper run when made, so the feed drives it
 
 
 _SOL_RULES = {
@@ -129,18 +132,48 @@ DEMO_BOTS = (
     DemoBot(
         "bob", "SOL momentum rules", "SOL-USD", "1h", {"rules": _SOL_RULES}, {"trailing_stop": 0.08}
     ),
+    # 1m bots tick on every candle the feed closes: live activity right after `up.sh`.
+    DemoBot(
+        "alice",
+        "BTC live scalper (SMA 5/20, 1m)",
+        "BTC-USD",
+        "1m",
+        {"template": "sma_crossover", "params": {"fast": 5, "slow": 20}},
+        {"stop_loss": 0.01},
+        start=True,
+    ),
+    DemoBot(
+        "bob",
+        "ETH live dip buyer (RSI, 1m)",
+        "ETH-USD",
+        "1m",
+        {"template": "rsi_mean_reversion", "params": {}},
+        {},
+        start=True,
+    ),
 )
 DEMO_BACKTEST_DAYS = 14
 
 
-def seed_bots(now_ms: int) -> list[uuid.UUID]:
+@dataclass(frozen=True)
+class SeededBots:
+    """What :func:`seed_bots` made: backtests for the caller to enqueue, bots it started."""
+
+    queued: list[uuid.UUID]
+    started: list[str]
+
+
+def seed_bots(now_ms: int) -> SeededBots:
     """Demo bots for the demo users, each with a backtest of its last two weeks.
 
     Only bots that do not exist yet are made (so a second run changes nothing); their
     backtests are created ``queued`` and their ids returned for the caller to enqueue.
+    Demo bots marked ``start`` are started on a live paper run when they are made (a
+    bot that exists already is left as it is, even if its owner stopped it).
     """
     generous = Limits(max_bars=10**7, max_days=3660, quota=10**6)
     queued: list[uuid.UUID] = []
+    started: list[str] = []
     for demo in DEMO_BOTS:
         owner = find_by_login(demo.owner)
         exists = owner is not None and db.scalar(
@@ -165,4 +198,7 @@ def seed_bots(now_ms: int) -> list[uuid.UUID]:
         span = {"start": now_ms - DEMO_BACKTEST_DAYS * 86_400_000, "end": now_ms}
         backtest = create_backtest(owner.id, build_spec(span, bot, now_ms, generous), 10**6)
         queued.append(backtest.id)
-    return queued
+        if demo.start:
+            start_bot(owner.id, bot.id, limit=10**6, now=datetime.fromtimestamp(now_ms / 1000, UTC))
+            started.append(demo.name)
+    return SeededBots(queued, started)

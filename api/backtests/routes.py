@@ -20,13 +20,11 @@ from api.backtests.schemas import (
     BacktestOut,
     BacktestPageOut,
     BacktestQuery,
-    EquityOut,
-    EquityQuery,
     TradePageOut,
 )
 from api.errors import ErrorOut
 from api.extensions import redis_client, settings
-from api.schemas import PageQuery
+from api.schemas import EquityOut, EquityQuery, PageQuery
 from models.backtest_results import (
     candles_fingerprint,
     equity_count,

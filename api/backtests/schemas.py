@@ -5,11 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.bots.schemas import MAX_CAPITAL, SYMBOL, RiskIn, StrategyIn
-from api.schemas import PageQuery, StrictSchema, Timestamp
+from api.schemas import PageQuery, StrictSchema, Timestamp, TradeOut
 from models.backtests import BACKTEST_STATUSES
 from models.market import TIMEFRAME_MS
-
-MAX_EQUITY_PAGE = 5000
 
 
 class BacktestIn(StrictSchema):
@@ -71,22 +69,6 @@ class BacktestPageOut(ma.Schema):
     total = ma.fields.Integer()
 
 
-class TradeOut(ma.Schema):
-    """A closed trade."""
-
-    seq = ma.fields.Integer()
-    side = ma.fields.String()
-    units = ma.fields.Float()
-    entry_time = ma.fields.DateTime()
-    entry_price = ma.fields.Float()
-    exit_time = ma.fields.DateTime()
-    exit_price = ma.fields.Float()
-    fees = ma.fields.Float()
-    pnl = ma.fields.Float()
-    pnl_pct = ma.fields.Float()
-    exit_reason = ma.fields.String()
-
-
 class TradePageOut(ma.Schema):
     """A page of trades, in order."""
 
@@ -94,26 +76,3 @@ class TradePageOut(ma.Schema):
     page = ma.fields.Integer()
     page_size = ma.fields.Integer()
     total = ma.fields.Integer()
-
-
-class EquityQuery(StrictSchema):
-    """``points`` for a chart (downsampled), or ``cursor``/``limit`` to page through every bar."""
-
-    points = ma.fields.Integer(validate=ma.validate.Range(min=2, max=5000))
-    cursor = Timestamp(metadata={"description": "next_cursor of the previous page"})
-    limit = ma.fields.Integer(
-        load_default=1000, validate=ma.validate.Range(min=1, max=MAX_EQUITY_PAGE)
-    )
-
-    @ma.validates_schema
-    def _one_mode(self, data: dict[str, object], **_kwargs: object) -> None:
-        if "points" in data and "cursor" in data:
-            raise ma.ValidationError("Use points (a chart) or cursor (paging), not both.", "points")
-
-
-class EquityOut(ma.Schema):
-    """Rows are ``[ts_ms, equity]`` at bar closes, oldest first."""
-
-    rows = ma.fields.List(ma.fields.List(ma.fields.Float()))
-    total = ma.fields.Integer(metadata={"description": "Bars in the full curve"})
-    next_cursor = ma.fields.Integer(allow_none=True)

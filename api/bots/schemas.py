@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.schemas import PageQuery, StrictSchema
+from api.schemas import PageQuery, StrictSchema, TradeOut
 from models.bots import BOT_STATUSES
 from models.market import TIMEFRAME_MS
 
@@ -136,3 +136,48 @@ class BotPageOut(ma.Schema):
     page = ma.fields.Integer()
     page_size = ma.fields.Integer()
     total = ma.fields.Integer()
+
+
+class BotTradeOut(TradeOut):
+    """A closed trade of a live run, with its client order id (run, candle, n)."""
+
+    client_order_id = ma.fields.String()
+
+
+class BotTradePageOut(ma.Schema):
+    """A page of a live run's trades, oldest exit first."""
+
+    items = ma.fields.List(ma.fields.Nested(BotTradeOut))
+    page = ma.fields.Integer()
+    page_size = ma.fields.Integer()
+    total = ma.fields.Integer()
+
+
+class PositionOut(ma.Schema):
+    """The open position of a live run."""
+
+    side = ma.fields.String(metadata={"description": "long or short"})
+    units = ma.fields.Float()
+    entry_price = ma.fields.Float()
+    entry_time = ma.fields.DateTime()
+
+
+class BotPerformanceOut(ma.Schema):
+    """The shared metric set over a live run's equity, plus its account; nulls without a run."""
+
+    run_id = ma.fields.UUID(allow_none=True)
+    status = ma.fields.String(allow_none=True, metadata={"description": "the run's status"})
+    started_at = ma.fields.DateTime(allow_none=True)
+    last_candle_ts = ma.fields.Integer(allow_none=True)
+    last_tick_time = ma.fields.DateTime(allow_none=True)
+    metrics = ma.fields.Dict(allow_none=True)
+    metrics_version = ma.fields.String()
+    position = ma.fields.Nested(PositionOut, allow_none=True)
+    cash = ma.fields.Float(allow_none=True)
+    equity = ma.fields.Float(allow_none=True, metadata={"description": "at the last point"})
+    mark_price = ma.fields.Float(
+        allow_none=True, metadata={"description": "close of the last equity point's candle"}
+    )
+    unrealized_pnl = ma.fields.Float(
+        allow_none=True, metadata={"description": "units x (mark_price - entry_price)"}
+    )

@@ -22,6 +22,7 @@ SNAPSHOT_TABLES = (
     "role_permissions",
     "instruments",
     "bots",
+    "bot_runs",
 )
 
 
@@ -47,16 +48,29 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     assert admin is not None and admin.has_permission("users:manage")
 
     # Demo bots for the demo users, each with a queued backtest the worker then runs.
-    assert "bots: made 4 demo bot(s)" in first.output
+    assert "bots: made 6 demo bot(s)" in first.output
+    assert "bots: started 2 live demo bot(s) on 1m candles" in first.output
     owners = db.execute(
         sa.text(
             "SELECT u.username, count(*) FROM bots b JOIN users u ON u.id = b.owner_id GROUP BY 1"
         )
     ).all()
-    assert dict(owners) == {"alice": 2, "bob": 2}
+    assert dict(owners) == {"alice": 3, "bob": 3}
+    # One live 1m bot each, running on a fresh paper run, so the feed's candles tick them.
+    live = db.execute(
+        sa.text(
+            "SELECT u.username, b.timeframe, b.status, r.status, r.last_candle_ts "
+            "FROM bots b JOIN users u ON u.id = b.owner_id JOIN bot_runs r ON r.bot_id = b.id"
+        )
+    ).all()
+    assert sorted(tuple(row) for row in live) == [
+        ("alice", "1m", "running", "running", None),
+        ("bob", "1m", "running", "running", None),
+    ]
+    assert db.scalar(sa.text("SELECT count(*) FROM bots WHERE status = 'draft'")) == 4
     assert build_worker(app, (BACKTESTS,), simple=True).work(burst=True) is True
     statuses = [s for (s,) in db.execute(sa.text("SELECT status FROM backtests"))]
-    assert statuses == ["succeeded"] * 4
+    assert statuses == ["succeeded"] * 6
     assert db.scalar(sa.text("SELECT count(*) FROM backtest_equity")) > 0
 
     before = _snapshot(db)
@@ -65,7 +79,8 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     assert "seed: 0 row(s) changed" in second.output
     assert "the demo bots exist already" in second.output
     assert _snapshot(db) == before
-    assert db.scalar(sa.text("SELECT count(*) FROM backtests")) == 4
+    assert db.scalar(sa.text("SELECT count(*) FROM backtests")) == 6
+    assert "bots: started" not in second.output
 
 
 def test_users_create_command(app: Flask, db: Any) -> None:
