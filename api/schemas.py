@@ -96,6 +96,9 @@ class EquityQuery(StrictSchema):
 class EquityOut(ma.Schema):
     """Rows are ``[ts_ms, equity]`` at bar closes, oldest first."""
 
-    rows = ma.fields.List(ma.fields.List(ma.fields.Float()))
+    # Raw: the ts stays an integer (a Float field would send 1767225600000.0).
+    rows = ma.fields.List(
+        ma.fields.List(ma.fields.Raw()), metadata={"description": "[ts_ms (int), equity]"}
+    )
     total = ma.fields.Integer(metadata={"description": "Bars in the full curve"})
     next_cursor = ma.fields.Integer(allow_none=True)

@@ -98,6 +98,7 @@ def test_a_backtest_runs_through_the_queue_and_its_results_read_back(
     chart = client.get(f"{response.headers['Location']}/equity?points=50", headers=owner).json
     assert chart["total"] == 480 and len(chart["rows"]) == 50
     assert chart["rows"][0][0] == START and chart["rows"][-1][0] == END - HOUR
+    assert isinstance(chart["rows"][0][0], int)  # epoch ms stay integers in the JSON
     rows: list[list[float]] = []
     url = f"{response.headers['Location']}/equity?limit=200"
     while url:
