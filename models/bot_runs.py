@@ -33,6 +33,7 @@ from models.bots import ACTIVE_BOT_STATUSES, Bot
 from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, NotFound, QuotaExceeded
+from models.execution_logs import write_log
 from models.identity import User
 from models.market import Instrument
 
@@ -191,19 +192,19 @@ def start_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, limit: int, now: datetime)
         stale.status, stale.stopped_at = "stopped", now
         db.flush()
     config = broker_config(bot)
-    db.add(
-        BotRun(
-            bot_id=bot.id,
-            owner_id=owner_id,
-            status="running",
-            started_at=now,
-            initial_capital=bot.initial_capital,
-            broker_state=BrokerState.start(config).as_dict(),
-            consecutive_failures=0,
-        )
+    run = BotRun(
+        bot_id=bot.id,
+        owner_id=owner_id,
+        status="running",
+        started_at=now,
+        initial_capital=bot.initial_capital,
+        broker_state=BrokerState.start(config).as_dict(),
+        consecutive_failures=0,
     )
+    db.add(run)
     bot.status = "running"
     db.flush()
+    write_log(run.id, bot.id, "info", "run_started", data={"initial_capital": bot.initial_capital})
     return bot
 
 
@@ -215,6 +216,7 @@ def pause_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime) -> Bot:
     run.status, run.paused_at = "paused", now
     bot.status = "paused"
     db.flush()
+    write_log(run.id, bot.id, "info", "run_paused")
     return bot
 
 
@@ -226,6 +228,7 @@ def resume_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
     run.status, run.paused_at = "running", None
     bot.status = "running"
     db.flush()
+    write_log(run.id, bot.id, "info", "run_resumed")
     return bot
 
 
@@ -238,6 +241,8 @@ def stop_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime) -> Bot:
         run.status, run.stopped_at = "stopped", now
     bot.status = "stopped"
     db.flush()
+    if run is not None:
+        write_log(run.id, bot.id, "info", "run_stopped")
     return bot
 
 

@@ -1,4 +1,4 @@
-"""What a live run's ticks write: closed trades, one equity point per candle, the new state.
+"""What a live run's ticks write: closed trades, one equity point per candle, the new state, logs.
 
 Every row is keyed by the run and the candle that produced it (a trade by its client
 order id ``"{run_id}:{exit_ts}:{n}"``, an equity point by ``(run_id, ts)``) and written
@@ -22,6 +22,7 @@ from models.bot_runs import BotRun
 from models.bots import Bot
 from models.db import Base
 from models.db import session as db
+from models.execution_logs import write_log, write_logs
 from models.market import TIMEFRAME_MS
 
 # Long enough for any exception text a person needs, short enough for a list view.
@@ -105,6 +106,44 @@ def client_order_ids(run_id: uuid.UUID, exit_ts: Sequence[int]) -> list[str]:
     return ids
 
 
+def tick_log_entries(
+    run_id: uuid.UUID,
+    trades: Sequence[dict[str, Any]],
+    equity: Sequence[float],
+    broker_state: dict[str, Any],
+    last_candle_ts: int,
+) -> list[tuple[str, str, dict[str, Any], int | None]]:
+    """The log entries of one tick: a ``trade_closed`` per new trade, then one ``tick``."""
+    ids = client_order_ids(run_id, [int(t["exit_ts"]) for t in trades])
+    entries: list[tuple[str, str, dict[str, Any], int | None]] = [
+        ("info", "trade_closed", {"client_order_id": cid, **_json_trade(t)}, int(t["exit_ts"]))
+        for cid, t in zip(ids, trades, strict=True)
+    ]
+    tick = {
+        "candles": len(equity),
+        "equity": float(equity[-1]) if len(equity) else None,
+        "cash": float(broker_state.get("cash", 0.0)),
+        "units": float(broker_state.get("units", 0.0)),
+        "trades_closed": len(trades),
+    }
+    entries.append(("info", "tick", tick, last_candle_ts))
+    return entries
+
+
+def _json_trade(trade: dict[str, Any]) -> dict[str, Any]:
+    """A trade record's columns as plain JSON values (the engine may hand numpy scalars)."""
+    out: dict[str, Any] = {}
+    for key in TRADE_COLUMNS:
+        value = trade[key]
+        if key.endswith("_ts"):
+            out[key] = int(value)
+        elif isinstance(value, str):
+            out[key] = value
+        else:
+            out[key] = float(value)
+    return out
+
+
 def save_tick(
     run: BotRun,
     *,
@@ -128,6 +167,9 @@ def save_tick(
             for ts, value in zip(equity_ts, equity, strict=True)
         ]
         db.execute(insert(BotEquity).on_conflict_do_nothing(), points)
+    write_logs(
+        run.id, run.bot_id, tick_log_entries(run.id, trades, equity, broker_state, last_candle_ts)
+    )
     run.broker_state = broker_state
     run.last_candle_ts = last_candle_ts
     run.consecutive_failures = 0
@@ -135,8 +177,14 @@ def save_tick(
     db.flush()
 
 
-def record_tick_failure(run_id: uuid.UUID, message: str, max_failures: int, now: datetime) -> bool:
-    """Count one more consecutive failure of the run and keep its reason.
+def record_tick_failure(
+    run_id: uuid.UUID,
+    message: str,
+    max_failures: int,
+    now: datetime,
+    candle_ts: int | None = None,
+) -> bool:
+    """Count one more consecutive failure of the run, keep its reason and log it.
 
     At ``max_failures`` in a row a running run moves to ``error`` (closed at ``now``) and
     so does its bot. Returns True when this failure did that. The bot's row is locked
@@ -155,7 +203,12 @@ def record_tick_failure(run_id: uuid.UUID, message: str, max_failures: int, now:
         )
         .returning(BotRun.consecutive_failures)
     )
-    if failures is None or failures < max_failures:
+    if failures is None:
+        return False
+    reason = message[:ERROR_CHARS]
+    data = {"error": reason, "failures": failures}
+    write_log(run_id, bot_id, "warning", "tick_failed", data=data, candle_ts=candle_ts)
+    if failures < max_failures:
         return False
     moved = db.scalar(
         update(BotRun)
@@ -166,6 +219,7 @@ def record_tick_failure(run_id: uuid.UUID, message: str, max_failures: int, now:
     if moved is None:  # paused or stopped meanwhile: the owner's action wins
         return False
     db.execute(update(Bot).where(Bot.id == bot_id, Bot.status == "running").values(status="error"))
+    write_log(run_id, bot_id, "error", "run_errored", data=data, candle_ts=candle_ts)
     return True
 
 

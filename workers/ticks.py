@@ -82,7 +82,7 @@ def tick_bots(run_ids: list[str], candle_ts: int) -> dict[str, list[str]]:
         except Exception as exc:
             log.exception("bot_tick_failed", run_id=run_id, candle_ts=candle_ts)
             reason = f"{type(exc).__name__}: {exc}"
-            if record_tick_failure(key, reason, max_failures, datetime.now(UTC)):
+            if record_tick_failure(key, reason, max_failures, datetime.now(UTC), candle_ts):
                 log.warning("bot_run_errored", run_id=run_id, failures=max_failures, error=reason)
             outcome["failed"].append(run_id)
             continue

@@ -6,8 +6,9 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.schemas import PageQuery, StrictSchema, TradeOut
+from api.schemas import PageQuery, StrictSchema, Timestamp, TradeOut
 from models.bots import BOT_STATUSES
+from models.execution_logs import LOG_LEVELS, MAX_LOG_PAGE
 from models.market import TIMEFRAME_MS
 
 SYMBOL = ma.validate.Length(min=3, max=25)
@@ -181,3 +182,36 @@ class BotPerformanceOut(ma.Schema):
     unrealized_pnl = ma.fields.Float(
         allow_none=True, metadata={"description": "units x (mark_price - entry_price)"}
     )
+
+
+class BotLogQuery(StrictSchema):
+    """Filter and page a bot's execution logs (newest first)."""
+
+    level = ma.fields.String(
+        validate=ma.validate.OneOf(LOG_LEVELS),
+        metadata={"description": "this level and the more severe ones"},
+    )
+    event = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    since = Timestamp(metadata={"description": "entries written at or after this time"})
+    cursor = ma.fields.Integer(
+        validate=ma.validate.Range(min=1), metadata={"description": "next_cursor of the last page"}
+    )
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=MAX_LOG_PAGE))
+
+
+class BotLogOut(ma.Schema):
+    """One execution log entry."""
+
+    id = ma.fields.Integer()
+    time = ma.fields.DateTime(attribute="ts")
+    level = ma.fields.String()
+    event = ma.fields.String()
+    data = ma.fields.Dict()
+    candle_ts = ma.fields.Integer(allow_none=True, metadata={"description": "ms of its candle"})
+
+
+class BotLogPageOut(ma.Schema):
+    """A page of execution logs, newest first; ``next_cursor`` is null on the last page."""
+
+    rows = ma.fields.List(ma.fields.Nested(BotLogOut))
+    next_cursor = ma.fields.Integer(allow_none=True)

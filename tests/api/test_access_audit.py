@@ -47,6 +47,7 @@ EXPECTED = {
     ("bots.BotTrades", "GET"): AUTHENTICATED,
     ("bots.BotEquityCurve", "GET"): AUTHENTICATED,
     ("bots.BotPerformance", "GET"): AUTHENTICATED,
+    ("bots.BotLogs", "GET"): AUTHENTICATED,
     ("backtests.Backtests", "GET"): AUTHENTICATED,
     ("backtests.Backtests", "POST"): AUTHENTICATED,
     ("backtests.BacktestById", "GET"): AUTHENTICATED,

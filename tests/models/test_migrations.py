@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "bot_runs",
     "bot_trades",
     "bot_equity",
+    "execution_logs",
     "backtests",
     "backtest_trades",
     "backtest_equity",

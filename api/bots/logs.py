@@ -1,0 +1,40 @@
+"""A bot's structured execution logs, across all its runs (owner only; else a 404)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from api.access import authenticated, current_user
+from api.bots import blp
+from api.bots.schemas import BotLogPageOut, BotLogQuery
+from api.errors import ErrorOut
+from models.bots import get_owned_bot
+from models.execution_logs import logs_page
+
+NOT_FOUND = "No such bot of mine"
+
+
+@blp.route("/<uuid:bot_id>/logs")
+class BotLogs(MethodView):
+    @authenticated
+    @blp.arguments(BotLogQuery(), location="query", unknown=ma.RAISE)
+    @blp.response(200, BotLogPageOut)
+    @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
+    def get(self, query: dict[str, Any], bot_id: uuid.UUID) -> dict[str, Any]:
+        """My bot's execution logs, newest first, filtered and paged by cursor (last id seen)."""
+        bot = get_owned_bot(current_user().id, bot_id)
+        limit = query.pop("limit")
+        rows = logs_page(bot.id, **_filters(query), limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"rows": rows, "next_cursor": rows[-1].id if more else None}
+
+
+def _filters(query: dict[str, Any]) -> dict[str, Any]:
+    """The query's filters as :func:`logs_page` keywords."""
+    renamed = {"since": "since_ms"}
+    return {renamed.get(key, key): value for key, value in query.items()}

@@ -1,0 +1,63 @@
+"""Fixtures shared by the live-bot API tests: an owner with history, and a ticked run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from models.bot_runs import BotRun, current_run, start_bot
+from models.bots import create_bot
+from models.instruments import sync_instruments
+from models.market_data import load_history
+from tests.helpers import bearer
+from workers.ticks import tick_bots
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+END = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SPAN_START = END - 6 * DAY
+STARTED_AT = datetime.fromtimestamp((SPAN_START + HOUR // 2) / 1000, UTC)
+BOT = {
+    "name": "sma",
+    "symbol": "BTC-USD",
+    "timeframe": "1h",
+    "strategy": {"template": "sma_crossover", "params": {"fast": 3, "slow": 8}},
+    "risk": {"stop_loss": 0.01},
+    "initial_capital": 10_000.0,
+    "fee": 0.001,
+    "slippage_bps": 2.0,
+}
+
+
+@pytest.fixture
+def live_owner(db: Any, make_user: Callable[..., Any], login: Callable[..., Any]) -> Any:
+    """A user (with ``.headers`` for the API) and BTC-USD 1h history around the span."""
+    provider = SyntheticProvider()
+    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+    btc = next(i for i in instruments if i.symbol == "BTC-USD")
+    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
+    load_history(provider, btc, spec, SPAN_START - 2 * DAY, END)
+    user = make_user()
+    db.commit()
+    user.headers = bearer(login(user.username)["access_token"])
+    return user
+
+
+@pytest.fixture
+def ticked_run(db: Any, live_owner: Any) -> BotRun:
+    """A bot started at ``STARTED_AT`` and ticked up to the last hour before ``END``."""
+    bot = create_bot(live_owner.id, BOT)
+    start_bot(live_owner.id, bot.id, limit=10, now=STARTED_AT)
+    run = current_run(bot)
+    assert run is not None
+    db.commit()
+    # A catch-up tick for most of the span, then candle by candle as the dispatcher would.
+    assert tick_bots([str(run.id)], END - 6 * HOUR)["ticked"] == [str(run.id)]
+    for ts in range(END - 5 * HOUR, END, HOUR):
+        assert tick_bots([str(run.id)], ts)["ticked"] == [str(run.id)]
+    db.refresh(run)
+    return run
