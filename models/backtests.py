@@ -77,15 +77,9 @@ class Backtest(Base):
     candles_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
-class BacktestTrade(Base):
-    """A closed trade of a backtest, numbered in order."""
+class TradeColumns:
+    """A closed trade's columns, shared by backtest and live trades (times in epoch ms)."""
 
-    __tablename__ = "backtest_trades"
-
-    backtest_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("backtests.id", ondelete="CASCADE"), primary_key=True
-    )
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     side: Mapped[str] = mapped_column(String(5))
     units: Mapped[float] = mapped_column(Float)
     entry_ts: Mapped[int] = mapped_column(BigInteger)
@@ -96,6 +90,17 @@ class BacktestTrade(Base):
     pnl: Mapped[float] = mapped_column(Float)
     pnl_pct: Mapped[float] = mapped_column(Float)
     exit_reason: Mapped[str] = mapped_column(String(16))
+
+
+class BacktestTrade(TradeColumns, Base):
+    """A closed trade of a backtest, numbered in order."""
+
+    __tablename__ = "backtest_trades"
+
+    backtest_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("backtests.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class BacktestEquity(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.backtest_results import TRADE_COLUMNS
+from models.backtests import TradeColumns
 from models.bot_runs import BotRun
 from models.bots import Bot
 from models.db import Base
@@ -29,7 +30,7 @@ from models.market import TIMEFRAME_MS
 ERROR_CHARS = 2_000
 
 
-class BotTrade(Base):
+class BotTrade(TradeColumns, Base):
     """A closed trade of a live run, keyed by the client order id of its closing fill."""
 
     __tablename__ = "bot_trades"
@@ -39,16 +40,6 @@ class BotTrade(Base):
         ForeignKey("bot_runs.id", ondelete="CASCADE"), primary_key=True
     )
     client_order_id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    side: Mapped[str] = mapped_column(String(5))
-    units: Mapped[float] = mapped_column(Float)
-    entry_ts: Mapped[int] = mapped_column(BigInteger)
-    entry_price: Mapped[float] = mapped_column(Float)
-    exit_ts: Mapped[int] = mapped_column(BigInteger)
-    exit_price: Mapped[float] = mapped_column(Float)
-    fees: Mapped[float] = mapped_column(Float)
-    pnl: Mapped[float] = mapped_column(Float)
-    pnl_pct: Mapped[float] = mapped_column(Float)
-    exit_reason: Mapped[str] = mapped_column(String(16))
 
 
 class BotEquity(Base):

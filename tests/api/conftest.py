@@ -1,4 +1,4 @@
-"""Fixtures shared by the live-bot API tests: an owner with history, and a ticked run."""
+"""Fixtures shared by the API tests: instruments, an owner and a stranger, a ticked live run."""
 
 from __future__ import annotations
 
@@ -61,3 +61,22 @@ def ticked_run(db: Any, live_owner: Any) -> BotRun:
         assert tick_bots([str(run.id)], ts)["ticked"] == [str(run.id)]
     db.refresh(run)
     return run
+
+
+@pytest.fixture
+def instruments(db: Any) -> None:
+    """The synthetic instruments, without candles."""
+    sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+    db.commit()
+
+
+@pytest.fixture
+def owner(auth_headers: dict[str, str]) -> dict[str, str]:
+    """Bearer headers of the user whose objects a test creates."""
+    return auth_headers
+
+
+@pytest.fixture
+def stranger(make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]) -> dict[str, str]:
+    """Bearer headers of another user, who must see none of the owner's objects."""
+    return bearer(login(make_user().username)["access_token"])

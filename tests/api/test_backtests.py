@@ -41,11 +41,6 @@ def market(db: Any) -> None:
 
 
 @pytest.fixture
-def owner(make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]) -> dict[str, str]:
-    return bearer(login(make_user().username)["access_token"])
-
-
-@pytest.fixture
 def bot_id(client: FlaskClient, market: None, owner: dict[str, str]) -> str:
     body = {"name": "sma", "symbol": "BTC-USD", "timeframe": "1h", "strategy": SMA}
     response = client.post("/api/v1/bots", json=body, headers=owner)

@@ -12,29 +12,11 @@ from flask.testing import FlaskClient
 from sqlalchemy.exc import IntegrityError
 
 from engine.broker import BrokerConfig, BrokerState
-from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
 from models.bot_runs import BotRun
-from models.instruments import sync_instruments
 from tests.helpers import bearer
 
 BOTS = "/api/v1/bots"
 SMA = {"template": "sma_crossover", "params": {"fast": 10, "slow": 30}}
-
-
-@pytest.fixture
-def instruments(db: Any) -> None:
-    sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-    db.commit()
-
-
-@pytest.fixture
-def owner(make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]) -> dict[str, str]:
-    return bearer(login(make_user().username)["access_token"])
-
-
-@pytest.fixture
-def stranger(make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]) -> dict[str, str]:
-    return bearer(login(make_user().username)["access_token"])
 
 
 def new_bot(client: FlaskClient, headers: dict[str, str], **fields: Any) -> str:

@@ -18,19 +18,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
-from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
-from models.instruments import sync_instruments
 from models.market_cache import stream_key
 from tests.helpers import REDIS_URL, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAM = "/api/v1/market/stream"
-
-
-@pytest.fixture
-def instruments(db: Any) -> None:
-    sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-    db.commit()
 
 
 class Events:
