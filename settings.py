@@ -111,6 +111,13 @@ class Settings:
     # Live ticks: failures in a row before a run moves to error; runs per tick job.
     bot_max_failures: int = 5
     bot_tick_chunk: int = 200
+    # Signals restart from a new anchor every this many bars of a run (bounds a tick's cost).
+    bot_epoch_bars: int = 2000
+    # A tick trades on its target candle and the bars just before it; older ones only mark equity.
+    bot_fresh_bars: int = 3
+    # The catch-up sweep: runs a pass may queue, and how long the dispatcher gets first.
+    bot_sweep_limit: int = 5000
+    bot_sweep_grace_s: int = 30
 
     def __post_init__(self) -> None:
         self.validate()
@@ -195,6 +202,10 @@ class Settings:
             bot_limit_admin=_int(env, "BOT_LIMIT_ADMIN", defaults.bot_limit_admin),
             bot_max_failures=_int(env, "BOT_MAX_FAILURES", defaults.bot_max_failures),
             bot_tick_chunk=_int(env, "BOT_TICK_CHUNK", defaults.bot_tick_chunk),
+            bot_epoch_bars=_int(env, "BOT_EPOCH_BARS", defaults.bot_epoch_bars),
+            bot_fresh_bars=_int(env, "BOT_FRESH_BARS", defaults.bot_fresh_bars),
+            bot_sweep_limit=_int(env, "BOT_SWEEP_LIMIT", defaults.bot_sweep_limit),
+            bot_sweep_grace_s=_int(env, "BOT_SWEEP_GRACE_S", defaults.bot_sweep_grace_s),
             rate_limit_reset_ip=env.get("RATE_LIMIT_RESET_IP", defaults.rate_limit_reset_ip),
             rate_limit_reset_email=env.get(
                 "RATE_LIMIT_RESET_EMAIL", defaults.rate_limit_reset_email
@@ -237,5 +248,11 @@ class Settings:
             raise SettingsError("backtest quotas and limits must be at least 1")
         if min(self.bot_limit_user, self.bot_limit_moderator, self.bot_limit_admin) < 0:
             raise SettingsError("BOT_LIMIT_USER, _MODERATOR and _ADMIN must not be negative")
-        if min(self.bot_max_failures, self.bot_tick_chunk) < 1:
-            raise SettingsError("BOT_MAX_FAILURES and BOT_TICK_CHUNK must be at least 1")
+        if min(self.bot_max_failures, self.bot_tick_chunk, self.bot_fresh_bars) < 1:
+            raise SettingsError(
+                "BOT_MAX_FAILURES, BOT_TICK_CHUNK and BOT_FRESH_BARS must be at least 1"
+            )
+        if not 10 <= self.bot_epoch_bars <= 100_000:
+            raise SettingsError("BOT_EPOCH_BARS must be between 10 and 100000")
+        if self.bot_sweep_limit < 1 or self.bot_sweep_grace_s < 0:
+            raise SettingsError("BOT_SWEEP_LIMIT must be at least 1, BOT_SWEEP_GRACE_S >= 0")

@@ -71,17 +71,6 @@ def _report(checkpoint: Checkpoint | None, progress: float) -> None:
         raise Cancelled(f"cancelled at {progress:.0%}")
 
 
-def _part(candles: Candles, start: int, stop: int) -> Candles:
-    return Candles(
-        candles.ts[start:stop],
-        candles.open[start:stop],
-        candles.high[start:stop],
-        candles.low[start:stop],
-        candles.close[start:stop],
-        candles.volume[start:stop],
-    )
-
-
 def backtest_signals(
     candles: Candles,
     signals: Signals,
@@ -99,7 +88,7 @@ def backtest_signals(
     parts: list[Simulation] = []
     for start in range(0, max(n, 1), step):
         stop = min(n, start + step)
-        bars, part_signals = _part(candles, start, stop), signals.slice(start, stop)
+        bars, part_signals = candles.slice(start, stop), signals.slice(start, stop)
         part = simulate(bars, part_signals, risk, config, state)
         parts.append(part)
         state = part.state
@@ -163,7 +152,7 @@ def run_backtest(
     _report(checkpoint, SIGNALS_DONE)
     if trade_from_ms is not None:
         first = int(np.searchsorted(candles.ts, trade_from_ms, side="left"))
-        candles = _part(candles, first, len(candles))
+        candles = candles.slice(first, len(candles))
         signals = signals.slice(first, len(signals))
     return backtest_signals(
         candles,

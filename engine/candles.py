@@ -112,14 +112,17 @@ class Candles:
     def between(self, start_ms: int, end_ms: int) -> Candles:
         """The candles with ``start_ms <= ts < end_ms``."""
         first = int(np.searchsorted(self.ts, start_ms, side="left"))
-        stop = max(first, int(np.searchsorted(self.ts, end_ms, side="left")))
+        return self.slice(first, max(first, int(np.searchsorted(self.ts, end_ms, side="left"))))
+
+    def slice(self, start: int, stop: int) -> Candles:
+        """The candles at positions ``start..stop-1`` (views, no copy)."""
         return Candles(
-            self.ts[first:stop],
-            self.open[first:stop],
-            self.high[first:stop],
-            self.low[first:stop],
-            self.close[first:stop],
-            self.volume[first:stop],
+            self.ts[start:stop],
+            self.open[start:stop],
+            self.high[start:stop],
+            self.low[start:stop],
+            self.close[start:stop],
+            self.volume[start:stop],
         )
 
     def validate(self) -> None:

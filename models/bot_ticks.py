@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,14 +18,15 @@ from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, select, upd
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.live import RunSpan
 from models.backtest_results import TRADE_COLUMNS
 from models.backtests import TradeColumns
 from models.bot_runs import BotRun
 from models.bots import Bot
 from models.db import Base
 from models.db import session as db
-from models.execution_logs import write_log, write_logs
-from models.market import TIMEFRAME_MS
+from models.execution_logs import insert_log_rows, log_rows, write_log
+from models.market import TIMEFRAME_MS, Instrument
 
 # Long enough for any exception text a person needs, short enough for a list view.
 ERROR_CHARS = 2_000
@@ -58,32 +60,39 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def span_of(run: BotRun, timeframe: str, warmup: int, epoch_bars: int) -> RunSpan:
+    """The run's :class:`~engine.live.RunSpan`: where it trades from, its epochs' anchors."""
+    return RunSpan.of(_ms(run.started_at), TIMEFRAME_MS[timeframe], warmup, epoch_bars)
+
+
 def run_span(run: BotRun, timeframe: str, warmup: int) -> tuple[int, int]:
-    """``(anchor_ms, trade_from_ms)`` of a run: where its signals start and its trading starts.
+    """``(anchor_ms, trade_from_ms)`` of a run's first epoch.
 
     Trading starts at the first bar of the timeframe grid opening at or after
-    ``started_at``; the anchor is ``warmup`` bars before it. Both are fixed for the whole
-    run, so every tick computes signals over the same series a backtest from the anchor
-    would (indicators seeded from the first bars depend on where the series starts).
+    ``started_at``; the anchor is ``warmup`` bars before it. A backtest from this anchor
+    with ``trade_from_ms`` equals the run over its first ``BOT_EPOCH_BARS`` bars.
     """
-    step = TIMEFRAME_MS[timeframe]
-    trade_from = -(-_ms(run.started_at) // step) * step
-    return trade_from - warmup * step, trade_from
+    span = span_of(run, timeframe, warmup, epoch_bars=1)
+    return span.anchor(0), span.trade_from
 
 
-def lock_running_run(run_id: uuid.UUID) -> BotRun | None:
-    """The run, re-read under a row lock, if it is running; None when paused, stopped or gone.
+def lock_running_runs(run_ids: Sequence[uuid.UUID]) -> list[tuple[BotRun, Bot]]:
+    """The runs among ``run_ids`` that are running, with their bots, locked in id order.
 
-    The lock makes two deliveries of the same tick run one after the other, so the
-    second one sees the first one's ``last_candle_ts``.
+    One query for the whole batch. The row locks make two deliveries of the same tick run
+    one after the other, so the second sees the first one's ``last_candle_ts``; taking
+    them in id order means two batches never deadlock. Instruments are loaded with them.
     """
-    run = db.scalar(
-        select(BotRun)
-        .where(BotRun.id == run_id)
-        .with_for_update()
+    rows = db.execute(
+        select(BotRun, Bot, Instrument)
+        .join(Bot, Bot.id == BotRun.bot_id)
+        .join(Instrument, Instrument.id == Bot.instrument_id)
+        .where(BotRun.id.in_(run_ids), BotRun.status == "running")
+        .order_by(BotRun.id)
+        .with_for_update(of=BotRun)
         .execution_options(populate_existing=True)
     )
-    return run if run is not None and run.status == "running" else None
+    return [(run, bot) for run, bot, _instrument in rows]
 
 
 def client_order_ids(run_id: uuid.UUID, exit_ts: Sequence[int]) -> list[str]:
@@ -135,81 +144,106 @@ def _json_trade(trade: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def save_tick(
-    run: BotRun,
-    *,
-    trades: Sequence[dict[str, Any]],
-    equity_ts: Sequence[int],
-    equity: Sequence[float],
-    broker_state: dict[str, Any],
-    last_candle_ts: int,
-) -> None:
-    """Persist one tick of a run: new closed trades, equity points, state; failures reset."""
-    if trades:
-        ids = client_order_ids(run.id, [int(t["exit_ts"]) for t in trades])
-        rows = [
+@dataclass
+class Tick:
+    """What one run's tick produced, ready to persist."""
+
+    run: BotRun
+    trades: list[dict[str, Any]]
+    equity_ts: list[int]
+    equity: list[float]
+    broker_state: dict[str, Any]
+    last_candle_ts: int
+
+
+def save_ticks(ticks: Sequence[Tick]) -> None:
+    """Persist ticks in bulk: new closed trades, equity points, logs and each run's state.
+
+    Failures reset. A few statements for the whole batch, whatever its size.
+    """
+    trades, points, logs = [], [], []
+    for tick in ticks:
+        run = tick.run
+        ids = client_order_ids(run.id, [int(t["exit_ts"]) for t in tick.trades])
+        trades += [
             {"run_id": run.id, "client_order_id": cid, **{k: t[k] for k in TRADE_COLUMNS}}
-            for cid, t in zip(ids, trades, strict=True)
+            for cid, t in zip(ids, tick.trades, strict=True)
         ]
-        db.execute(insert(BotTrade).on_conflict_do_nothing(), rows)
-    if len(equity_ts):
-        points = [
+        points += [
             {"run_id": run.id, "ts": int(ts), "equity": float(value)}
-            for ts, value in zip(equity_ts, equity, strict=True)
+            for ts, value in zip(tick.equity_ts, tick.equity, strict=True)
         ]
+        entries = tick_log_entries(
+            run.id, tick.trades, tick.equity, tick.broker_state, tick.last_candle_ts
+        )
+        logs += log_rows(run.id, run.bot_id, entries)
+    if trades:
+        db.execute(insert(BotTrade).on_conflict_do_nothing(), trades)
+    if points:
         db.execute(insert(BotEquity).on_conflict_do_nothing(), points)
-    write_logs(
-        run.id, run.bot_id, tick_log_entries(run.id, trades, equity, broker_state, last_candle_ts)
-    )
-    run.broker_state = broker_state
-    run.last_candle_ts = last_candle_ts
-    run.consecutive_failures = 0
-    run.error = None
+    insert_log_rows(logs)
+    for tick in ticks:
+        tick.run.broker_state = tick.broker_state
+        tick.run.last_candle_ts = tick.last_candle_ts
+        tick.run.consecutive_failures = 0
+        tick.run.error = None
     db.flush()
 
 
-def record_tick_failure(
-    run_id: uuid.UUID,
-    message: str,
-    max_failures: int,
-    now: datetime,
-    candle_ts: int | None = None,
-) -> bool:
-    """Count one more consecutive failure of the run, keep its reason and log it.
+def count_failures(
+    failed: dict[uuid.UUID, str], max_failures: int, candle_ts: int
+) -> list[uuid.UUID]:
+    """Count one more failure in a row for each run, keep its reason and log it.
 
-    At ``max_failures`` in a row a running run moves to ``error`` (closed at ``now``) and
-    so does its bot. Returns True when this failure did that. The bot's row is locked
-    before the run's, in the same order as the lifecycle actions, so the two never deadlock.
+    Returns the runs that reached ``max_failures``; :func:`move_to_error` moves them, in a
+    transaction of its own after this one commits. Only the run rows are updated here
+    (the tick already holds their locks), never a bot's, so a tick never waits on a bot
+    row a lifecycle action holds while that action waits on the run.
+    """
+    reached = []
+    for run_id, message in failed.items():
+        reason = message[:ERROR_CHARS]
+        row = db.execute(
+            update(BotRun)
+            .where(BotRun.id == run_id)
+            .values(consecutive_failures=BotRun.consecutive_failures + 1, error=reason)
+            .returning(BotRun.bot_id, BotRun.consecutive_failures)
+        ).first()
+        if row is None:
+            continue
+        bot_id, failures = row
+        data = {"error": reason, "failures": failures}
+        write_log(run_id, bot_id, "warning", "tick_failed", data=data, candle_ts=candle_ts)
+        if failures >= max_failures:
+            reached.append(run_id)
+    return reached
+
+
+def move_to_error(run_id: uuid.UUID, max_failures: int, now: datetime, candle_ts: int) -> bool:
+    """Move a run that failed ``max_failures`` times in a row, and its bot, to ``error``.
+
+    Locks the bot's row before the run's, the lifecycle actions' order. Does nothing when
+    the run is no longer running (the owner's pause or stop wins) or a later tick has
+    succeeded since. Returns True when it moved the run.
     """
     bot_id = db.scalar(select(BotRun.bot_id).where(BotRun.id == run_id))
     if bot_id is None:
         return False
     db.execute(select(Bot.id).where(Bot.id == bot_id).with_for_update())
-    failures = db.scalar(
+    moved = db.execute(
         update(BotRun)
-        .where(BotRun.id == run_id)
-        .values(
-            consecutive_failures=BotRun.consecutive_failures + 1,
-            error=message[:ERROR_CHARS],
+        .where(
+            BotRun.id == run_id,
+            BotRun.status == "running",
+            BotRun.consecutive_failures >= max_failures,
         )
-        .returning(BotRun.consecutive_failures)
-    )
-    if failures is None:
-        return False
-    reason = message[:ERROR_CHARS]
-    data = {"error": reason, "failures": failures}
-    write_log(run_id, bot_id, "warning", "tick_failed", data=data, candle_ts=candle_ts)
-    if failures < max_failures:
-        return False
-    moved = db.scalar(
-        update(BotRun)
-        .where(BotRun.id == run_id, BotRun.status == "running")
         .values(status="error", stopped_at=now)
-        .returning(BotRun.id)
-    )
-    if moved is None:  # paused or stopped meanwhile: the owner's action wins
+        .returning(BotRun.consecutive_failures, BotRun.error)
+    ).first()
+    if moved is None:
         return False
     db.execute(update(Bot).where(Bot.id == bot_id, Bot.status == "running").values(status="error"))
+    data = {"error": moved.error, "failures": moved.consecutive_failures}
     write_log(run_id, bot_id, "error", "run_errored", data=data, candle_ts=candle_ts)
     return True
 

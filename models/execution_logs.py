@@ -51,13 +51,11 @@ class ExecutionLog(Base):
     candle_ts: Mapped[int | None] = mapped_column(BigInteger)
 
 
-def write_logs(
+def log_rows(
     run_id: uuid.UUID, bot_id: uuid.UUID, entries: list[tuple[str, str, dict[str, Any], int | None]]
-) -> None:
-    """Insert ``(level, event, data, candle_ts)`` entries for a run, in order, in one statement."""
-    if not entries:
-        return
-    rows = [
+) -> list[dict[str, Any]]:
+    """Rows for ``(level, event, data, candle_ts)`` entries of a run, ready to insert."""
+    return [
         {
             "run_id": run_id,
             "bot_id": bot_id,
@@ -68,7 +66,12 @@ def write_logs(
         }
         for level, event, data, candle_ts in entries
     ]
-    db.execute(insert(ExecutionLog), rows)
+
+
+def insert_log_rows(rows: list[dict[str, Any]]) -> None:
+    """Insert log rows (any runs) in order, in one statement."""
+    if rows:
+        db.execute(insert(ExecutionLog), rows)
 
 
 def write_log(
@@ -81,7 +84,7 @@ def write_log(
     candle_ts: int | None = None,
 ) -> None:
     """Insert one log entry for a run."""
-    write_logs(run_id, bot_id, [(level, event, data or {}, candle_ts)])
+    insert_log_rows(log_rows(run_id, bot_id, [(level, event, data or {}, candle_ts)]))
 
 
 def levels_from(level: str | None) -> tuple[str, ...]:

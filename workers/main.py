@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info(
         "worker_starting", queues=list(names), burst=args.burst, fork=args.fork, name=worker.name
     )
-    worker.work(burst=args.burst, with_scheduler=False)
+    # with_scheduler: RQ moves jobs whose retry waits (Retry intervals) back onto their queue.
+    worker.work(burst=args.burst, with_scheduler=True)
     return 0
 
 

@@ -56,7 +56,8 @@ def ticked_run(db: Any, live_owner: Any) -> BotRun:
     assert run is not None
     db.commit()
     # A catch-up tick for most of the span, then candle by candle as the dispatcher would.
-    assert tick_bots([str(run.id)], END - 6 * HOUR)["ticked"] == [str(run.id)]
+    # Every bar fresh, so the run equals a backtest of the span (see BOT_FRESH_BARS).
+    assert tick_bots([str(run.id)], END - 6 * HOUR, fresh_bars=10**6)["ticked"] == [str(run.id)]
     for ts in range(END - 5 * HOUR, END, HOUR):
         assert tick_bots([str(run.id)], ts)["ticked"] == [str(run.id)]
     db.refresh(run)

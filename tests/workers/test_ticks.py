@@ -161,7 +161,8 @@ def test_catching_up_in_one_tick_equals_ticking_candle_by_candle(
     db: Any, runs: list[BotRun]
 ) -> None:
     replay(runs[:1], SPAN_START + HOUR, SPAN_START + 50 * HOUR)
-    outcome = tick_bots(ids(runs), END - HOUR)  # one catch-up tick for both
+    # One catch-up tick for both, every bar fresh (BOT_FRESH_BARS would drop the old signals).
+    outcome = tick_bots(ids(runs), END - HOUR, fresh_bars=10**6)
     assert outcome["ticked"] == ids(runs)
     for run in runs:
         assert_parity(db, run, SPAN_START + HOUR)
