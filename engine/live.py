@@ -5,10 +5,13 @@ its start. Two rules decide which signals it acts on (docs/execution.md):
 
 - **Epochs.** Indicators seeded from the first bars of a series (EMA, RSI, MACD) depend on
   where the series starts, so signals are always computed from a fixed anchor, never a
-  rolling window. To keep a tick's cost bounded, a run's bars are cut into epochs of
-  ``epoch_bars`` bars counted from ``trade_from``; the signals of a bar in epoch ``k`` are
-  computed over the series starting ``warmup`` bars before epoch ``k`` begins. Within an
-  epoch the run equals a backtest from that epoch's anchor, bar for bar.
+  rolling window. To keep a tick's cost bounded, time is cut into epochs of
+  ``epoch_bars`` bars on a grid fixed in UTC (epoch ``k`` starts at ``k * epoch_bars *
+  step`` ms); the signals of a bar in epoch ``k`` are computed over the series starting
+  ``warmup`` bars before epoch ``k``. A signal therefore depends only on the instrument,
+  the timeframe, the strategy and the bar, not on when a run started, so runs with the
+  same strategy share one computation. Within an epoch a run equals a backtest from that
+  epoch's anchor, bar for bar.
 - **Stale bars.** A tick is asked for a target candle. Bars more than ``fresh_bars - 1``
   bars older than the target (a catch-up after downtime) are simulated, so their equity
   is recorded, stops and an order already decided still fill, but their own signals are
@@ -35,7 +38,7 @@ SignalsOf = Callable[[int, int], Signals]
 
 @dataclass(frozen=True)
 class RunSpan:
-    """Where a run trades from and how its bars fall into epochs (all times in ms)."""
+    """Where a run trades from and the epoch grid of its timeframe (all times in ms)."""
 
     trade_from: int
     step: int
@@ -48,12 +51,12 @@ class RunSpan:
         return cls(-(-started_ms // step) * step, step, warmup, epoch_bars)
 
     def epoch_of(self, ts: int) -> int:
-        """The epoch of the bar opening at ``ts`` (0 for the run's first ``epoch_bars`` bars)."""
-        return max(0, (ts - self.trade_from) // (self.epoch_bars * self.step))
+        """The epoch of the bar opening at ``ts``: whole ``epoch_bars`` spans since 1970."""
+        return ts // (self.epoch_bars * self.step)
 
     def epoch_start(self, epoch: int) -> int:
         """Open time of the first bar of ``epoch``."""
-        return self.trade_from + epoch * self.epoch_bars * self.step
+        return epoch * self.epoch_bars * self.step
 
     def anchor(self, epoch: int) -> int:
         """Where the signals of ``epoch`` start: ``warmup`` bars before the epoch."""

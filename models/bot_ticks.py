@@ -65,15 +65,16 @@ def span_of(run: BotRun, timeframe: str, warmup: int, epoch_bars: int) -> RunSpa
     return RunSpan.of(_ms(run.started_at), TIMEFRAME_MS[timeframe], warmup, epoch_bars)
 
 
-def run_span(run: BotRun, timeframe: str, warmup: int) -> tuple[int, int]:
-    """``(anchor_ms, trade_from_ms)`` of a run's first epoch.
+def run_span(run: BotRun, timeframe: str, warmup: int, epoch_bars: int) -> tuple[int, int]:
+    """``(anchor_ms, trade_from_ms)`` of a run: its first epoch's anchor and its first bar.
 
     Trading starts at the first bar of the timeframe grid opening at or after
-    ``started_at``; the anchor is ``warmup`` bars before it. A backtest from this anchor
-    with ``trade_from_ms`` equals the run over its first ``BOT_EPOCH_BARS`` bars.
+    ``started_at``; the anchor is ``warmup`` bars before the epoch that bar falls in. A
+    backtest of the candles from this anchor with ``trade_from_ms`` equals the run up to
+    the end of that epoch.
     """
-    span = span_of(run, timeframe, warmup, epoch_bars=1)
-    return span.anchor(0), span.trade_from
+    span = span_of(run, timeframe, warmup, epoch_bars)
+    return span.anchor(span.epoch_of(span.trade_from)), span.trade_from
 
 
 def lock_running_runs(run_ids: Sequence[uuid.UUID]) -> list[tuple[BotRun, Bot]]:

@@ -18,8 +18,9 @@ backoff, and nothing is counted. A run that reaches ``BOT_MAX_FAILURES`` moves t
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,54 +73,95 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-@dataclass
-class Batch:
-    """What one tick job works on: its locked runs, their candles, and shared computations."""
+class Shared:
+    """Candles and signals the tick jobs of one candle share within this worker process.
 
-    candle_ts: int
-    fresh_bars: int
-    epoch_bars: int
-    candles: dict[tuple[int, str], Candles]
-    strategies: dict[bytes, Strategy]
-    signals: dict[tuple[Any, ...], Signals]
+    The dispatcher cuts the runs of an instrument and timeframe into several jobs that
+    one worker often takes one after the other, and a signal depends only on the pair,
+    the strategy and the bars (``engine.live``), so each is computed once per candle.
+    Entries are keyed by the exact bars they cover (first ts, last ts, count), so candles
+    stored in between are never missed.
+    """
 
-    def strategy(self, spec: dict[str, Any]) -> Strategy:
-        """The validated strategy of a spec, parsed once per batch."""
-        key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
-        if key not in self.strategies:
-            self.strategies[key] = validate_strategy(spec)
-        return self.strategies[key]
+    MAX_SIGNALS = 5_000  # per candle: bounds memory when thousands of strategies differ
+
+    def __init__(self) -> None:
+        self.candles: dict[tuple[int, str], Candles] = {}
+        self.signals: dict[tuple[Any, ...], Signals] = {}
+
+    def load(self, pair: tuple[int, str], start: int, candle_ts: int) -> Candles:
+        """The pair's candles from ``start`` (or earlier) through ``candle_ts``."""
+        cached = self.candles.get(pair)
+        if cached is not None and len(cached) and cached.ts[0] <= start < cached.ts[-1] == candle_ts:
+            return cached  # a candle not stored yet (or none at all) is looked for again
+        rows = read_candles(pair[0], pair[1], start, candle_ts + 1, limit=10**8)
+        self.candles[pair] = Candles.from_rows(rows) if rows else Candles.empty()
+        return self.candles[pair]
 
     def signals_of(self, strategy: Strategy, pair: tuple[int, str]) -> SignalsOf:
-        """Signals over a slice of the pair's candles, shared by runs with one spec and span."""
+        """Signals over a slice of the pair's candles, computed once per strategy and bars."""
         candles = self.candles[pair]
         spec = orjson.dumps(strategy.spec, option=orjson.OPT_SORT_KEYS)
 
         def compute(start: int, stop: int) -> Signals:
-            key = (spec, pair, int(candles.ts[start]), int(candles.ts[stop - 1]))
-            if key not in self.signals:
-                self.signals[key] = strategy.signals(candles.slice(start, stop))
-            return self.signals[key]
+            key = (spec, pair, int(candles.ts[start]), int(candles.ts[stop - 1]), stop - start)
+            found = self.signals.get(key)
+            if found is None:
+                found = strategy.signals(candles.slice(start, stop))
+                if len(self.signals) < self.MAX_SIGNALS:
+                    self.signals[key] = found
+            return found
 
         return compute
 
 
-def _load_candles(pairs: dict[tuple[int, str], int], candle_ts: int) -> dict[Any, Candles]:
-    """Each (instrument, timeframe)'s candles from the oldest bar its runs need to the target."""
-    loaded = {}
-    for (instrument_id, timeframe), start in pairs.items():
-        rows = read_candles(instrument_id, timeframe, start, candle_ts + 1, limit=10**8)
-        loaded[(instrument_id, timeframe)] = Candles.from_rows(rows) if rows else Candles.empty()
-    return loaded
+# The shared work of the last few candles (jobs of 1m and 5m candles arrive interleaved).
+_SHARED: OrderedDict[int, Shared] = OrderedDict()
+_SHARED_CANDLES = 4
+_STRATEGIES: dict[bytes, Strategy] = {}
+_MAX_STRATEGIES = 20_000
+
+
+def shared_for(candle_ts: int) -> Shared:
+    """This process's shared work for the candle, evicting the oldest candle's."""
+    if candle_ts in _SHARED:
+        _SHARED.move_to_end(candle_ts)
+        return _SHARED[candle_ts]
+    _SHARED[candle_ts] = Shared()
+    while len(_SHARED) > _SHARED_CANDLES:
+        _SHARED.popitem(last=False)
+    return _SHARED[candle_ts]
+
+
+def strategy_of(spec: dict[str, Any]) -> Strategy:
+    """The validated strategy of a JSON spec, parsed once per process (it is pure)."""
+    key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+    found = _STRATEGIES.get(key)
+    if found is None:
+        found = validate_strategy(spec)
+        if len(_STRATEGIES) >= _MAX_STRATEGIES:
+            _STRATEGIES.clear()
+        _STRATEGIES[key] = found
+    return found
+
+
+@dataclass
+class Batch:
+    """One tick job: its target candle, its settings and the process's shared work."""
+
+    candle_ts: int
+    fresh_bars: int
+    epoch_bars: int
+    shared: Shared
 
 
 def _advance(batch: Batch, run: BotRun, bot: Bot) -> Tick | None:
     """Run the engine for one run; None when it has no new candle. Touches no database."""
-    strategy = batch.strategy(bot.strategy)
+    strategy = strategy_of(bot.strategy)
     pair = (bot.instrument_id, bot.timeframe)
     sim = advance(
-        batch.candles[pair],
-        batch.signals_of(strategy, pair),
+        batch.shared.candles[pair],
+        batch.shared.signals_of(strategy, pair),
         span_of(run, bot.timeframe, strategy.warmup, batch.epoch_bars),
         risk=validate_risk(bot.risk),
         config=broker_config(bot),
@@ -187,15 +229,14 @@ def tick_bots(
     ``consecutive_failures``, reason in ``error``).
     """
     settings = current_app.extensions["botyard.settings"]
+    started = time.perf_counter()
     keys = [uuid.UUID(run_id) for run_id in run_ids]
     locked = lock_running_runs(keys)
     batch = Batch(
         candle_ts=candle_ts,
         fresh_bars=settings.bot_fresh_bars if fresh_bars is None else fresh_bars,
         epoch_bars=settings.bot_epoch_bars,
-        candles={},
-        strategies={},
-        signals={},
+        shared=shared_for(candle_ts),
     )
     failed: dict[uuid.UUID, str] = {}
     oldest: dict[tuple[int, str], int] = defaultdict(lambda: candle_ts)
@@ -203,7 +244,9 @@ def tick_bots(
         reason = _guarded(partial(_need, batch, run, bot, oldest))
         if reason is not None:
             failed[run.id] = reason
-    batch.candles = _load_candles(dict(oldest), candle_ts)
+    for pair, start in oldest.items():
+        batch.shared.load(pair, start, candle_ts)
+    loaded = time.perf_counter()
     ticks: list[Tick] = []
     for run, bot in locked:
         if run.id in failed:
@@ -211,6 +254,7 @@ def tick_bots(
         reason = _guarded(partial(_collect, batch, run, bot, ticks))
         if reason is not None:
             failed[run.id] = reason
+    computed = time.perf_counter()
     saved = _persist(ticks, failed)
     errored = count_failures(failed, settings.bot_max_failures, candle_ts)
     db.commit()
@@ -223,7 +267,14 @@ def tick_bots(
     for key, run_id in zip(keys, run_ids, strict=True):
         state = "failed" if key in failed else "ticked" if key in ticked else "skipped"
         outcome[state].append(run_id)
-    log.info("bots_ticked", candle_ts=candle_ts, **{k: len(v) for k, v in outcome.items()})
+    log.info(
+        "bots_ticked",
+        candle_ts=candle_ts,
+        load_ms=round((loaded - started) * 1000, 1),
+        engine_ms=round((computed - loaded) * 1000, 1),
+        persist_ms=round((time.perf_counter() - computed) * 1000, 1),
+        **{k: len(v) for k, v in outcome.items()},
+    )
     return outcome
 
 
@@ -234,7 +285,7 @@ def _need(
     oldest: dict[tuple[int, str], int],
 ) -> None:
     """Note the oldest candle this run needs from its instrument and timeframe."""
-    span = span_of(run, bot.timeframe, batch.strategy(bot.strategy).warmup, batch.epoch_bars)
+    span = span_of(run, bot.timeframe, strategy_of(bot.strategy).warmup, batch.epoch_bars)
     pair = (bot.instrument_id, bot.timeframe)
     oldest[pair] = min(oldest[pair], span.first_needed(run.last_candle_ts))
 

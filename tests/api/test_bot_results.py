@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from engine.backtest import run_backtest
@@ -25,7 +26,7 @@ def url(run_or_bot: Any, what: str) -> str:
 
 
 def test_trades_equity_and_performance_of_a_ticked_run(
-    client: FlaskClient, db: Any, live_owner: Any, ticked_run: BotRun
+    app: Flask, client: FlaskClient, db: Any, live_owner: Any, ticked_run: BotRun
 ) -> None:
     points = run_equity(ticked_run.id)
     assert len(points) > 100
@@ -50,7 +51,8 @@ def test_trades_equity_and_performance_of_a_ticked_run(
 
     # The live metric set is the backtest's over the same bars, to the last digit.
     bot = db.get(Bot, ticked_run.bot_id)
-    anchor, first = run_span(ticked_run, "1h", validate_strategy(bot.strategy).warmup)
+    epoch_bars = app.extensions["botyard.settings"].bot_epoch_bars
+    anchor, first = run_span(ticked_run, "1h", validate_strategy(bot.strategy).warmup, epoch_bars)
     rows = read_candles(bot.instrument_id, "1h", anchor, END, limit=10**6)
     expected = run_backtest(
         Candles.from_rows(rows), bot.strategy, bot.risk, broker_config(bot), trade_from_ms=first

@@ -73,8 +73,10 @@ def test_within_the_first_epoch_a_run_equals_a_backtest_from_its_anchor(candles:
     span = RunSpan.of(START + 3 * 24 * HOUR + 1, HOUR, EMA.warmup, epoch_bars=10_000)
     assert span.trade_from == START + 3 * 24 * HOUR + HOUR
     end = START + 30 * 24 * HOUR
+    epoch = span.epoch_of(span.trade_from)
+    assert span.epoch_of(end) == epoch  # one epoch of the UTC grid holds the whole span
     sims, state = bar_by_bar(candles, span, end)
-    window = candles.between(span.anchor(0), end)
+    window = candles.between(span.anchor(epoch), end)
     expected = run_backtest(window, EMA, RISK, CONFIG, trade_from_ms=span.trade_from)
     assert len(expected.trades) >= 5
     assert trades_of(sims) == expected.trades.records()  # exact, floats included
@@ -82,9 +84,33 @@ def test_within_the_first_epoch_a_run_equals_a_backtest_from_its_anchor(candles:
     assert state.as_dict() == expected.state.as_dict()
 
 
+def test_runs_started_apart_share_the_signals_of_each_bar(candles: Candles) -> None:
+    early = RunSpan.of(START + 2 * 24 * HOUR, HOUR, EMA.warmup, epoch_bars=100)
+    late = RunSpan.of(START + 5 * 24 * HOUR + 7, HOUR, EMA.warmup, epoch_bars=100)
+    calls: dict[str, list[int]] = {"early": [], "late": []}
+    target = START + 20 * 24 * HOUR
+    assert early.anchor(early.epoch_of(target)) > late.trade_from > early.trade_from
+    for name, span in (("early", early), ("late", late)):
+        advance(
+            candles,
+            plain(candles, EMA, calls[name]),
+            span,
+            risk=RISK,
+            config=CONFIG,
+            state=BrokerState.start(CONFIG),
+            last_done=target - 2 * HOUR,
+            target=target,
+            fresh_bars=3,
+        )
+    # Same epoch grid, same anchor: one computation could serve both runs.
+    assert calls["early"] == calls["late"] == [early.anchor(early.epoch_of(target))]
+
+
 def test_each_epoch_computes_its_signals_from_its_own_anchor(candles: Candles) -> None:
     span = RunSpan.of(START + 2 * 24 * HOUR, HOUR, EMA.warmup, epoch_bars=50)
-    end = span.trade_from + 180 * HOUR  # epochs 0..3, the last one partial
+    end = span.trade_from + 180 * HOUR
+    epochs = range(span.epoch_of(span.trade_from), span.epoch_of(end - HOUR) + 1)
+    assert len(epochs) == 5  # the first and last ones partial
     calls: list[int] = []
     whole = advance(
         candles,
@@ -98,13 +124,13 @@ def test_each_epoch_computes_its_signals_from_its_own_anchor(candles: Candles) -
         fresh_bars=10**6,
     )
     assert whole is not None and len(whole.equity) == 180
-    assert calls == [span.anchor(k) for k in range(4)]
+    assert calls == [span.anchor(k) for k in epochs]
     # The oracle: per epoch, a backtest's signals from that epoch's anchor, simulated on
     # from the state the previous epoch left.
     state, trades, equity = BrokerState.start(CONFIG), [], []
-    for k in range(4):
+    for k in epochs:
         window = candles.between(span.anchor(k), min(span.epoch_start(k + 1), end))
-        first = int(np.searchsorted(window.ts, span.epoch_start(k)))
+        first = int(np.searchsorted(window.ts, max(span.epoch_start(k), span.trade_from)))
         signals = EMA.signals(window).slice(first, len(window))
         sim = simulate(window.slice(first, len(window)), signals, RISK, CONFIG, state)
         trades += sim.trades.records()
@@ -122,6 +148,7 @@ def test_each_epoch_computes_its_signals_from_its_own_anchor(candles: Candles) -
 def test_a_catch_up_records_equity_but_does_not_trade_on_stale_bars(candles: Candles) -> None:
     span = RunSpan.of(START + 2 * 24 * HOUR, HOUR, EMA.warmup, epoch_bars=10_000)
     target = span.trade_from + 99 * HOUR
+    assert span.epoch_of(span.trade_from) == span.epoch_of(target)
 
     def catch_up(fresh_bars: int) -> Simulation:
         sim = advance(
@@ -145,7 +172,7 @@ def test_a_catch_up_records_equity_but_does_not_trade_on_stale_bars(candles: Can
     assert stale.equity.equity.tolist() == [CONFIG.initial_capital] * 100
     # The last few bars stay fresh: their signals decide the next order as usual.
     fresh3 = catch_up(3)
-    signals = EMA.signals(candles.between(span.anchor(0), target + HOUR))
+    signals = EMA.signals(candles.between(span.anchor(span.epoch_of(target)), target + HOUR))
     last3 = signals.slice(len(signals) - 3, len(signals))
     expects_order = bool(last3.long_entry.any() or last3.short_entry.any())
     assert (fresh3.state.pending is not None or len(fresh3.fills) > 0) == expects_order

@@ -26,6 +26,7 @@ from models.candles import read_candles
 from models.identity import User
 from models.instruments import sync_instruments
 from models.market_data import load_history
+from settings import Settings
 from tests.helpers import bearer
 from workers.main import build_worker
 from workers.queues import BOTS, get_queue
@@ -66,6 +67,8 @@ COSTS = {
     "slippage_bps": 0.0,
 }
 RULES_RISK = {"stop_loss": 0.004, "direction": "long_only"}
+EPOCH_BARS = Settings().bot_epoch_bars
+EPOCH_MS = EPOCH_BARS * HOUR
 
 
 @pytest.fixture
@@ -131,7 +134,13 @@ def snapshot(db: Any, run_id: uuid.UUID) -> tuple[Any, ...]:
 def assert_parity(db: Any, run: BotRun, trade_from: int) -> int:
     """The run's trades, equity and state equal a backtest from its anchor; returns #trades."""
     bot = db.get(Bot, run.bot_id)
-    anchor, first = run_span(run, "1h", validate_strategy(bot.strategy).warmup)
+    warmup = validate_strategy(bot.strategy).warmup
+    anchor, first = run_span(run, "1h", warmup, EPOCH_BARS)
+    # The span lies in one epoch of the grid, so one backtest from the anchor is the oracle.
+    assert (
+        run_span(run, "1h", warmup, EPOCH_BARS)[0]
+        == (END - HOUR) // EPOCH_MS * EPOCH_MS - warmup * HOUR
+    )
     assert first == trade_from
     rows = read_candles(bot.instrument_id, "1h", anchor, END, limit=10**6)
     expected = run_backtest(
