@@ -92,8 +92,13 @@ class Shared:
     def load(self, pair: tuple[int, str], start: int, candle_ts: int) -> Candles:
         """The pair's candles from ``start`` (or earlier) through ``candle_ts``."""
         cached = self.candles.get(pair)
-        if cached is not None and len(cached) and cached.ts[0] <= start < cached.ts[-1] == candle_ts:
-            return cached  # a candle not stored yet (or none at all) is looked for again
+        # A candle not stored yet (or none at all) is looked for again.
+        if (
+            cached is not None
+            and len(cached)
+            and cached.ts[0] <= start < cached.ts[-1] == candle_ts
+        ):
+            return cached
         rows = read_candles(pair[0], pair[1], start, candle_ts + 1, limit=10**8)
         self.candles[pair] = Candles.from_rows(rows) if rows else Candles.empty()
         return self.candles[pair]
