@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -39,6 +39,8 @@ from models.market import Instrument
 
 RUN_STATUSES = ("running", "paused", "stopped", "error")
 STARTABLE_BOT_STATUSES = ("draft", "stopped", "error")
+# Who took a lifecycle action: the owner through the API, or the bot's schedule.
+Actor = Literal["owner", "schedule"]
 
 # Why an action is refused, by the bot's current status (messages a person can act on).
 _REFUSALS = {
@@ -73,6 +75,7 @@ class BotRun(Base):
     __table_args__ = (
         CheckConstraint("status IN ('running','paused','stopped','error')", name="status_known"),
         CheckConstraint("consecutive_failures >= 0", name="failures_non_negative"),
+        CheckConstraint("paused_by IN ('owner','schedule')", name="paused_by_known"),
         Index("ix_bot_runs_bot_id_started_at", "bot_id", "started_at"),
         Index("ix_bot_runs_owner_id", "owner_id"),
         # The invariant "one active run per bot", enforced by Postgres, not just by the code.
@@ -90,6 +93,8 @@ class BotRun(Base):
     status: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who paused the run: the schedule resumes only what it paused itself.
+    paused_by: Mapped[str | None] = mapped_column(String(16))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     initial_capital: Mapped[float] = mapped_column(Float)
     broker_state: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -168,7 +173,14 @@ def _refuse_unless(bot: Bot, action: str, allowed: tuple[str, ...]) -> None:
         raise Conflict(_REFUSALS[action].get(bot.status, f"The bot is {bot.status}."))
 
 
-def start_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, limit: int, now: datetime) -> Bot:
+def _by(by: Actor) -> dict[str, Any]:
+    """Log data naming the schedule as the actor; an owner's action keeps its data as it was."""
+    return {} if by == "owner" else {"by": by}
+
+
+def start_bot(
+    owner_id: uuid.UUID, bot_id: uuid.UUID, limit: int, now: datetime, by: Actor = "owner"
+) -> Bot:
     """Start a draft, stopped or errored bot: a new run with a fresh paper account.
 
     Raises :class:`Conflict` for any other status and :class:`QuotaExceeded` when the
@@ -204,35 +216,41 @@ def start_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, limit: int, now: datetime)
     db.add(run)
     bot.status = "running"
     db.flush()
-    write_log(run.id, bot.id, "info", "run_started", data={"initial_capital": bot.initial_capital})
+    write_log(
+        run.id,
+        bot.id,
+        "info",
+        "run_started",
+        data={"initial_capital": bot.initial_capital, **_by(by)},
+    )
     return bot
 
 
-def pause_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime) -> Bot:
+def pause_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime, by: Actor = "owner") -> Bot:
     """Pause a running bot: its run keeps its account but is not ticked. :class:`Conflict` else."""
     bot = _lock_owned_bot(owner_id, bot_id)
     _refuse_unless(bot, "pause", ("running",))
     run = _require_active_run(bot)
-    run.status, run.paused_at = "paused", now
+    run.status, run.paused_at, run.paused_by = "paused", now, by
     bot.status = "paused"
     db.flush()
-    write_log(run.id, bot.id, "info", "run_paused")
+    write_log(run.id, bot.id, "info", "run_paused", data=_by(by))
     return bot
 
 
-def resume_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
+def resume_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, by: Actor = "owner") -> Bot:
     """Resume a paused bot on the same run and account. :class:`Conflict` otherwise."""
     bot = _lock_owned_bot(owner_id, bot_id)
     _refuse_unless(bot, "resume", ("paused",))
     run = _require_active_run(bot)
-    run.status, run.paused_at = "running", None
+    run.status, run.paused_at, run.paused_by = "running", None, None
     bot.status = "running"
     db.flush()
-    write_log(run.id, bot.id, "info", "run_resumed")
+    write_log(run.id, bot.id, "info", "run_resumed", data=_by(by))
     return bot
 
 
-def stop_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime) -> Bot:
+def stop_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime, by: Actor = "owner") -> Bot:
     """Stop a running or paused bot and close its run. :class:`Conflict` otherwise."""
     bot = _lock_owned_bot(owner_id, bot_id)
     _refuse_unless(bot, "stop", ACTIVE_BOT_STATUSES)
@@ -242,7 +260,7 @@ def stop_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime) -> Bot:
     bot.status = "stopped"
     db.flush()
     if run is not None:
-        write_log(run.id, bot.id, "info", "run_stopped")
+        write_log(run.id, bot.id, "info", "run_stopped", data=_by(by))
     return bot
 
 

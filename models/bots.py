@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -60,6 +61,8 @@ class Bot(Base):
         CheckConstraint("initial_capital > 0", name="capital_positive"),
         CheckConstraint("fee >= 0 AND fee < 0.1", name="fee_range"),
         CheckConstraint("slippage_bps >= 0 AND slippage_bps <= 1000", name="slippage_range"),
+        # The schedule job's candidates (docs/execution.md#schedules); most bots have none.
+        Index("ix_bots_status_scheduled", "status", postgresql_where=text("schedule IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -74,6 +77,8 @@ class Bot(Base):
     fee: Mapped[float] = mapped_column(Float)
     slippage_bps: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    # start_at, stop_at and daily windows (models.bot_schedules); None is SQL NULL, not JSON null.
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -120,7 +125,7 @@ def _apply(bot: Bot, fields: dict[str, Any]) -> None:
         bot.strategy = validate_strategy(fields["strategy"])
     if "risk" in fields:
         bot.risk = validate_risk(fields["risk"])
-    for key in ("name", "description", "initial_capital", "fee", "slippage_bps"):
+    for key in ("name", "description", "initial_capital", "fee", "slippage_bps", "schedule"):
         if key in fields:
             setattr(bot, key, fields[key])
 
@@ -159,7 +164,7 @@ def update_bot(bot: Bot, fields: dict[str, Any]) -> Bot:
         if frozen:
             raise Conflict(
                 f"Stop the bot before changing how it trades ({', '.join(frozen)}); "
-                "name and description stay editable."
+                "name, description and schedule stay editable."
             )
     _apply(bot, fields)
     _check_unique_name(bot)

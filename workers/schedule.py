@@ -68,6 +68,9 @@ PERIODIC: tuple[PeriodicJob, ...] = (
         id="purge-reset-tokens", func="workers.housekeeping.purge_reset_tokens", interval=3600
     ),
     PeriodicJob(id="requeue-backtests", func="workers.housekeeping.requeue_backtests", interval=60),
+    PeriodicJob(
+        id="apply-bot-schedules", func="workers.bot_schedules.apply_schedules", interval=30
+    ),
 )
 
 

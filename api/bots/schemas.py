@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import marshmallow as ma
 
 from api.schemas import PageQuery, StrictSchema, Timestamp, TradeOut
+from models.bot_schedules import DAYS, MAX_WINDOWS
 from models.bots import BOT_STATUSES
 from models.execution_logs import LOG_LEVELS, MAX_LOG_PAGE
 from models.market import TIMEFRAME_MS
@@ -45,6 +47,101 @@ class StrategyIn(StrictSchema):
             raise ma.ValidationError("Give either template (with params) or rules.", "template")
 
 
+HHMM = ma.validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="Use HH:MM (UTC), 00:00 to 23:59.")
+
+
+class WholeNested(ma.fields.Nested):
+    """A nested object that is replaced whole, so a PATCH's ``partial`` does not reach into it."""
+
+    def _deserialize(
+        self, value: Any, attr: Any, data: Any, partial: Any = None, **kwargs: Any
+    ) -> Any:
+        return super()._deserialize(value, attr, data, partial=False, **kwargs)
+
+
+class WindowIn(StrictSchema):
+    """A daily run window in UTC; ``end`` before ``start`` wraps past midnight."""
+
+    days = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(DAYS)),
+        metadata={"description": "the days a window starts on; every day if left out"},
+    )
+    start = ma.fields.String(required=True, validate=HHMM, metadata={"example": "09:00"})
+    end = ma.fields.String(
+        required=True,
+        validate=HHMM,
+        metadata={"description": "excluded; before start means the next day", "example": "17:30"},
+    )
+
+    @ma.validates_schema
+    def _check(self, data: dict[str, Any], **_kwargs: object) -> None:
+        if data["start"] == data["end"]:
+            raise ma.ValidationError("end must differ from start.", "end")
+        days = data.get("days")
+        if days is None:
+            return
+        if not days:
+            raise ma.ValidationError(
+                "Give at least one day, or leave days out for every day.", "days"
+            )
+        twice = sorted({day for day in days if days.count(day) > 1}, key=DAYS.index)
+        if twice:
+            raise ma.ValidationError(
+                f"Each day at most once ({', '.join(twice)} repeated).", "days"
+            )
+
+    @ma.post_load
+    def _normalise(self, data: dict[str, Any], **_kwargs: object) -> dict[str, Any]:
+        days = data.get("days") or DAYS
+        return {
+            "days": [day for day in DAYS if day in days],
+            "start": data["start"],
+            "end": data["end"],
+        }
+
+
+class ScheduleIn(StrictSchema):
+    """When a bot starts and stops, and the daily windows it may run in; all in UTC."""
+
+    start_at = ma.fields.AwareDateTime(
+        allow_none=True,
+        load_default=None,
+        default_timezone=UTC,
+        metadata={"description": "start the bot then (once), if it is a draft or stopped"},
+    )
+    stop_at = ma.fields.AwareDateTime(
+        allow_none=True,
+        load_default=None,
+        default_timezone=UTC,
+        metadata={"description": "stop the bot then, if it is running or paused"},
+    )
+    windows = ma.fields.List(
+        ma.fields.Nested(WindowIn),
+        load_default=list,
+        validate=ma.validate.Length(max=MAX_WINDOWS, error=f"At most {MAX_WINDOWS} windows."),
+        metadata={"description": "outside every window a running bot is paused; none: no limit"},
+    )
+
+    @ma.validates_schema
+    def _order(self, data: dict[str, Any], **_kwargs: object) -> None:
+        start_at, stop_at = data.get("start_at"), data.get("stop_at")
+        if start_at is not None and stop_at is not None and stop_at <= start_at:
+            raise ma.ValidationError("stop_at must be after start_at.", "stop_at")
+
+    @ma.post_load
+    def _to_json(self, data: dict[str, Any], **_kwargs: object) -> dict[str, Any]:
+        """The stored form: UTC ISO times, every key present."""
+        return {
+            "start_at": _iso(data["start_at"]),
+            "stop_at": _iso(data["stop_at"]),
+            "windows": data["windows"],
+        }
+
+
+def _iso(value: Any) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
 class BotIn(StrictSchema):
     """A new bot."""
 
@@ -59,6 +156,11 @@ class BotIn(StrictSchema):
     )
     fee = ma.fields.Float(load_default=0.001, validate=ma.validate.Range(min=0, max=0.05))
     slippage_bps = ma.fields.Float(load_default=5.0, validate=ma.validate.Range(min=0, max=500))
+    schedule = WholeNested(
+        ScheduleIn,
+        allow_none=True,
+        metadata={"description": "start at, stop at, daily windows (UTC); null for none"},
+    )
 
 
 class BotPatch(BotIn):
@@ -66,6 +168,22 @@ class BotPatch(BotIn):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{**kwargs, "partial": True})
+
+
+class WindowOut(ma.Schema):
+    """A daily run window (UTC)."""
+
+    days = ma.fields.List(ma.fields.String())
+    start = ma.fields.String()
+    end = ma.fields.String()
+
+
+class ScheduleOut(ma.Schema):
+    """A bot's schedule, times in UTC ISO 8601."""
+
+    start_at = ma.fields.String(allow_none=True)
+    stop_at = ma.fields.String(allow_none=True)
+    windows = ma.fields.List(ma.fields.Nested(WindowOut))
 
 
 class BotOut(ma.Schema):
@@ -82,6 +200,7 @@ class BotOut(ma.Schema):
     fee = ma.fields.Float()
     slippage_bps = ma.fields.Float()
     status = ma.fields.String()
+    schedule = ma.fields.Nested(ScheduleOut, allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 
@@ -105,6 +224,10 @@ class BotRunOut(ma.Schema):
     status = ma.fields.String()
     started_at = ma.fields.DateTime()
     paused_at = ma.fields.DateTime(allow_none=True)
+    paused_by = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "who paused it: owner or schedule; cleared on resume"},
+    )
     stopped_at = ma.fields.DateTime(allow_none=True)
     initial_capital = ma.fields.Float()
     broker_state = ma.fields.Dict(
