@@ -27,7 +27,7 @@ from rq.job import Job
 from rq.queue import Queue
 
 from models import db
-from workers import account_mail, backtests, housekeeping, ticks
+from workers import account_mail, backtests, bot_schedules, catchup, housekeeping, ticks
 from workers.context import create_worker_app
 from workers.queues import ALL_QUEUES, get_queue, redis_connection
 
@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 # Imported here, in the parent, so every forked work horse starts with them loaded instead
 # of importing the engine again for each job (tens of milliseconds a job).
-JOB_MODULES = (account_mail, backtests, housekeeping, ticks)
+JOB_MODULES = (account_mail, backtests, bot_schedules, catchup, housekeeping, ticks)
 
 
 class AppContextMixin:

@@ -71,6 +71,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="apply-bot-schedules", func="workers.bot_schedules.apply_schedules", interval=30
     ),
+    PeriodicJob(id="catch-up-bots", func="workers.catchup.catch_up", interval=60),
 )
 
 

@@ -258,7 +258,7 @@ class Bench:
                 span_of(run, "1m", strategy.warmup, settings.bot_epoch_bars),
                 risk=validate_risk(bot.risk),
                 config=config,
-                state=BrokerState.from_dict(run.broker_state),
+                state=BrokerState.start(config),
                 last_done=target - MINUTE,
                 target=target,
                 fresh_bars=settings.bot_fresh_bars,
