@@ -8,7 +8,7 @@ any bar and resumed with exactly the same trades and equity.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from engine.params import Param, ParamError, Value, validate_values
@@ -94,7 +94,7 @@ class Risk:
     fraction: float = 1.0
 
     def __post_init__(self) -> None:
-        validate_values(RISK_PARAMS, asdict(self))
+        validate_values(RISK_PARAMS, self.as_dict())
 
     @property
     def has_exits(self) -> bool:
@@ -103,7 +103,7 @@ class Risk:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form (the input of :func:`validate_risk`)."""
-        return asdict(self)
+        return dict(vars(self))  # every field is a scalar: a shallow copy is the whole state
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class BrokerConfig:
     size_precision: int = 8
 
     def __post_init__(self) -> None:
-        validate_values(CONFIG_PARAMS, asdict(self))
+        validate_values(CONFIG_PARAMS, self.as_dict())
 
     @property
     def unit_scale(self) -> int:
@@ -126,7 +126,7 @@ class BrokerConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form (the input of :func:`validate_config`)."""
-        return asdict(self)
+        return dict(vars(self))
 
 
 def validate_risk(obj: object) -> Risk:
@@ -193,7 +193,7 @@ class BrokerState:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form, e.g. to store a live run between ticks."""
-        return asdict(self)
+        return dict(vars(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BrokerState:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, select, update
+import orjson
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,7 +26,7 @@ from models.bot_runs import BotRun
 from models.bots import Bot
 from models.db import Base
 from models.db import session as db
-from models.execution_logs import insert_log_rows, log_rows, write_log
+from models.execution_logs import write_log
 from models.market import TIMEFRAME_MS, Instrument
 
 # Long enough for any exception text a person needs, short enough for a list view.
@@ -60,9 +61,26 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def span_of(run: BotRun, timeframe: str, warmup: int, epoch_bars: int) -> RunSpan:
-    """The run's :class:`~engine.live.RunSpan`: where it trades from, its epochs' anchors."""
-    return RunSpan.of(_ms(run.started_at), TIMEFRAME_MS[timeframe], warmup, epoch_bars)
+@dataclass(frozen=True)
+class LiveRun:
+    """A running run with what its tick needs of its bot and instrument (one query for all)."""
+
+    id: uuid.UUID
+    bot_id: uuid.UUID
+    started_at: datetime
+    last_candle_ts: int | None
+    broker_state: dict[str, Any]
+    instrument_id: int
+    timeframe: str
+    strategy: dict[str, Any]
+    risk: dict[str, Any]
+    # (initial capital, fee, slippage bps, fractional, size precision): the BrokerConfig.
+    costs: tuple[float, float, float, bool, int]
+
+
+def span_of(started_at: datetime, timeframe: str, warmup: int, epoch_bars: int) -> RunSpan:
+    """A run's :class:`~engine.live.RunSpan`: where it trades from, its epochs' anchors."""
+    return RunSpan.of(_ms(started_at), TIMEFRAME_MS[timeframe], warmup, epoch_bars)
 
 
 def run_span(run: BotRun, timeframe: str, warmup: int, epoch_bars: int) -> tuple[int, int]:
@@ -73,27 +91,56 @@ def run_span(run: BotRun, timeframe: str, warmup: int, epoch_bars: int) -> tuple
     backtest of the candles from this anchor with ``trade_from_ms`` equals the run up to
     the end of that epoch.
     """
-    span = span_of(run, timeframe, warmup, epoch_bars)
+    span = span_of(run.started_at, timeframe, warmup, epoch_bars)
     return span.anchor(span.epoch_of(span.trade_from)), span.trade_from
 
 
-def lock_running_runs(run_ids: Sequence[uuid.UUID]) -> list[tuple[BotRun, Bot]]:
-    """The runs among ``run_ids`` that are running, with their bots, locked in id order.
+def lock_running_runs(run_ids: Sequence[uuid.UUID]) -> list[LiveRun]:
+    """The runs among ``run_ids`` that are running, with their bots' fields, locked in id order.
 
-    One query for the whole batch. The row locks make two deliveries of the same tick run
-    one after the other, so the second sees the first one's ``last_candle_ts``; taking
-    them in id order means two batches never deadlock. Instruments are loaded with them.
+    One query for the whole batch, plain rows rather than ORM objects. The row locks make
+    two deliveries of the same tick run one after the other, so the second sees the
+    first one's ``last_candle_ts``; taking them in id order means two batches never
+    deadlock. Only the run rows are locked, never a bot's.
     """
     rows = db.execute(
-        select(BotRun, Bot, Instrument)
+        select(
+            BotRun.id,
+            BotRun.bot_id,
+            BotRun.started_at,
+            BotRun.last_candle_ts,
+            BotRun.broker_state,
+            Bot.instrument_id,
+            Bot.timeframe,
+            Bot.strategy,
+            Bot.risk,
+            Bot.initial_capital,
+            Bot.fee,
+            Bot.slippage_bps,
+            Instrument.fractional,
+            Instrument.size_precision,
+        )
         .join(Bot, Bot.id == BotRun.bot_id)
         .join(Instrument, Instrument.id == Bot.instrument_id)
         .where(BotRun.id.in_(run_ids), BotRun.status == "running")
         .order_by(BotRun.id)
         .with_for_update(of=BotRun)
-        .execution_options(populate_existing=True)
     )
-    return [(run, bot) for run, bot, _instrument in rows]
+    return [
+        LiveRun(
+            id=r.id,
+            bot_id=r.bot_id,
+            started_at=r.started_at,
+            last_candle_ts=r.last_candle_ts,
+            broker_state=r.broker_state,
+            instrument_id=r.instrument_id,
+            timeframe=r.timeframe,
+            strategy=r.strategy,
+            risk=r.risk,
+            costs=(r.initial_capital, r.fee, r.slippage_bps, r.fractional, r.size_precision),
+        )
+        for r in rows
+    ]
 
 
 def client_order_ids(run_id: uuid.UUID, exit_ts: Sequence[int]) -> list[str]:
@@ -149,7 +196,7 @@ def _json_trade(trade: dict[str, Any]) -> dict[str, Any]:
 class Tick:
     """What one run's tick produced, ready to persist."""
 
-    run: BotRun
+    run: LiveRun
     trades: list[dict[str, Any]]
     equity_ts: list[int]
     equity: list[float]
@@ -157,12 +204,55 @@ class Tick:
     last_candle_ts: int
 
 
-def save_ticks(ticks: Sequence[Tick]) -> None:
-    """Persist ticks in bulk: new closed trades, equity points, logs and each run's state.
-
-    Failures reset. A few statements for the whole batch, whatever its size.
+_SAVE_EQUITY = text(
     """
-    trades, points, logs = [], [], []
+    INSERT INTO bot_equity (run_id, ts, equity)
+    SELECT * FROM unnest(CAST(:runs AS uuid[]), CAST(:ts AS bigint[]), CAST(:equity AS float8[]))
+    ON CONFLICT DO NOTHING
+    """
+)
+_SAVE_LOGS = text(
+    """
+    INSERT INTO execution_logs (run_id, bot_id, level, event, data, candle_ts)
+    SELECT r, b, l, e, CAST(d AS jsonb), c
+    FROM unnest(CAST(:runs AS uuid[]), CAST(:bots AS uuid[]), CAST(:levels AS text[]),
+                CAST(:events AS text[]), CAST(:data AS text[]), CAST(:candles AS bigint[]))
+         WITH ORDINALITY AS v(r, b, l, e, d, c, n)
+    ORDER BY n
+    """
+)
+_SAVE_RUNS = text(
+    """
+    UPDATE bot_runs AS r
+    SET broker_state = CAST(v.state AS jsonb), last_candle_ts = v.ts,
+        consecutive_failures = 0, error = NULL
+    FROM unnest(CAST(:runs AS uuid[]), CAST(:states AS text[]), CAST(:ts AS bigint[]))
+         AS v(id, state, ts)
+    WHERE r.id = v.id
+    """
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def save_ticks(ticks: Sequence[Tick]) -> None:
+    """Persist ticks: new closed trades, equity points, logs and each run's state.
+
+    Failures reset. Four statements for the whole batch, whatever its size: equity, logs
+    and the runs' new state go in as arrays (``unnest``), trades (rare) as rows.
+    """
+    trades: list[dict[str, Any]] = []
+    equity: dict[str, list[Any]] = {"runs": [], "ts": [], "equity": []}
+    logs: dict[str, list[Any]] = {
+        "runs": [],
+        "bots": [],
+        "levels": [],
+        "events": [],
+        "data": [],
+        "candles": [],
+    }
     for tick in ticks:
         run = tick.run
         ids = client_order_ids(run.id, [int(t["exit_ts"]) for t in tick.trades])
@@ -170,25 +260,32 @@ def save_ticks(ticks: Sequence[Tick]) -> None:
             {"run_id": run.id, "client_order_id": cid, **{k: t[k] for k in TRADE_COLUMNS}}
             for cid, t in zip(ids, tick.trades, strict=True)
         ]
-        points += [
-            {"run_id": run.id, "ts": int(ts), "equity": float(value)}
-            for ts, value in zip(tick.equity_ts, tick.equity, strict=True)
-        ]
+        equity["runs"] += [run.id] * len(tick.equity_ts)
+        equity["ts"] += tick.equity_ts
+        equity["equity"] += tick.equity
         entries = tick_log_entries(
             run.id, tick.trades, tick.equity, tick.broker_state, tick.last_candle_ts
         )
-        logs += log_rows(run.id, run.bot_id, entries)
+        for level, event, data, candle_ts in entries:
+            logs["runs"].append(run.id)
+            logs["bots"].append(run.bot_id)
+            logs["levels"].append(level)
+            logs["events"].append(event)
+            logs["data"].append(_json(data))
+            logs["candles"].append(candle_ts)
     if trades:
         db.execute(insert(BotTrade).on_conflict_do_nothing(), trades)
-    if points:
-        db.execute(insert(BotEquity).on_conflict_do_nothing(), points)
-    insert_log_rows(logs)
-    for tick in ticks:
-        tick.run.broker_state = tick.broker_state
-        tick.run.last_candle_ts = tick.last_candle_ts
-        tick.run.consecutive_failures = 0
-        tick.run.error = None
-    db.flush()
+    if equity["runs"]:
+        db.execute(_SAVE_EQUITY, equity)
+    if logs["runs"]:
+        db.execute(_SAVE_LOGS, logs)
+    if ticks:
+        runs = {
+            "runs": [t.run.id for t in ticks],
+            "states": [_json(t.broker_state) for t in ticks],
+            "ts": [t.last_candle_ts for t in ticks],
+        }
+        db.execute(_SAVE_RUNS, runs)
 
 
 def count_failures(

@@ -51,29 +51,6 @@ class ExecutionLog(Base):
     candle_ts: Mapped[int | None] = mapped_column(BigInteger)
 
 
-def log_rows(
-    run_id: uuid.UUID, bot_id: uuid.UUID, entries: list[tuple[str, str, dict[str, Any], int | None]]
-) -> list[dict[str, Any]]:
-    """Rows for ``(level, event, data, candle_ts)`` entries of a run, ready to insert."""
-    return [
-        {
-            "run_id": run_id,
-            "bot_id": bot_id,
-            "level": level,
-            "event": event,
-            "data": data,
-            "candle_ts": candle_ts,
-        }
-        for level, event, data, candle_ts in entries
-    ]
-
-
-def insert_log_rows(rows: list[dict[str, Any]]) -> None:
-    """Insert log rows (any runs) in order, in one statement."""
-    if rows:
-        db.execute(insert(ExecutionLog), rows)
-
-
 def write_log(
     run_id: uuid.UUID,
     bot_id: uuid.UUID,
@@ -83,8 +60,16 @@ def write_log(
     data: dict[str, Any] | None = None,
     candle_ts: int | None = None,
 ) -> None:
-    """Insert one log entry for a run."""
-    insert_log_rows(log_rows(run_id, bot_id, [(level, event, data or {}, candle_ts)]))
+    """Insert one log entry for a run (ticks write theirs in bulk: ``models.bot_ticks``)."""
+    row = {
+        "run_id": run_id,
+        "bot_id": bot_id,
+        "level": level,
+        "event": event,
+        "data": data or {},
+        "candle_ts": candle_ts,
+    }
+    db.execute(insert(ExecutionLog), [row])
 
 
 def levels_from(level: str | None) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -36,13 +36,13 @@ from rq.timeouts import BaseTimeoutException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from engine.broker import BrokerState, validate_risk
+from engine.broker import BrokerConfig, BrokerState, Risk, validate_risk
 from engine.candles import Candles
 from engine.live import SignalsOf, advance
 from engine.signals import Signals
 from engine.strategies import Strategy, validate_strategy
-from models.bot_runs import BotRun, broker_config
 from models.bot_ticks import (
+    LiveRun,
     Tick,
     count_failures,
     lock_running_runs,
@@ -50,11 +50,12 @@ from models.bot_ticks import (
     save_ticks,
     span_of,
 )
-from models.bots import Bot
 from models.candles import read_candles
 from models.db import session as db
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 TRANSIENT = (
     OperationalError,
@@ -123,8 +124,6 @@ class Shared:
 # The shared work of the last few candles (jobs of 1m and 5m candles arrive interleaved).
 _SHARED: OrderedDict[int, Shared] = OrderedDict()
 _SHARED_CANDLES = 4
-_STRATEGIES: dict[bytes, Strategy] = {}
-_MAX_STRATEGIES = 20_000
 
 
 def shared_for(candle_ts: int) -> Shared:
@@ -138,16 +137,54 @@ def shared_for(candle_ts: int) -> Shared:
     return _SHARED[candle_ts]
 
 
-def strategy_of(spec: dict[str, Any]) -> Strategy:
-    """The validated strategy of a JSON spec, parsed once per process (it is pure)."""
-    key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
-    found = _STRATEGIES.get(key)
-    if found is None:
-        found = validate_strategy(spec)
-        if len(_STRATEGIES) >= _MAX_STRATEGIES:
-            _STRATEGIES.clear()
-        _STRATEGIES[key] = found
-    return found
+class Parsed:
+    """Specs validated once per process: validation is pure and the same specs recur each tick."""
+
+    LIMIT = 20_000
+
+    def __init__(self) -> None:
+        self.strategies: dict[bytes, Strategy] = {}
+        self.risks: dict[bytes, Risk] = {}
+        self.configs: dict[tuple[Any, ...], BrokerConfig] = {}
+
+    def strategy(self, spec: dict[str, Any]) -> Strategy:
+        """The validated strategy of a JSON spec."""
+        return self._get(self.strategies, _key(spec), lambda: validate_strategy(spec))
+
+    def risk(self, spec: dict[str, Any]) -> Risk:
+        """The validated risk options of a JSON spec."""
+        return self._get(self.risks, _key(spec), lambda: validate_risk(spec))
+
+    def config(self, costs: tuple[float, float, float, bool, int]) -> BrokerConfig:
+        """The paper account's config: capital, fee, slippage and the instrument's unit rules."""
+        capital, fee, slippage, fractional, precision = costs
+        return self._get(
+            self.configs,
+            costs,
+            lambda: BrokerConfig(
+                initial_capital=capital,
+                fee=fee,
+                slippage_bps=slippage,
+                fractional=fractional,
+                size_precision=precision,
+            ),
+        )
+
+    def _get(self, cache: dict[Any, T], key: Any, make: Callable[[], T]) -> T:
+        found = cache.get(key)
+        if found is None:
+            found = make()
+            if len(cache) >= self.LIMIT:
+                cache.clear()
+            cache[key] = found
+        return found
+
+
+def _key(spec: dict[str, Any]) -> bytes:
+    return orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+
+
+_PARSED = Parsed()
 
 
 @dataclass
@@ -160,16 +197,16 @@ class Batch:
     shared: Shared
 
 
-def _advance(batch: Batch, run: BotRun, bot: Bot) -> Tick | None:
+def _advance(batch: Batch, run: LiveRun) -> Tick | None:
     """Run the engine for one run; None when it has no new candle. Touches no database."""
-    strategy = strategy_of(bot.strategy)
-    pair = (bot.instrument_id, bot.timeframe)
+    strategy = _PARSED.strategy(run.strategy)
+    pair = (run.instrument_id, run.timeframe)
     sim = advance(
         batch.shared.candles[pair],
         batch.shared.signals_of(strategy, pair),
-        span_of(run, bot.timeframe, strategy.warmup, batch.epoch_bars),
-        risk=validate_risk(bot.risk),
-        config=broker_config(bot),
+        span_of(run.started_at, run.timeframe, strategy.warmup, batch.epoch_bars),
+        risk=_PARSED.risk(run.risk),
+        config=_PARSED.config(run.costs),
         state=BrokerState.from_dict(run.broker_state),
         last_done=run.last_candle_ts,
         target=batch.candle_ts,
@@ -245,18 +282,18 @@ def tick_bots(
     )
     failed: dict[uuid.UUID, str] = {}
     oldest: dict[tuple[int, str], int] = defaultdict(lambda: candle_ts)
-    for run, bot in locked:
-        reason = _guarded(partial(_need, batch, run, bot, oldest))
+    for run in locked:
+        reason = _guarded(partial(_need, batch, run, oldest))
         if reason is not None:
             failed[run.id] = reason
     for pair, start in oldest.items():
         batch.shared.load(pair, start, candle_ts)
     loaded = time.perf_counter()
     ticks: list[Tick] = []
-    for run, bot in locked:
+    for run in locked:
         if run.id in failed:
             continue
-        reason = _guarded(partial(_collect, batch, run, bot, ticks))
+        reason = _guarded(partial(_collect, batch, run, ticks))
         if reason is not None:
             failed[run.id] = reason
     computed = time.perf_counter()
@@ -283,19 +320,15 @@ def tick_bots(
     return outcome
 
 
-def _need(
-    batch: Batch,
-    run: BotRun,
-    bot: Bot,
-    oldest: dict[tuple[int, str], int],
-) -> None:
+def _need(batch: Batch, run: LiveRun, oldest: dict[tuple[int, str], int]) -> None:
     """Note the oldest candle this run needs from its instrument and timeframe."""
-    span = span_of(run, bot.timeframe, strategy_of(bot.strategy).warmup, batch.epoch_bars)
-    pair = (bot.instrument_id, bot.timeframe)
+    warmup = _PARSED.strategy(run.strategy).warmup
+    span = span_of(run.started_at, run.timeframe, warmup, batch.epoch_bars)
+    pair = (run.instrument_id, run.timeframe)
     oldest[pair] = min(oldest[pair], span.first_needed(run.last_candle_ts))
 
 
-def _collect(batch: Batch, run: BotRun, bot: Bot, ticks: list[Tick]) -> None:
-    tick = _advance(batch, run, bot)
+def _collect(batch: Batch, run: LiveRun, ticks: list[Tick]) -> None:
+    tick = _advance(batch, run)
     if tick is not None:
         ticks.append(tick)
