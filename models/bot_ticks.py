@@ -211,23 +211,22 @@ _SAVE_EQUITY = text(
     ON CONFLICT DO NOTHING
     """
 )
+# Logs and run states travel as one JSON document each: Postgres parses it in C, where
+# text arrays of JSON would be escaped element by element on the way out.
 _SAVE_LOGS = text(
     """
     INSERT INTO execution_logs (run_id, bot_id, level, event, data, candle_ts)
-    SELECT r, b, l, e, CAST(d AS jsonb), c
-    FROM unnest(CAST(:runs AS uuid[]), CAST(:bots AS uuid[]), CAST(:levels AS text[]),
-                CAST(:events AS text[]), CAST(:data AS text[]), CAST(:candles AS bigint[]))
-         WITH ORDINALITY AS v(r, b, l, e, d, c, n)
-    ORDER BY n
+    SELECT v.run_id, v.bot_id, v.level, v.event, v.data, v.candle_ts
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+         AS v(n int, run_id uuid, bot_id uuid, level text, event text, data jsonb, candle_ts bigint)
+    ORDER BY v.n
     """
 )
 _SAVE_RUNS = text(
     """
     UPDATE bot_runs AS r
-    SET broker_state = CAST(v.state AS jsonb), last_candle_ts = v.ts,
-        consecutive_failures = 0, error = NULL
-    FROM unnest(CAST(:runs AS uuid[]), CAST(:states AS text[]), CAST(:ts AS bigint[]))
-         AS v(id, state, ts)
+    SET broker_state = v.state, last_candle_ts = v.ts, consecutive_failures = 0, error = NULL
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id uuid, state jsonb, ts bigint)
     WHERE r.id = v.id
     """
 )
@@ -240,19 +239,13 @@ def _json(value: Any) -> str:
 def save_ticks(ticks: Sequence[Tick]) -> None:
     """Persist ticks: new closed trades, equity points, logs and each run's state.
 
-    Failures reset. Four statements for the whole batch, whatever its size: equity, logs
-    and the runs' new state go in as arrays (``unnest``), trades (rare) as rows.
+    Failures reset. Four statements for the whole batch, whatever its size: equity as
+    arrays (``unnest``), logs and the runs' new state as one JSON document each, trades
+    (rare) as rows.
     """
     trades: list[dict[str, Any]] = []
     equity: dict[str, list[Any]] = {"runs": [], "ts": [], "equity": []}
-    logs: dict[str, list[Any]] = {
-        "runs": [],
-        "bots": [],
-        "levels": [],
-        "events": [],
-        "data": [],
-        "candles": [],
-    }
+    logs: list[dict[str, Any]] = []
     for tick in ticks:
         run = tick.run
         ids = client_order_ids(run.id, [int(t["exit_ts"]) for t in tick.trades])
@@ -266,26 +259,28 @@ def save_ticks(ticks: Sequence[Tick]) -> None:
         entries = tick_log_entries(
             run.id, tick.trades, tick.equity, tick.broker_state, tick.last_candle_ts
         )
-        for level, event, data, candle_ts in entries:
-            logs["runs"].append(run.id)
-            logs["bots"].append(run.bot_id)
-            logs["levels"].append(level)
-            logs["events"].append(event)
-            logs["data"].append(_json(data))
-            logs["candles"].append(candle_ts)
+        logs += [
+            {
+                "run_id": run.id,
+                "bot_id": run.bot_id,
+                "level": level,
+                "event": event,
+                "data": data,
+                "candle_ts": candle_ts,
+            }
+            for level, event, data, candle_ts in entries
+        ]
     if trades:
         db.execute(insert(BotTrade).on_conflict_do_nothing(), trades)
     if equity["runs"]:
         db.execute(_SAVE_EQUITY, equity)
-    if logs["runs"]:
-        db.execute(_SAVE_LOGS, logs)
+    if logs:
+        for n, row in enumerate(logs):
+            row["n"] = n  # ids in the order written
+        db.execute(_SAVE_LOGS, {"rows": _json(logs)})
     if ticks:
-        runs = {
-            "runs": [t.run.id for t in ticks],
-            "states": [_json(t.broker_state) for t in ticks],
-            "ts": [t.last_candle_ts for t in ticks],
-        }
-        db.execute(_SAVE_RUNS, runs)
+        runs = [{"id": t.run.id, "state": t.broker_state, "ts": t.last_candle_ts} for t in ticks]
+        db.execute(_SAVE_RUNS, {"rows": _json(runs)})
 
 
 def count_failures(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
@@ -44,6 +45,9 @@ def make_engine(url: str, connect_timeout: int = 2, **kwargs: Any) -> Engine:
         max_overflow=10,
         pool_timeout=connect_timeout,
         connect_args={"connect_timeout": connect_timeout},
+        # JSONB columns parse with orjson: the same values as json.loads, several times faster
+        # (a tick job reads three JSONB documents per bot).
+        json_deserializer=orjson.loads,
         **kwargs,
     )
 

@@ -157,3 +157,13 @@ def test_equality_compares_values() -> None:
     assert bars() == Candles.from_rows(ROWS)
     assert bars() != Candles.from_rows(ROWS[:-1])
     assert bars() != "candles"
+
+
+def test_slice_is_a_read_only_view_of_the_positions() -> None:
+    rows = [[t * 60_000, 10.0 + t, 12.0 + t, 9.0 + t, 11.0 + t, 1.0] for t in range(6)]
+    candles = Candles.from_rows(rows)
+    part = candles.slice(2, 5)
+    assert part == Candles.from_rows(rows[2:5])
+    assert part.ts.tolist() == [120_000, 180_000, 240_000]
+    assert not part.close.flags.writeable and np.shares_memory(part.close, candles.close)
+    assert len(candles.slice(4, 4)) == 0
