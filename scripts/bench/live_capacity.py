@@ -255,7 +255,7 @@ class Bench:
             advance(
                 series,
                 lambda a, b, s=strategy, c=series: s.signals(c.slice(a, b)),
-                span_of(run, "1m", strategy.warmup, settings.bot_epoch_bars),
+                span_of(run.started_at, "1m", strategy.warmup, settings.bot_epoch_bars),
                 risk=validate_risk(bot.risk),
                 config=config,
                 state=BrokerState.start(config),
