@@ -41,6 +41,8 @@ BLOCK_MS = 5_000
 READ_COUNT = 100
 # An entry pending this long belongs to a dispatcher that died; another one takes it over.
 CLAIM_IDLE_MS = 60_000
+# A consumer idle this long with nothing pending is a dispatcher that is gone.
+PRUNE_IDLE_MS = 24 * 3_600_000
 
 Entry = tuple[str, dict[bytes, bytes]]
 
@@ -122,6 +124,23 @@ def dispatch_once(redis: Redis, consumer: str, chunk: int, block_ms: int | None 
     return len(entries)
 
 
+def prune_consumers(redis: Redis, keep: str, idle_ms: int = PRUNE_IDLE_MS) -> list[str]:
+    """Remove consumers of dead dispatchers: idle for ``idle_ms`` and holding no entry.
+
+    Every start adds a consumer named ``host-pid``; without pruning the group's list grows
+    with every restart. A consumer still holding entries is kept: they are claimed first.
+    """
+    removed = []
+    for info in redis.xinfo_consumers(CANDLE_CLOSED_STREAM, GROUP):
+        name = _text(info["name"])
+        if name != keep and int(info["pending"]) == 0 and int(info["idle"]) >= idle_ms:
+            redis.xgroup_delconsumer(CANDLE_CLOSED_STREAM, GROUP, name)
+            removed.append(name)
+    if removed:
+        log.info("dispatcher_consumers_pruned", count=len(removed))
+    return removed
+
+
 def run(redis: Redis, settings: Settings, consumer: str, stop: list[bool]) -> None:
     """Dispatch until ``stop[0]`` is set; each read blocks at most ``BLOCK_MS``.
 
@@ -129,6 +148,7 @@ def run(redis: Redis, settings: Settings, consumer: str, stop: list[bool]) -> No
     entries it was handling stay pending and are read again.
     """
     ensure_group(redis)
+    prune_consumers(redis, keep=consumer)
     while not stop[0]:
         try:
             dispatch_once(redis, consumer, settings.bot_tick_chunk, BLOCK_MS)

@@ -135,3 +135,17 @@ def test_the_loop_stops_when_asked(redis: Redis, monkeypatch: pytest.MonkeyPatch
     threading.Timer(0.2, lambda: stop.__setitem__(0, True)).start()
     dispatch.run(redis, Settings(env="test"), "one", stop)  # returns instead of blocking forever
     ensure_group(redis)  # the group exists already: a second call is a no-op
+
+
+def test_consumers_of_dead_dispatchers_are_pruned_unless_they_hold_entries(
+    redis: Redis,
+) -> None:
+    ensure_group(redis)
+    publish(redis, EVENT)
+    redis.xreadgroup(GROUP, "holding", {CANDLE_CLOSED_STREAM: ">"}, count=1)  # died holding one
+    redis.xgroup_createconsumer(CANDLE_CLOSED_STREAM, GROUP, "idle")  # died with nothing
+    redis.xgroup_createconsumer(CANDLE_CLOSED_STREAM, GROUP, "me")
+    assert dispatch.prune_consumers(redis, keep="me") == []  # none idle for a day yet
+    assert dispatch.prune_consumers(redis, keep="me", idle_ms=0) == ["idle"]
+    left = {info["name"] for info in redis.xinfo_consumers(CANDLE_CLOSED_STREAM, GROUP)}
+    assert left == {b"holding", b"me"}  # the test client returns bytes
