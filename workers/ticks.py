@@ -224,14 +224,14 @@ def _advance(batch: Batch, run: LiveRun) -> Tick | None:
     )
 
 
-def _guarded(action: Callable[[], Any]) -> str | None:
+def _guarded(action: Callable[[], Any], **context: Any) -> str | None:
     """Run ``action``; the reason it failed as a bot's failure, or None. Transient errors raise."""
     try:
         action()
     except Exception as exc:
         if is_transient(exc):
             raise
-        log.exception("bot_tick_failed")
+        log.exception("bot_tick_failed", **context)
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -243,7 +243,7 @@ def _persist(ticks: list[Tick], failed: dict[uuid.UUID, str]) -> list[Tick]:
         with db.begin_nested():
             save_ticks(ticks)
 
-    if not ticks or _guarded(bulk) is None:
+    if not ticks or _guarded(bulk, runs=len(ticks)) is None:
         return ticks
     saved = []
     for tick in ticks:
@@ -252,7 +252,7 @@ def _persist(ticks: list[Tick], failed: dict[uuid.UUID, str]) -> list[Tick]:
             with db.begin_nested():
                 save_ticks([tick])
 
-        reason = _guarded(one)
+        reason = _guarded(one, run_id=str(tick.run.id))
         if reason is None:
             saved.append(tick)
         else:
@@ -283,7 +283,7 @@ def tick_bots(
     failed: dict[uuid.UUID, str] = {}
     oldest: dict[tuple[int, str], int] = defaultdict(lambda: candle_ts)
     for run in locked:
-        reason = _guarded(partial(_need, batch, run, oldest))
+        reason = _guarded(partial(_need, batch, run, oldest), run_id=str(run.id))
         if reason is not None:
             failed[run.id] = reason
     for pair, start in oldest.items():
@@ -293,7 +293,7 @@ def tick_bots(
     for run in locked:
         if run.id in failed:
             continue
-        reason = _guarded(partial(_collect, batch, run, ticks))
+        reason = _guarded(partial(_collect, batch, run, ticks), run_id=str(run.id))
         if reason is not None:
             failed[run.id] = reason
     computed = time.perf_counter()
