@@ -267,3 +267,29 @@ def test_after_max_failures_the_run_and_its_bot_move_to_error(
     assert restarted.status_code == 200, restarted.json
     assert restarted.json["run"]["error"] is None and restarted.json["run"]["id"] != str(bad.id)
     assert client.get(f"/api/v1/bots/{bot.id}", headers=headers).json["last_error"] is None
+
+
+def test_rows_the_database_refuses_fail_only_their_own_run(db: Any, runs: list[BotRun]) -> None:
+    good, bad = runs
+    # A real refusal from Postgres for one run's equity rows (rolled back with the test).
+    db.execute(
+        sa.text(
+            "CREATE FUNCTION refuse_equity() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.run_id = '{bad.id}' THEN RAISE EXCEPTION 'no equity for this run'; END IF; "
+            "RETURN NEW; END $$"
+        )
+    )
+    db.execute(
+        sa.text(
+            "CREATE TRIGGER refuse_equity BEFORE INSERT ON bot_equity "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_equity()"
+        )
+    )
+    ts = SPAN_START + 10 * HOUR
+    outcome = tick_bots(ids(runs), ts)
+    assert outcome == {"ticked": [str(good.id)], "skipped": [], "failed": [str(bad.id)]}
+    good_state, bad_state = snapshot(db, good.id), snapshot(db, bad.id)
+    assert good_state[1] == ts and good_state[4] == 10
+    assert bad_state[1:] == (None, 1, 0, 0)  # nothing of the refused run was kept
+    failed = db.get(BotRun, bad.id)
+    assert "no equity for this run" in failed.error
