@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import structlog
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 # Stable constraint names, so autogenerate and downgrades agree across databases.
@@ -34,6 +36,8 @@ SessionFactory = sessionmaker(expire_on_commit=False)
 session: scoped_session[Session] = scoped_session(SessionFactory)
 
 _engine: Engine | None = None
+
+log = structlog.get_logger(__name__)
 
 
 def make_engine(url: str, connect_timeout: int = 2, **kwargs: Any) -> Engine:
@@ -70,3 +74,35 @@ def get_engine() -> Engine:
     if _engine is None:
         raise RuntimeError("models.db.configure() has not been called")
     return _engine
+
+
+# libpq's PQTRANS_ACTIVE: a statement is in progress on the connection (psycopg 3 and 2 alike).
+_STATEMENT_IN_PROGRESS = 1
+
+
+def end_session() -> None:
+    """Remove this thread's session, first throwing away a connection left mid-statement.
+
+    A job cut short inside a statement (RQ's timeout raises from a signal handler) leaves
+    its connection busy: nothing more can be sent on it, not even the rollback that
+    ``remove()`` issues, and the server goes on running the statement with the job's row
+    locks held. Such a connection gets its statement cancelled on the server, so the locks
+    go at once, and is invalidated, so the pool never hands it out again.
+    """
+    current = session.registry() if session.registry.has() else None
+    if current is not None and current.in_transaction():
+        try:
+            connection = current.connection()
+            raw: Any = connection.connection.dbapi_connection
+            if raw is not None and raw.info.transaction_status == _STATEMENT_IN_PROGRESS:
+                (getattr(raw, "cancel_safe", None) or raw.cancel)()
+                connection.invalidate()
+        except PendingRollbackError:
+            pass  # its connection is already invalidated: the database went away mid-job
+        except Exception:
+            log.warning("busy_connection_not_cancelled", exc_info=True)
+    try:
+        session.remove()
+    except Exception:
+        log.warning("session_removal_failed", exc_info=True)
+        session.registry.clear()

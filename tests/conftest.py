@@ -83,7 +83,7 @@ def db(app: Flask, redis: Redis) -> Iterator[Any]:
     database.session.remove()
     outer.rollback()
     connection.close()
-    database.SessionFactory.configure(bind=engine, join_transaction_mode="conservative_savepoint")
+    database.SessionFactory.configure(bind=engine, join_transaction_mode="conditional_savepoint")
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ class AppContextMixin:
                 # RQ 3 adds an execution argument; pass through whatever this RQ gives.
                 return bool(super().perform_job(job, queue, *args, **kwargs))  # type: ignore[misc]
             finally:
-                db.session.remove()
+                db.end_session()
                 structlog.contextvars.unbind_contextvars("job_id", "job")
 
 

@@ -1,0 +1,219 @@
+"""Recovery against real processes: SIGKILL mid-batch, a job timeout, the database going away,
+downtime caught up by the sweep, and a second scheduler that stays idle.
+
+Each test starts ``python -m workers.main`` (and ``workers.schedule``) as separate
+processes on a database of the module's own (``tests/workers/processes.py``). To stop a
+tick job at a known point, the test holds a SHARE lock on ``bot_equity``: the job locks
+its runs and computes, then waits inside its bulk insert. See docs/execution.md,
+"Recovery (tested against real processes)".
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Retry, Worker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.scheduler import RQScheduler
+from rq_scheduler import Scheduler
+
+from tests.workers.processes import NEWEST, Procs, World, world_database
+from workers.enqueue import TICK_RETRY, TICK_TIMEOUT, enqueue_tick, tick_job_id
+from workers.queues import BOTS, DEFAULT, get_queue
+from workers.schedule import LEADER_KEY, PERIODIC, POLL_SECONDS
+
+BEFORE = NEWEST - 5 * 3_600_000  # where the runs were ticked to before the job under test
+WORKER = ("workers.main", "--queues", BOTS)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with world_database() as created:
+        yield created
+
+
+@pytest.fixture
+def procs(world: World, redis: Redis, tmp_path: Path) -> Iterator[Procs]:
+    started = Procs(world.env, tmp_path)
+    try:
+        yield started
+    finally:
+        started.kill_all()
+
+
+def outcome(run_ids: list[str]) -> dict[str, list[str]]:
+    return {"ticked": run_ids, "skipped": [], "failed": []}
+
+
+def status(job: Job) -> str:
+    """The job's status now, reloading the whole job (its retries left too) from Redis."""
+    job.refresh()
+    return job.get_status(refresh=False).value
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
+    world: World, redis: Redis, procs: Procs
+) -> None:
+    runs = world.start_runs(4, ticked_to=BEFORE)
+    before = world.snapshot(runs)
+    assert all(run["trades"] > 0 for run in before.values())  # there is something to double
+    queue = get_queue(BOTS, redis)
+    with world.blocker():
+        worker = procs.spawn("worker", *WORKER)
+        job = enqueue_tick(redis, runs, NEWEST, tick_job_id("BTC-USD", "1h", NEWEST, 0))
+        assert job is not None
+        backend = procs.wait_for(world.waiting_insert, 30, "the job to wait inside its insert")
+        assert status(job) == "started"
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and RQ's scheduler it forked
+        assert worker.wait(10) == -signal.SIGKILL
+        assert world.snapshot(runs) == before
+    # The killed worker's session finds its client gone once it can go on: it rolls back.
+    procs.wait_for(lambda: not world.backend_alive(backend), 10, "the dead worker's session")
+    assert world.snapshot(runs) == before
+
+    # RQ still lists the job as started, until its lease runs out; fast-forward past it.
+    started = StartedJobRegistry(queue=queue)
+    assert job.id in started.get_job_ids() and status(job) == "started"
+    started.cleanup(time.time() + TICK_TIMEOUT + 3600)
+    assert status(job) == "scheduled"
+    assert job.retries_left == (TICK_RETRY.max or 0) - 1
+    scheduled = ScheduledJobRegistry(queue=queue)
+    assert job.id in scheduled.get_job_ids()
+    # The dead scheduler's lock would expire after 61 s; a fresh worker then moves the retry.
+    redis.delete(RQScheduler.get_locking_key(BOTS))
+    due = scheduled.get_scheduled_time(job)
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.2)
+    burst = procs.spawn("burst", "workers.main", "--burst", "--queues", BOTS)
+    assert procs.exit_code(burst, 30) == 0
+    assert status(job) == "finished"
+    assert job.latest_result().return_value == outcome(runs)
+    world.assert_caught_up_once(runs, before)
+
+
+def test_a_job_past_its_timeout_fails_and_is_retried_without_counting_against_bots(
+    world: World, redis: Redis, procs: Procs
+) -> None:
+    runs = world.start_runs(3, ticked_to=BEFORE)
+    before = world.snapshot(runs)
+    with world.blocker():
+        worker = procs.spawn("worker", *WORKER)
+        job = get_queue(BOTS, redis).enqueue(
+            "workers.ticks.tick_bots",
+            runs,
+            NEWEST,
+            job_id=tick_job_id("BTC-USD", "1h", NEWEST, 0),
+            job_timeout=3,
+            retry=Retry(max=3, interval=[2, 10, 30]),
+            result_ttl=3600,
+            failure_ttl=3600,
+        )
+        backend = procs.wait_for(world.waiting_insert, 30, "the job to wait inside its insert")
+        procs.wait_for(lambda: status(job) == "scheduled", 10, "the timeout to fail the job")
+        assert job.retries_left == 2
+        assert job.id in ScheduledJobRegistry(queue=get_queue(BOTS, redis)).get_job_ids()
+        [rq_worker] = Worker.all(queue=get_queue(BOTS, redis))
+        assert rq_worker.failed_job_count == 1
+        assert "JobTimeoutException" in procs.output("worker")
+        assert world.snapshot(runs) == before  # not the bots' fault: no failure counted
+        # The statement the timeout cut short is cancelled on the server (its row locks go
+        # with it) while the block still holds, and the worker lives on for the retry.
+        procs.wait_for(lambda: not world.backend_alive(backend), 5, "the statement's cancel")
+        assert worker.poll() is None
+    procs.wait_for(lambda: status(job) == "finished", 30, "RQ's scheduler to run the retry")
+    assert job.latest_result().return_value == outcome(runs)
+    world.assert_caught_up_once(runs, before)
+
+
+def test_a_lost_database_connection_fails_the_job_for_a_retry(
+    world: World, redis: Redis, procs: Procs
+) -> None:
+    runs = world.start_runs(3, ticked_to=BEFORE)
+    before = world.snapshot(runs)
+    with world.blocker():
+        worker = procs.spawn("worker", *WORKER)
+        job = enqueue_tick(redis, runs, NEWEST, tick_job_id("BTC-USD", "1h", NEWEST, 0))
+        assert job is not None
+        backend = procs.wait_for(world.waiting_insert, 30, "the job to wait inside its insert")
+        assert world.terminate(backend)
+        procs.wait_for(lambda: status(job) == "scheduled", 10, "the job to fail")
+        assert job.retries_left == (TICK_RETRY.max or 0) - 1
+        assert "AdminShutdown" in procs.output("worker")
+        assert world.snapshot(runs) == before
+        assert worker.poll() is None
+    procs.wait_for(lambda: status(job) == "finished", 30, "RQ's scheduler to run the retry")
+    assert job.latest_result().return_value == outcome(runs)
+    world.assert_caught_up_once(runs, before)
+
+
+def test_downtime_is_caught_up_by_the_sweep(world: World, redis: Redis, procs: Procs) -> None:
+    # Nothing ran while the last day of candles was stored: one run is a day behind, two
+    # never ticked. The scheduler's first pass queues the sweep; a worker catches them up.
+    runs = sorted(world.start_runs(1, NEWEST - 24 * 3_600_000) + world.start_runs(2, None))
+    before = world.snapshot(runs)
+    procs.spawn("scheduler", "workers.schedule")
+    sweep = "periodic-catch-up-bots"
+    procs.wait_for(
+        lambda: sweep in get_queue(DEFAULT, redis).job_ids, 20, "the scheduler to queue the sweep"
+    )
+    worker = procs.spawn("worker", "workers.main", "--burst", "--queues", f"{BOTS},{DEFAULT}")
+    assert procs.exit_code(worker, 30) == 0
+    assert Job.fetch(sweep, connection=redis).latest_result().return_value == {"runs": 3, "jobs": 1}
+    [catch_up] = [job for job in get_queue(BOTS, redis).finished_job_registry.get_job_ids()]
+    assert catch_up.startswith("catchup-BTC-USD-1h-")
+    after = world.snapshot(runs)
+    for run_id in runs:
+        assert after[run_id]["last_candle_ts"] == NEWEST
+        assert after[run_id]["failures"] == 0
+        assert after[run_id]["ticks"] == before[run_id]["ticks"] + 1  # one catch-up tick each
+    world.assert_caught_up_once(runs, before)
+
+
+def test_a_second_scheduler_stays_idle_until_the_leader_stops(
+    world: World, redis: Redis, procs: Procs
+) -> None:
+    first = procs.spawn("first", "workers.schedule")
+    leader = procs.wait_for(lambda: redis.get(LEADER_KEY), 20, "a leader")
+    assert leader.decode().endswith(f"-{first.pid}")
+    second = procs.spawn("second", "workers.schedule")
+    procs.wait_for(
+        lambda: "Lock already taken" in procs.output("second"), 3 * POLL_SECONDS, "a standby"
+    )
+    # A probe due every second shows who enqueues: one scheduler polls every POLL_SECONDS.
+    Scheduler(connection=redis).schedule(
+        scheduled_time=datetime.now(UTC), func="os.getpid", interval=1, repeat=None, id="probe"
+    )
+    times = []
+    deadline = time.monotonic() + 2 * POLL_SECONDS + 0.5
+    while time.monotonic() < deadline:
+        if redis.lrem(get_queue(DEFAULT, redis).key, 0, "probe"):
+            times.append(time.monotonic())
+        time.sleep(0.05)
+    assert 2 <= len(times) <= 3, times
+    assert all(b - a > POLL_SECONDS - 1 for a, b in itertools.pairwise(times)), times
+    # The periodic jobs were each queued once, by the leader's first pass.
+    periodic = Counter(j for j in get_queue(DEFAULT, redis).job_ids if j.startswith("periodic-"))
+    assert periodic == {spec.job_id: 1 for spec in PERIODIC}
+    assert redis.get(LEADER_KEY) == leader
+
+    first.send_signal(signal.SIGTERM)
+    assert procs.exit_code(first, 10) == 0  # its leadership released on the way out
+    successor = procs.wait_for(
+        lambda: redis.get(LEADER_KEY), 2 * POLL_SECONDS, "the standby to take over"
+    )
+    assert successor.decode().endswith(f"-{second.pid}")
+    procs.wait_for(
+        lambda: redis.lrem(get_queue(DEFAULT, redis).key, 0, "probe"),
+        POLL_SECONDS + 1,
+        "the new leader to queue the probe",
+    )
+    assert second.poll() is None
