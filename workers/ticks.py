@@ -33,6 +33,7 @@ from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.timeouts import BaseTimeoutException
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -52,10 +53,13 @@ from models.bot_ticks import (
 )
 from models.candles import read_candles
 from models.db import session as db
+from workers.enqueue import TICK_TIMEOUT
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+DB_TIMEOUT_S = TICK_TIMEOUT // 2
 
 TRANSIENT = (
     OperationalError,
@@ -272,6 +276,9 @@ def tick_bots(
     """
     settings = current_app.extensions["botyard.settings"]
     started = time.perf_counter()
+    # Postgres gives up well before RQ's timeout would cut the job mid-statement: a
+    # statement or lock wait this long fails as a transient error, and the job is retried.
+    db.execute(text(f"SET LOCAL statement_timeout = '{DB_TIMEOUT_S}s'"))
     keys = [uuid.UUID(run_id) for run_id in run_ids]
     locked = lock_running_runs(keys)
     batch = Batch(
