@@ -48,7 +48,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 
 def strategy_mix(rng: random.Random) -> dict[str, Any]:
-    """One of five templates with random parameters: few runs share a spec and a span."""
+    """One of five templates with random parameters, so most bots compute their own signals."""
     kind = rng.randrange(5)
     if kind == 0:
         fast = rng.randint(3, 15)
@@ -270,12 +270,18 @@ class Bench:
 
 def measure(bench: Bench, env: dict[str, str], workers: int, candles: int) -> dict[str, Any]:
     """Lag figures for the current runs with ``workers`` worker processes."""
-    spawn = dict(cwd=harness.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    dispatcher = subprocess.Popen([sys.executable, "-m", "workers.dispatch"], **spawn)  # type: ignore[call-overload]
-    pool = [
-        subprocess.Popen([sys.executable, "-m", "workers.main", "--queues", "bots"], **spawn)  # type: ignore[call-overload]
-        for _ in range(workers)
-    ]
+
+    def spawn(*args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            cwd=harness.ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    dispatcher = spawn("workers.dispatch")
+    pool = [spawn("workers.main", "--queues", "bots") for _ in range(workers)]
     try:
         time.sleep(3)  # imports, the consumer group
         for _ in range(WARMUP_CANDLES):
