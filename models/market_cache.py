@@ -26,7 +26,6 @@ log = structlog.get_logger(__name__)
 
 CHUNK_BARS = 1000
 CLOSED_TTL = 24 * 3600
-RESPONSE_TTL = 24 * 3600
 OPEN_TTL = 600
 QUOTE_TTL = 30
 FALLBACK_QUOTE_TTL = 5
@@ -46,6 +45,11 @@ def response_key(symbol: str, timeframe: str, start: int, end: int, limit: int) 
     return f"mkt:resp:{symbol}:{timeframe}:{start}:{end}:{limit}"
 
 
+def generation_key(symbol: str) -> str:
+    """Redis key of a symbol's history generation (see models/market_responses.py)."""
+    return f"mkt:gen:{symbol}"
+
+
 def quote_key(symbol: str) -> str:
     """Redis key of a symbol's quote body."""
     return f"mkt:quote:{symbol}"
@@ -57,6 +61,15 @@ def stream_key(symbol: str) -> str:
 
 
 STATS_KEY = "mkt:stats"
+
+# When this process last rewrote each symbol's history (time.monotonic()). A response
+# copy kept in this process trusts its generation only if it read it after that.
+_rewritten_here: dict[str, float] = {}
+
+
+def rewritten_here_at(symbol: str) -> float:
+    """When this process last invalidated ``symbol`` (monotonic seconds; 0.0 if never)."""
+    return _rewritten_here.get(symbol, 0.0)
 
 
 class CandleCache:
@@ -153,44 +166,23 @@ class CandleCache:
         self.redis.set(key, orjson.dumps(chunk), ex=OPEN_TTL)
         return True
 
-    def cached_response(self, key: str) -> tuple[str, bytes] | None:
-        """(etag, body) of a closed window's response, or None (Redis down counts as a miss).
-
-        The lookup and its count share one round trip: this is the hot path.
-        """
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.get(key)
-            pipe.hincrby(STATS_KEY, "response_lookups", 1)
-            value = pipe.execute()[0]
-        except RedisError:
-            return None
-        if value is None:
-            return None
-        etag, _, body = bytes(value).partition(b"\n")
-        return etag.decode(), body
-
-    def store_response(self, key: str, etag: str, body: bytes) -> None:
-        """Keep a closed window's response (best effort) and count the miss that made it."""
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.set(key, etag.encode() + b"\n" + body, ex=RESPONSE_TTL)
-            pipe.hincrby(STATS_KEY, "response_misses", 1)
-            pipe.execute()
-        except RedisError as exc:
-            log.warning("response_cache_write_failed", error_type=type(exc).__name__)
-
     def invalidate(
         self, symbol: str, timeframe: str, timeframe_ms: int, start: int, end: int
     ) -> int:
-        """Drop the chunks overlapping [start, end) and the symbol's cached responses.
+        """Drop the chunks overlapping [start, end), and end the symbol's generation.
 
         Used after an import rewrote history; closed windows are never invalidated otherwise.
+        A new generation makes every cached response of the symbol outdated: at once in
+        Redis and in this process, within ``GENERATION_TRUST_S`` in the other web processes
+        (models/market_responses.py). Its Redis copies are deleted too, to free the memory.
         """
         span = timeframe_ms * CHUNK_BARS
         keys = [chunk_key(symbol, timeframe, i) for i in range(start // span, -(-end // span))]
+        keys.append(generation_key(symbol))
         keys += list(self.redis.scan_iter(match=f"mkt:resp:{symbol}:{timeframe}:*", count=1000))
-        return int(self.redis.delete(*keys)) if keys else 0
+        deleted = int(self.redis.delete(*keys))
+        _rewritten_here[symbol] = time.monotonic()  # after the delete: see rewritten_here_at
+        return deleted
 
     def stats(self) -> dict[str, int]:
         """Hit and miss counters since the cache was last flushed."""

@@ -21,6 +21,7 @@ from redis import Redis
 from api.app import create_app
 from models import db as database
 from models.instruments import forget_instrument_refs
+from models.market_responses import forget_process_responses
 from models.rbac import sync_roles
 from models.users import create_user
 from tests.helpers import (
@@ -76,6 +77,7 @@ def db(app: Flask, redis: Redis) -> Iterator[Any]:
     database.session.remove()
     database.SessionFactory.configure(bind=connection, join_transaction_mode="create_savepoint")
     forget_instrument_refs()  # ids from a rolled-back test must not leak into this one
+    forget_process_responses()  # nor candle responses built from its data
     with app.app_context():
         sync_roles()
         database.session.commit()

@@ -47,6 +47,7 @@ from models.market_cache import (
     store_quote,
     stream_heads,
 )
+from models.market_responses import PROCESS_RESPONSES, ResponseCache
 from models.pagination import page_of
 
 CLOSED_MAX_AGE = 86_400
@@ -178,20 +179,21 @@ class InstrumentCandles(MethodView):
         if end > now_ms // tf_ms * tf_ms:  # holds the forming bucket: changes every minute
             body = _candles_body(ref, timeframe, **window)
             return _conditional(_etag(body), body, OPEN_MAX_AGE)
-        # A closed window whose base candles are all stored never changes: its finished
-        # response is cached whole. (A window the feed has not caught up with yet, after an
-        # outage, is served but not kept.)
-        cache = CandleCache(redis_client())
-        key = response_key(ref.symbol, timeframe, start, end, limit)
-        hit = cache.cached_response(key)
-        if hit is None:
-            body = _candles_body(ref, timeframe, **window)
-            hit = (_etag(body), body)
-            newest = last_candle_ms(ref.id, ref.base_timeframe)
-            db.rollback()
-            if newest is not None and end <= newest + TIMEFRAME_MS[ref.base_timeframe]:
-                cache.store_response(key, *hit)
-        return _conditional(hit[0], hit[1], CLOSED_MAX_AGE)
+        # A closed window whose base candles are all stored never changes (until an import
+        # rewrites history): its finished response is cached whole, in this process and in
+        # Redis. (A window the feed has not caught up with yet, after an outage, is served
+        # but not kept.)
+        responses = ResponseCache(redis_client())
+        lookup = responses.get(ref.symbol, response_key(ref.symbol, timeframe, start, end, limit))
+        if lookup.hit is not None:
+            return _conditional(lookup.hit.etag, lookup.hit.body, CLOSED_MAX_AGE)
+        body = _candles_body(ref, timeframe, **window)
+        etag = _etag(body)
+        newest = last_candle_ms(ref.id, ref.base_timeframe)
+        db.rollback()
+        if newest is not None and end <= newest + TIMEFRAME_MS[ref.base_timeframe]:
+            responses.put(lookup, etag, body)
+        return _conditional(etag, body, CLOSED_MAX_AGE)
 
 
 @blp.route("/stream")
@@ -225,11 +227,13 @@ class MarketStats(MethodView):
     @blp.alt_response(403, schema=ErrorOut, description="Missing permission")
     def get(self) -> dict[str, Any]:
         """Candle-cache effectiveness, and the newest entry of each symbol's stream."""
+        PROCESS_RESPONSES.sync()  # this process's unsent counts; the others' follow within 0.5 s
         stats = CandleCache(redis_client()).stats()
         lookups, misses = stats.get("response_lookups", 0), stats.get("response_misses", 0)
         return {
             "closed_window_requests": lookups,
             "closed_window_hits": lookups - misses,
+            "closed_window_memory_hits": lookups - stats.get("response_local_misses", 0),
             "hit_ratio": (lookups - misses) / lookups if lookups else None,
             "chunk_hits": stats.get("candle_hits", 0),
             "chunk_misses": stats.get("candle_misses", 0),

@@ -18,6 +18,7 @@ from models.instruments import sync_instruments
 from models.market import TIMEFRAME_MS, Instrument
 from models.market_cache import CandleCache, chunk_key, response_key
 from models.market_data import load_history
+from models.market_responses import PROCESS_RESPONSES, forget_process_responses
 from tests.helpers import assert_rows_close
 
 MINUTE = 60_000
@@ -185,8 +186,16 @@ def test_cache_counts_hits_and_misses_and_serves_from_redis(
     db.commit()
     second = client.get(url).json
     assert second == first
+    PROCESS_RESPONSES.sync()  # a hit in memory is counted in Redis by the sync thread
     stats = CandleCache(redis).stats()
     assert stats["response_lookups"] == 2 and stats["response_misses"] == 1
+    assert stats["response_local_misses"] == 1  # the second came from this process's memory
+    # Another process (no copy in memory) is answered from Redis's copy.
+    forget_process_responses()
+    assert client.get(url).json == first
+    stats = CandleCache(redis).stats()
+    assert stats["response_lookups"] == 3 and stats["response_misses"] == 1
+    assert stats["response_local_misses"] == 2
     # Another window over the same chunk misses the response cache but hits the chunk.
     third = client.get(
         candles_url("BTC-USD", timeframe="1h", start=SPAN_START, end=SPAN_END - 3_600_000)
@@ -277,6 +286,7 @@ def test_operators_see_cache_and_stream_stats(
     assert client.get("/api/v1/market/stats", headers=auth_headers).status_code == 403
     body = client.get("/api/v1/market/stats", headers=admin_headers).json
     assert body["closed_window_requests"] == 2 and body["closed_window_hits"] == 1
+    assert body["closed_window_memory_hits"] == 1
     assert body["hit_ratio"] == 0.5
     assert body["chunk_misses"] == 1 and body["chunk_hits"] == 0
     assert body["streams"]["BTC-USD"] == {"length": 1, "last_id": "5-1"}
