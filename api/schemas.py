@@ -43,7 +43,8 @@ class Timestamp(ma.fields.Field[int]):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         text = str(value).strip()
-        if text.lstrip("-").isdigit():
+        digits = text.lstrip("-")
+        if digits.isascii() and digits.isdigit():  # not "²", which isdigit() accepts
             number = int(text)
             if not 0 <= number < 4_102_444_800_000:  # 2100-01-01
                 raise ma.ValidationError("Milliseconds since 1970 must be between 1970 and 2100.")

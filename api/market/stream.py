@@ -43,9 +43,14 @@ def parse_last_event_id(header: str | None, symbols: tuple[str, ...]) -> dict[st
     for part in (header or "").split(","):
         symbol, _, position = part.partition("=")
         ms, _, seq = position.partition("-")
-        if symbol in symbols and ms.isdigit() and seq.isdigit():
+        if symbol in symbols and _decimal(ms) and _decimal(seq):
             positions[symbol] = position
     return positions
+
+
+def _decimal(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts characters such as "²"."""
+    return text.isascii() and text.isdigit()
 
 
 def _after(a: str, b: str) -> bool:

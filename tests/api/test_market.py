@@ -134,6 +134,7 @@ def test_open_range_is_short_lived(client: FlaskClient, market: Any) -> None:
         ({"limit": 5001}, "limit"),
         ({"limit": 0}, "limit"),
         ({"start": "yesterday"}, "start"),
+        ({"start": "²"}, "start"),  # a digit to str.isdigit, not to int()
         ({"cursor": "!!!"}, None),
         ({"colour": "red"}, "colour"),
     ],

@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
+from api.market.stream import parse_last_event_id
 from models.market_cache import stream_key
 from tests.helpers import REDIS_URL, create_database, drop_database
 
@@ -190,3 +191,11 @@ def test_gunicorn_keeps_serving_requests_while_streams_are_open(gunicorn_server:
     finally:
         for conn in streams:
             conn.close()
+
+
+def test_last_event_id_keeps_only_well_formed_positions_of_requested_symbols() -> None:
+    header = "BTC-USD=1700000000000-3,ETH-USD=²-1,SOL-USD=5-0,XRP-USD=garbage"
+    assert parse_last_event_id(header, ("BTC-USD", "ETH-USD", "XRP-USD")) == {
+        "BTC-USD": "1700000000000-3"
+    }
+    assert parse_last_event_id(None, ("BTC-USD",)) == {}
