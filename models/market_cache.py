@@ -45,6 +45,20 @@ def response_key(symbol: str, timeframe: str, start: int, end: int, limit: int) 
     return f"mkt:resp:{symbol}:{timeframe}:{start}:{end}:{limit}"
 
 
+def rewrites_key(symbol: str) -> str:
+    """Redis key counting the imports that rewrote a symbol's history (never expires)."""
+    return f"mkt:rewrites:{symbol}"
+
+
+# Store a chunk only if no import rewrote the symbol since its rows were read from Postgres.
+_SET_IF_UNCHANGED = """
+if (redis.call('get', KEYS[2]) or '') == ARGV[3] then
+  return redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 0
+"""
+
+
 def generation_key(symbol: str) -> str:
     """Redis key of a symbol's history generation (see models/market_responses.py)."""
     return f"mkt:gen:{symbol}"
@@ -89,12 +103,24 @@ class CandleCache:
         except RedisError:
             pass
 
-    def _fill(self, key: str, start: int, end: int, closed: bool, loader: Loader) -> list[Row]:
+    def _fill(
+        self, symbol: str, key: str, span: tuple[int, int], closed: bool, loader: Loader
+    ) -> list[Row]:
+        """Load a missing chunk under a short lock; waiters read what the filler stores.
+
+        The rows are stored only if no import rewrote the symbol while they were read: a
+        filler that read just before an import committed must not put the old rows back
+        after the import dropped them.
+        """
+        start, end = span
         lock = f"mkt:lock:{key}"
         if self.redis.set(lock, b"1", nx=True, ex=LOCK_TTL):
             try:
+                guard = rewrites_key(symbol)
+                seen = self.redis.get(guard) or b""
                 rows = loader(start, end)
-                self.redis.set(key, orjson.dumps(rows), ex=CLOSED_TTL if closed else OPEN_TTL)
+                ttl = CLOSED_TTL if closed else OPEN_TTL
+                self.redis.eval(_SET_IF_UNCHANGED, 2, key, guard, orjson.dumps(rows), ttl, seen)
                 return rows
             finally:
                 self.redis.delete(lock)
@@ -135,9 +161,8 @@ class CandleCache:
                         chunk = orjson.loads(value)
                     else:
                         misses += 1
-                        chunk = self._fill(
-                            chunk_key(symbol, timeframe, i), lo, hi, hi <= forming, loader
-                        )
+                        key = chunk_key(symbol, timeframe, i)
+                        chunk = self._fill(symbol, key, (lo, hi), hi <= forming, loader)
                     rows.extend(r for r in chunk if start <= r[0] < end)
                     if len(rows) >= limit:
                         break
@@ -180,7 +205,10 @@ class CandleCache:
         keys = [chunk_key(symbol, timeframe, i) for i in range(start // span, -(-end // span))]
         keys.append(generation_key(symbol))
         keys += list(self.redis.scan_iter(match=f"mkt:resp:{symbol}:{timeframe}:*", count=1000))
-        deleted = int(self.redis.delete(*keys))
+        pipe = self.redis.pipeline()
+        pipe.incr(rewrites_key(symbol))  # fillers that read before this will not store
+        pipe.delete(*keys)
+        deleted = int(pipe.execute()[1])
         _rewritten_here[symbol] = time.monotonic()  # after the delete: see rewritten_here_at
         return deleted
 

@@ -254,6 +254,37 @@ def test_stampede_loads_a_cold_chunk_once(redis: Redis) -> None:
     assert all(r == rows for r in results)
 
 
+def test_a_chunk_read_before_an_import_is_not_stored_after_it(redis: Redis) -> None:
+    old = [[m * MINUTE, 1.0, 2.0, 0.5, 1.5, 10.0] for m in range(5)]
+    new = [[m * MINUTE, 3.0, 4.0, 2.5, 3.5, 20.0] for m in range(5)]
+    cache = CandleCache(redis)
+    served: list[list[list[float]]] = []
+
+    def slow_loader(lo: int, hi: int) -> list[list[float]]:
+        # The filler read the old rows; an import commits and invalidates before it stores them.
+        cache.invalidate("X-Y", "1m", MINUTE, 0, 5 * MINUTE)
+        return old
+
+    def window(loader: Any) -> list[list[float]]:
+        return cache.window(
+            "X-Y",
+            "1m",
+            timeframe_ms=MINUTE,
+            start=0,
+            end=5 * MINUTE,
+            limit=10,
+            now_ms=10**13,
+            loader=loader,
+        )
+
+    served.append(window(slow_loader))
+    assert served[0] == old  # that one request still answers with what it read
+    assert redis.get(chunk_key("X-Y", "1m", 0)) is None  # but the old rows were not cached
+    served.append(window(lambda lo, hi: new))
+    assert served[1] == new
+    assert window(lambda lo, hi: old) == new  # now a hit, with the rewritten rows
+
+
 def test_stored_derived_candles_equal_engine_resampling(market: Any) -> None:
     btc = market["BTC-USD"]
     for timeframe in ("5m", "15m", "1h", "4h", "1d"):
