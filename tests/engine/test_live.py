@@ -38,23 +38,34 @@ def plain(candles: Candles, strategy: Strategy, calls: list[int] | None = None) 
     return signals_of
 
 
-def bar_by_bar(
-    candles: Candles, span: RunSpan, end: int, strategy: Strategy = EMA, **kw: Any
-) -> tuple[list[Simulation], BrokerState]:
+def step(
+    candles: Candles,
+    span: RunSpan,
+    state: BrokerState,
+    last_done: int | None,
+    target: int,
+    fresh_bars: int,
+    calls: list[int] | None = None,
+) -> Simulation | None:
+    """``advance`` with the module's strategy, risk and config."""
+    return advance(
+        candles,
+        plain(candles, EMA, calls),
+        span,
+        risk=RISK,
+        config=CONFIG,
+        state=state,
+        last_done=last_done,
+        target=target,
+        fresh_bars=fresh_bars,
+    )
+
+
+def bar_by_bar(candles: Candles, span: RunSpan, end: int) -> tuple[list[Simulation], BrokerState]:
     """Tick every bar from trade_from up to ``end`` one at a time, like the dispatcher."""
     state, last, sims = BrokerState.start(CONFIG), None, []
     for ts in range(span.trade_from, end, span.step):
-        sim = advance(
-            candles,
-            plain(candles, strategy),
-            span,
-            risk=RISK,
-            config=CONFIG,
-            state=state,
-            last_done=last,
-            target=ts,
-            fresh_bars=kw.get("fresh_bars", 3),
-        )
+        sim = step(candles, span, state, last, ts, 3)
         assert sim is not None
         sims.append(sim)
         state, last = sim.state, ts
@@ -91,17 +102,7 @@ def test_runs_started_apart_share_the_signals_of_each_bar(candles: Candles) -> N
     target = START + 20 * 24 * HOUR
     assert early.anchor(early.epoch_of(target)) > late.trade_from > early.trade_from
     for name, span in (("early", early), ("late", late)):
-        advance(
-            candles,
-            plain(candles, EMA, calls[name]),
-            span,
-            risk=RISK,
-            config=CONFIG,
-            state=BrokerState.start(CONFIG),
-            last_done=target - 2 * HOUR,
-            target=target,
-            fresh_bars=3,
-        )
+        step(candles, span, BrokerState.start(CONFIG), target - 2 * HOUR, target, 3, calls[name])
     # Same epoch grid, same anchor: one computation could serve both runs.
     assert calls["early"] == calls["late"] == [early.anchor(early.epoch_of(target))]
 
@@ -112,17 +113,7 @@ def test_each_epoch_computes_its_signals_from_its_own_anchor(candles: Candles) -
     epochs = range(span.epoch_of(span.trade_from), span.epoch_of(end - HOUR) + 1)
     assert len(epochs) == 5  # the first and last ones partial
     calls: list[int] = []
-    whole = advance(
-        candles,
-        plain(candles, EMA, calls),
-        span,
-        risk=RISK,
-        config=CONFIG,
-        state=BrokerState.start(CONFIG),
-        last_done=None,
-        target=end - HOUR,
-        fresh_bars=10**6,
-    )
+    whole = step(candles, span, BrokerState.start(CONFIG), None, end - HOUR, 10**6, calls)
     assert whole is not None and len(whole.equity) == 180
     assert calls == [span.anchor(k) for k in epochs]
     # The oracle: per epoch, a backtest's signals from that epoch's anchor, simulated on
@@ -151,17 +142,7 @@ def test_a_catch_up_records_equity_but_does_not_trade_on_stale_bars(candles: Can
     assert span.epoch_of(span.trade_from) == span.epoch_of(target)
 
     def catch_up(fresh_bars: int) -> Simulation:
-        sim = advance(
-            candles,
-            plain(candles, EMA),
-            span,
-            risk=RISK,
-            config=CONFIG,
-            state=BrokerState.start(CONFIG),
-            last_done=None,
-            target=target,
-            fresh_bars=fresh_bars,
-        )
+        sim = step(candles, span, BrokerState.start(CONFIG), None, target, fresh_bars)
         assert sim is not None
         return sim
 
@@ -182,33 +163,13 @@ def test_an_order_decided_on_a_fresh_bar_still_fills_on_a_stale_one(candles: Can
     span = RunSpan.of(START + 2 * 24 * HOUR, HOUR, EMA.warmup, epoch_bars=10_000)
     state, last = BrokerState.start(CONFIG), None
     for ts in range(span.trade_from, span.trade_from + 300 * HOUR, HOUR):
-        sim = advance(
-            candles,
-            plain(candles, EMA),
-            span,
-            risk=RISK,
-            config=CONFIG,
-            state=state,
-            last_done=last,
-            target=ts,
-            fresh_bars=3,
-        )
+        sim = step(candles, span, state, last, ts, 3)
         assert sim is not None
         state, last = sim.state, ts
         if state.pending is not None and state.units == 0:
             break
     assert state.pending is not None, "no entry decided in the span"
     assert last is not None
-    sim = advance(
-        candles,
-        plain(candles, EMA),
-        span,
-        risk=RISK,
-        config=CONFIG,
-        state=state,
-        last_done=last,
-        target=last + 20 * HOUR,
-        fresh_bars=1,
-    )
+    sim = step(candles, span, state, last, last + 20 * HOUR, 1)
     assert sim is not None
     assert sim.fills.reason.tolist()[0] == "entry" and int(sim.fills.ts[0]) == last + HOUR
