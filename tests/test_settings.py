@@ -73,3 +73,25 @@ def test_per_role_limits_pick_the_best_role() -> None:
     assert s.for_role("backtest_quota", ["moderator", "user"]) == 4
     assert s.for_role("backtest_quota", ["admin", "moderator"]) == 10
     assert s.for_role("bot_limit", []) == s.bot_limit_user
+
+
+def test_live_tick_settings_are_read_and_bounded() -> None:
+    env = {
+        "BOT_EPOCH_BARS": "500",
+        "BOT_FRESH_BARS": "2",
+        "BOT_SWEEP_LIMIT": "10",
+        "BOT_SWEEP_GRACE_S": "0",
+    }
+    s = Settings.from_env(env)
+    assert (s.bot_epoch_bars, s.bot_fresh_bars, s.bot_sweep_limit, s.bot_sweep_grace_s) == (
+        500,
+        2,
+        10,
+        0,
+    )
+    with pytest.raises(SettingsError, match="BOT_EPOCH_BARS"):
+        Settings.from_env({"BOT_EPOCH_BARS": "5"})
+    with pytest.raises(SettingsError, match="BOT_FRESH_BARS"):
+        Settings.from_env({"BOT_FRESH_BARS": "0"})
+    with pytest.raises(SettingsError, match="BOT_SWEEP_LIMIT"):
+        Settings.from_env({"BOT_SWEEP_GRACE_S": "-1"})
