@@ -32,8 +32,9 @@ from engine.candles import Candles
 from engine.signals import Signals
 from engine.simulator import Simulation, simulate
 
-# Signals over ``candles[start:stop]``; a caller may cache them by the bars they cover.
-SignalsOf = Callable[[int, int], Signals]
+# ``signals_of(start, first, stop)``: the signals of bars ``first..stop-1`` as computed over
+# ``candles[start:stop]`` (``start`` is the epoch's anchor). A caller may cache them.
+SignalsOf = Callable[[int, int, int], Signals]
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def epoch_signals(candles: Candles, bars: range, span: RunSpan, signals_of: Sign
         next_epoch = int(np.searchsorted(candles.ts, span.epoch_start(epoch + 1), side="left"))
         stop = min(bars.stop, max(next_epoch, i + 1))
         anchor = int(np.searchsorted(candles.ts, span.anchor(epoch), side="left"))
-        parts.append(signals_of(anchor, stop).slice(i - anchor, stop - anchor))
+        parts.append(signals_of(anchor, i, stop))
         i = stop
     return _joined(parts)
 
@@ -133,7 +134,7 @@ def advance(
 
     ``candles`` must start at or before ``span.first_needed(last_done)``; ``signals_of``
     computes a strategy's signals over a slice of them (``strategy.signals`` on
-    ``candles.slice``, possibly cached).
+    ``candles.slice``, possibly cached; see ``SignalsOf``).
     """
     bars = new_bars(candles, span, last_done, target)
     if not bars:

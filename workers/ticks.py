@@ -88,7 +88,8 @@ class Shared:
     stored in between are never missed.
     """
 
-    MAX_SIGNALS = 5_000  # per candle: bounds memory when thousands of strategies differ
+    MAX_SIGNALS = 20_000  # per candle; with TAIL_BARS, at most about 10 MB
+    TAIL_BARS = 64
 
     def __init__(self) -> None:
         self.candles: dict[tuple[int, str], Candles] = {}
@@ -109,20 +110,38 @@ class Shared:
         return self.candles[pair]
 
     def signals_of(self, strategy: Strategy, pair: tuple[int, str]) -> SignalsOf:
-        """Signals over a slice of the pair's candles, computed once per strategy and bars."""
+        """Signals over a slice of the pair's candles, computed once per strategy and bars.
+
+        Only the last ``TAIL_BARS`` signals of each computation are kept, which is all a
+        tick on time needs; a run catching up further computes its own.
+        """
         candles = self.candles[pair]
         spec = orjson.dumps(strategy.spec, option=orjson.OPT_SORT_KEYS)
 
-        def compute(start: int, stop: int) -> Signals:
+        def compute(start: int, first: int, stop: int) -> Signals:
             key = (spec, pair, int(candles.ts[start]), int(candles.ts[stop - 1]), stop - start)
-            found = self.signals.get(key)
-            if found is None:
-                found = strategy.signals(candles.slice(start, stop))
-                if len(self.signals) < self.MAX_SIGNALS:
-                    self.signals[key] = found
-            return found
+            tail = self.signals.get(key)
+            if tail is not None and stop - first <= len(tail):
+                return tail.slice(len(tail) - (stop - first), len(tail))
+            full = strategy.signals(candles.slice(start, stop))
+            if tail is None and len(self.signals) < self.MAX_SIGNALS:
+                self.signals[key] = _copied_tail(full, self.TAIL_BARS)
+            return full.slice(first - start, stop - start)
 
         return compute
+
+
+def _copied_tail(signals: Signals, bars: int) -> Signals:
+    """The last ``bars`` signals as arrays of their own (a view would keep the whole series)."""
+    n = len(signals)
+    part = signals.slice(max(0, n - bars), n)
+    return Signals(
+        part.long_entry.copy(),
+        part.long_exit.copy(),
+        part.short_entry.copy(),
+        part.short_exit.copy(),
+        part.scale_in,
+    )
 
 
 # The shared work of the last few candles (jobs of 1m and 5m candles arrive interleaved).

@@ -254,7 +254,7 @@ class Bench:
             series = candles[bot.instrument_id]
             advance(
                 series,
-                lambda a, b, s=strategy, c=series: s.signals(c.slice(a, b)),
+                lambda a, f, b, s=strategy, c=series: s.signals(c.slice(a, b)).slice(f - a, b - a),
                 span_of(run.started_at, "1m", strategy.warmup, settings.bot_epoch_bars),
                 risk=validate_risk(bot.risk),
                 config=config,

@@ -30,10 +30,10 @@ def candles() -> Candles:
 
 
 def plain(candles: Candles, strategy: Strategy, calls: list[int] | None = None) -> SignalsOf:
-    def signals_of(start: int, stop: int) -> Signals:
+    def signals_of(start: int, first: int, stop: int) -> Signals:
         if calls is not None:
             calls.append(int(candles.ts[start]))
-        return strategy.signals(candles.slice(start, stop))
+        return strategy.signals(candles.slice(start, stop)).slice(first - start, stop - start)
 
     return signals_of
 

@@ -17,7 +17,7 @@ from engine.backtest import run_backtest
 from engine.broker import BrokerState
 from engine.candles import Candles
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from engine.strategies import validate_strategy
+from engine.strategies import Strategy, validate_strategy
 from models.backtest_results import TRADE_COLUMNS
 from models.bot_runs import BotRun, broker_config, current_run, pause_bot, start_bot
 from models.bot_ticks import BotEquity, BotTrade, run_equity, run_span, run_trades
@@ -30,7 +30,7 @@ from settings import Settings
 from tests.helpers import bearer
 from workers.main import build_worker
 from workers.queues import BOTS, get_queue
-from workers.ticks import tick_bots
+from workers.ticks import Shared, tick_bots
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -293,3 +293,31 @@ def test_rows_the_database_refuses_fail_only_their_own_run(db: Any, runs: list[B
     assert bad_state[1:] == (None, 1, 0, 0)  # nothing of the refused run was kept
     failed = db.get(BotRun, bad.id)
     assert "no equity for this run" in failed.error
+
+
+def test_jobs_of_one_candle_share_signal_computations_but_not_stale_tails() -> None:
+    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
+    candles = SyntheticProvider().candles(spec, SPAN_START, SPAN_START + 400 * 60_000)
+    sma = validate_strategy(SMA)
+    computed: list[int] = []
+
+    def counting(part: Candles) -> Any:
+        computed.append(len(part))
+        return sma.signals(part)
+
+    strategy = Strategy(sma.spec, sma.warmup, counting)
+    shared = Shared()
+    pair = (1, "1m")
+    shared.candles[pair] = candles
+    signals_of = shared.signals_of(strategy, pair)
+    full = sma.signals(candles.slice(10, 400))
+    last = signals_of(10, 399, 400)  # a tick on time: the last bar
+    again = shared.signals_of(strategy, pair)(10, 398, 400)  # another job, two bars
+    assert computed == [390]  # one computation served both
+    assert last.long_entry.tolist() == full.long_entry[-1:].tolist()
+    assert again.long_exit.tolist() == full.long_exit[-2:].tolist()
+    # A catch-up needs more than the kept tail: computed again, and right.
+    long_ago = signals_of(10, 100, 400)
+    assert computed == [390, 390]
+    assert long_ago.short_entry.tolist() == full.short_entry[90:].tolist()
+    assert len(long_ago) == 300 and Shared.TAIL_BARS < 300
