@@ -29,7 +29,7 @@ from models.db import session as db
 from models.errors import QuotaExceeded
 from models.identity import User
 from settings import Settings
-from workers.ticks import is_transient
+from workers.transient import is_transient
 
 log = structlog.get_logger(__name__)
 

@@ -30,12 +30,7 @@ from typing import Any, TypeVar
 import orjson
 import structlog
 from flask import current_app
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq.timeouts import BaseTimeoutException
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from engine.broker import BrokerConfig, BrokerState, Risk, validate_risk
 from engine.candles import Candles
@@ -54,28 +49,13 @@ from models.bot_ticks import (
 from models.candles import read_candles
 from models.db import session as db
 from workers.enqueue import TICK_TIMEOUT
+from workers.transient import is_transient
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
 DB_TIMEOUT_S = TICK_TIMEOUT // 2
-
-TRANSIENT = (
-    OperationalError,
-    InterfaceError,
-    PoolTimeoutError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    BaseTimeoutException,
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that are not the bot's fault and should fail the job, to be retried."""
-    if isinstance(exc, TRANSIENT):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class Shared:
