@@ -74,6 +74,9 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     )
     structlog.configure(
         processors=[
+            # Drop events below the logger's level before any other processor runs: a
+            # request's info lines cost nothing when LOG_LEVEL is WARNING.
+            structlog.stdlib.filter_by_level,
             *shared[:-2],
             structlog.processors.StackInfoRenderer(),
             *shared[-2:],
