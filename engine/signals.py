@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 BoolArray = NDArray[np.bool_]
+_COLUMNS = ("long_entry", "long_exit", "short_entry", "short_exit")
 FloatArray = NDArray[np.float64]
 
 
@@ -38,7 +39,7 @@ class Signals:
 
     def __post_init__(self) -> None:
         lengths = set()
-        for name in ("long_entry", "long_exit", "short_entry", "short_exit"):
+        for name in _COLUMNS:
             column = np.asarray(getattr(self, name), dtype=np.bool_)
             if column.ndim != 1:
                 raise ValueError(f"{name} must be 1-D")
@@ -59,14 +60,12 @@ class Signals:
         return cls(nothing, nothing, nothing, nothing)
 
     def slice(self, start: int, stop: int) -> Signals:
-        """The signals of bars ``start..stop-1``."""
-        return Signals(
-            self.long_entry[start:stop],
-            self.long_exit[start:stop],
-            self.short_entry[start:stop],
-            self.short_exit[start:stop],
-            self.scale_in,
-        )
+        """The signals of bars ``start..stop-1`` (views; the columns are already checked)."""
+        part = object.__new__(Signals)
+        for name in _COLUMNS:
+            object.__setattr__(part, name, getattr(self, name)[start:stop])
+        object.__setattr__(part, "scale_in", self.scale_in)
+        return part
 
 
 def crossings(a: FloatArray, b: FloatArray | float) -> tuple[BoolArray, BoolArray]:

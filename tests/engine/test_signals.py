@@ -86,3 +86,15 @@ def test_signals_shape_checks() -> None:
         Signals.none(2).__class__(*(np.zeros(2, bool),) * 4, scale_in=0.0)
     signals = Signals.none(4)
     assert len(signals) == 4 and len(signals.slice(1, 3)) == 2
+
+
+def test_slice_keeps_each_column_and_scale_in() -> None:
+    bars = [True, False, True, True, False]
+    signals = Signals(
+        np.array(bars), ~np.array(bars), np.zeros(5, bool), np.ones(5, bool), scale_in=0.5
+    )
+    part = signals.slice(1, 4)
+    assert part.long_entry.tolist() == [False, True, True]
+    assert part.long_exit.tolist() == [True, False, False]
+    assert part.short_entry.tolist() == [False] * 3 and part.short_exit.tolist() == [True] * 3
+    assert part.scale_in == 0.5 and len(part) == 3
