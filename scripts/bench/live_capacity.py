@@ -195,19 +195,27 @@ class Bench:
         self.db.rollback()
         return int(count or 0)
 
-    def last_job_end(self, candle_ts: int) -> float:
-        """``ended_at`` (epoch s) of the last tick job of the candle."""
+    def last_job_end(self, candle_ts: int, timeout: float = 10) -> float:
+        """``ended_at`` (epoch s) of the last tick job of the candle.
+
+        The runs are counted as ticked once a job commits, a moment before RQ records the
+        job as finished, so this waits for every job's ``ended_at``.
+        """
         from rq.job import Job  # noqa: PLC0415
 
         ids = [
             k.decode().removeprefix("rq:job:")
             for k in self.redis.scan_iter(f"rq:job:tick-*-1m-{candle_ts}-*")
         ]
-        jobs = [j for j in Job.fetch_many(ids, connection=self.redis) if j is not None]
-        failed = [j.id for j in jobs if j.ended_at is None or j.get_status() != "finished"]
-        if failed:
-            raise harness.BenchError(f"tick jobs did not finish: {failed[:3]}")
-        return max(j.ended_at.replace(tzinfo=UTC).timestamp() for j in jobs)
+        deadline = time.time() + timeout
+        while True:
+            jobs = [j for j in Job.fetch_many(ids, connection=self.redis) if j is not None]
+            pending = [j.id for j in jobs if j.get_status() != "finished" or j.ended_at is None]
+            if not pending:
+                return max(j.ended_at.replace(tzinfo=UTC).timestamp() for j in jobs)
+            if time.time() > deadline:
+                raise harness.BenchError(f"tick jobs did not finish: {pending[:3]}")
+            time.sleep(0.01)
 
     def candle(self, timeout: float = 120) -> float:
         """Close the next minute and wait for every run; returns the lag in seconds."""
