@@ -118,6 +118,8 @@ class Settings:
     # The catch-up sweep: runs a pass may queue, and how long the dispatcher gets first.
     bot_sweep_limit: int = 5000
     bot_sweep_grace_s: int = 30
+    # Days a run's per-candle "tick" log entries are kept (trades and failures stay).
+    bot_tick_log_days: int = 30
 
     def __post_init__(self) -> None:
         self.validate()
@@ -206,6 +208,7 @@ class Settings:
             bot_fresh_bars=_int(env, "BOT_FRESH_BARS", defaults.bot_fresh_bars),
             bot_sweep_limit=_int(env, "BOT_SWEEP_LIMIT", defaults.bot_sweep_limit),
             bot_sweep_grace_s=_int(env, "BOT_SWEEP_GRACE_S", defaults.bot_sweep_grace_s),
+            bot_tick_log_days=_int(env, "BOT_TICK_LOG_DAYS", defaults.bot_tick_log_days),
             rate_limit_reset_ip=env.get("RATE_LIMIT_RESET_IP", defaults.rate_limit_reset_ip),
             rate_limit_reset_email=env.get(
                 "RATE_LIMIT_RESET_EMAIL", defaults.rate_limit_reset_email
@@ -256,3 +259,5 @@ class Settings:
             raise SettingsError("BOT_EPOCH_BARS must be between 10 and 100000")
         if self.bot_sweep_limit < 1 or self.bot_sweep_grace_s < 0:
             raise SettingsError("BOT_SWEEP_LIMIT must be at least 1, BOT_SWEEP_GRACE_S >= 0")
+        if self.bot_tick_log_days < 1:
+            raise SettingsError("BOT_TICK_LOG_DAYS must be at least 1")

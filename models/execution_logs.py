@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    delete,
     func,
     insert,
     select,
@@ -39,6 +40,8 @@ class ExecutionLog(Base):
     __table_args__ = (
         CheckConstraint("level IN ('info','warning','error')", name="level_known"),
         Index("ix_execution_logs_bot_id_id", "bot_id", "id"),
+        # Rows arrive in time order, so a BRIN index (a few pages) finds old ones to purge.
+        Index("ix_execution_logs_ts_brin", "ts", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -70,6 +73,32 @@ def write_log(
         "candle_ts": candle_ts,
     }
     db.execute(insert(ExecutionLog), [row])
+
+
+def purge_tick_entries(cutoff: datetime, batch: int, max_batches: int) -> int:
+    """Delete ``tick`` entries written before ``cutoff``, ``batch`` rows per statement.
+
+    Each batch commits on its own, so a long purge never holds a big transaction; at most
+    ``max_batches`` run per call (the next call goes on). Trades, failures and lifecycle
+    entries are kept for the life of their run. Returns how many rows went.
+    """
+    removed = 0
+    for _ in range(max_batches):
+        victims = (
+            select(ExecutionLog.id)
+            .where(ExecutionLog.ts < cutoff, ExecutionLog.event == "tick")
+            .limit(batch)
+            .scalar_subquery()
+        )
+        result = db.execute(
+            delete(ExecutionLog).where(ExecutionLog.id.in_(victims)).returning(ExecutionLog.id)
+        )
+        count = len(result.all())
+        db.commit()
+        removed += count
+        if count < batch:
+            break
+    return removed
 
 
 def levels_from(level: str | None) -> tuple[str, ...]:

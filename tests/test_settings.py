@@ -95,3 +95,9 @@ def test_live_tick_settings_are_read_and_bounded() -> None:
         Settings.from_env({"BOT_FRESH_BARS": "0"})
     with pytest.raises(SettingsError, match="BOT_SWEEP_LIMIT"):
         Settings.from_env({"BOT_SWEEP_GRACE_S": "-1"})
+
+
+def test_tick_log_retention_is_at_least_a_day() -> None:
+    assert Settings.from_env({"BOT_TICK_LOG_DAYS": "7"}).bot_tick_log_days == 7
+    with pytest.raises(SettingsError, match="BOT_TICK_LOG_DAYS"):
+        Settings.from_env({"BOT_TICK_LOG_DAYS": "0"})

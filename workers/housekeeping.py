@@ -13,6 +13,7 @@ from rq.job import Job, JobStatus
 from models import sessions
 from models.backtests import stale_backtests
 from models.db import session as db
+from models.execution_logs import purge_tick_entries
 from models.password_resets import purge_reset_tokens as purge_stale_reset_tokens
 from workers.enqueue import backtest_job_id, enqueue_backtest
 
@@ -37,6 +38,23 @@ def purge_reset_tokens() -> int:
     removed = purge_stale_reset_tokens(datetime.now(UTC))
     db.commit()
     log.info("reset_tokens_purged", count=removed)
+    return removed
+
+
+TICK_LOG_BATCH = 10_000
+TICK_LOG_MAX_BATCHES = 100
+
+
+def purge_tick_logs() -> int:
+    """Delete live runs' ``tick`` log entries older than ``BOT_TICK_LOG_DAYS``; returns the count.
+
+    A 1m bot writes 1,440 a day. Batches of ``TICK_LOG_BATCH`` commit one by one, at most
+    ``TICK_LOG_MAX_BATCHES`` per pass (the next hourly pass goes on). Idempotent.
+    """
+    days = current_app.extensions["botyard.settings"].bot_tick_log_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    removed = purge_tick_entries(cutoff, TICK_LOG_BATCH, TICK_LOG_MAX_BATCHES)
+    log.info("tick_logs_purged", count=removed, days=days)
     return removed
 
 

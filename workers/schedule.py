@@ -72,6 +72,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
         id="apply-bot-schedules", func="workers.bot_schedules.apply_schedules", interval=30
     ),
     PeriodicJob(id="catch-up-bots", func="workers.catchup.catch_up", interval=60),
+    PeriodicJob(id="purge-tick-logs", func="workers.housekeeping.purge_tick_logs", interval=3600),
 )
 
 

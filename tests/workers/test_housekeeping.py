@@ -19,10 +19,14 @@ from rq.job import Job, JobStatus
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.backtests import Backtest, Limits, build_spec, create_backtest
+from models.bot_runs import current_run, start_bot
+from models.bots import create_bot
+from models.execution_logs import ExecutionLog
 from models.identity import AuthSession, PasswordResetToken
 from models.instruments import sync_instruments
 from models.market_data import load_history
 from tests.helpers import REDIS_URL, create_database, drop_database
+from workers import housekeeping
 from workers.enqueue import enqueue_purge_sessions
 from workers.main import build_worker
 from workers.queues import BACKTESTS, DEFAULT, get_queue
@@ -214,3 +218,55 @@ def test_lost_backtests_are_requeued_and_endless_ones_given_up(
     job = get_queue(DEFAULT, redis).enqueue("workers.housekeeping.requeue_backtests")
     assert build_worker(app, (DEFAULT,), simple=True).work(burst=True) is True
     assert Job.fetch(job.id, connection=redis).return_value() == 0
+
+
+def test_old_tick_log_entries_are_purged_in_batches_and_the_rest_kept(
+    app: Flask, db: Any, make_user: Any, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+    owner = make_user()
+    bot = create_bot(
+        owner.id,
+        {
+            "name": "logs",
+            "symbol": "BTC-USD",
+            "timeframe": "1h",
+            "strategy": {"template": "sma_crossover"},
+            "initial_capital": 10_000.0,
+            "fee": 0.001,
+            "slippage_bps": 0.0,
+        },
+    )
+    start_bot(owner.id, bot.id, limit=10, now=datetime.now(UTC))
+    run = current_run(bot)
+    assert run is not None
+    keep_days = app.extensions["botyard.settings"].bot_tick_log_days
+    now = datetime.now(UTC)
+
+    def entry(event: str, days_ago: float) -> dict[str, Any]:
+        ts = now - timedelta(days=days_ago)
+        return {
+            "run_id": run.id,
+            "bot_id": bot.id,
+            "ts": ts,
+            "level": "info",
+            "event": event,
+            "data": {},
+            "candle_ts": int(ts.timestamp() * 1000),
+        }
+
+    old_ticks = [entry("tick", keep_days + 1 + n / 10) for n in range(7)]
+    kept = [entry("tick", keep_days - 1), entry("trade_closed", keep_days + 5)]
+    db.execute(sa.insert(ExecutionLog), old_ticks + kept)
+    db.commit()
+    monkeypatch.setattr(housekeeping, "TICK_LOG_BATCH", 3)  # 7 rows: batches of 3, 3, 1
+    for expected in (7, 0):
+        job = get_queue(DEFAULT, redis).enqueue("workers.housekeeping.purge_tick_logs")
+        assert build_worker(app, (DEFAULT,), simple=True).work(burst=True) is True
+        assert Job.fetch(job.id, connection=redis).return_value() == expected
+    left = db.execute(
+        sa.select(ExecutionLog.event, ExecutionLog.ts).where(ExecutionLog.run_id == run.id)
+    ).all()
+    events = sorted(event for event, _ts in left)
+    assert events == ["run_started", "tick", "trade_closed"]
+    assert all(ts > now - timedelta(days=keep_days) for event, ts in left if event == "tick")
