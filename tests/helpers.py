@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from models.instruments import sync_instruments
+from models.market_data import load_history
 from settings import Settings, normalize_database_url
 
 ADMIN_URL = os.environ.get("BOTYARD_TEST_PG_ADMIN_URL")
@@ -73,3 +76,15 @@ def assert_rows_close(actual: Any, expected: Any) -> None:
     if got.size:
         assert np.array_equal(got[:, 0], want[:, 0]), "timestamps differ"
         np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def load_btc_history(start_ms: int, end_ms: int) -> Any:
+    """Sync the synthetic instruments and store BTC-USD history for the span; the instrument.
+
+    Flushes, the caller commits.
+    """
+    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+    btc = next(i for i in instruments if i.symbol == "BTC-USD")
+    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
+    load_history(SyntheticProvider(), btc, spec, start_ms, end_ms)
+    return btc

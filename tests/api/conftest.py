@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
 from models.bot_runs import BotRun, current_run, start_bot
 from models.bots import create_bot
 from models.instruments import sync_instruments
-from models.market_data import load_history
-from tests.helpers import bearer
+from tests.helpers import bearer, load_btc_history
 from workers.ticks import tick_bots
 
 HOUR = 3_600_000
@@ -36,11 +35,7 @@ BOT = {
 @pytest.fixture
 def live_owner(db: Any, make_user: Callable[..., Any], login: Callable[..., Any]) -> Any:
     """A user (with ``.headers`` for the API) and BTC-USD 1h history around the span."""
-    provider = SyntheticProvider()
-    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-    btc = next(i for i in instruments if i.symbol == "BTC-USD")
-    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
-    load_history(provider, btc, spec, SPAN_START - 2 * DAY, END)
+    load_btc_history(SPAN_START - 2 * DAY, END)
     user = make_user()
     db.commit()
     user.headers = bearer(login(user.username)["access_token"])

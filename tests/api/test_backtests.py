@@ -14,11 +14,8 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select, text
 
-from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.backtests import Backtest, BacktestTrade, request_cancel
-from models.instruments import sync_instruments
-from models.market_data import load_history
-from tests.helpers import bearer
+from tests.helpers import bearer, load_btc_history
 from workers import backtests as backtest_jobs
 from workers.main import build_worker
 from workers.queues import BACKTESTS
@@ -32,11 +29,7 @@ SMA = {"template": "sma_crossover", "params": {"fast": 5, "slow": 20}}
 
 @pytest.fixture
 def market(db: Any) -> None:
-    provider = SyntheticProvider()
-    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-    btc = next(i for i in instruments if i.symbol == "BTC-USD")
-    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
-    load_history(provider, btc, spec, START, END)
+    load_btc_history(START, END)
     db.commit()
 
 

@@ -28,15 +28,20 @@ from flask_migrate import upgrade
 from sqlalchemy.pool import NullPool
 
 from api.app import create_app
-from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models import db as database
 from models.bot_runs import current_run, start_bot
 from models.bots import create_bot
-from models.instruments import forget_instrument_refs, sync_instruments
-from models.market_data import load_history
+from models.instruments import forget_instrument_refs
 from models.rbac import sync_roles
 from models.users import create_user
-from tests.helpers import PASSWORD, REDIS_URL, create_database, drop_database, make_settings
+from tests.helpers import (
+    PASSWORD,
+    REDIS_URL,
+    create_database,
+    drop_database,
+    load_btc_history,
+    make_settings,
+)
 from workers.ticks import tick_bots
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,11 +221,7 @@ def world_database() -> Iterator[World]:
         with app.app_context():
             upgrade()
             sync_roles()
-            provider = SyntheticProvider()
-            instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-            btc = next(i for i in instruments if i.symbol == "BTC-USD")
-            spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
-            load_history(provider, btc, spec, SPAN_START - 2 * DAY, END)
+            load_btc_history(SPAN_START - 2 * DAY, END)
             owner = create_user("owner@example.com", "owner", PASSWORD)
             database.session.commit()
             owner_id = owner.id

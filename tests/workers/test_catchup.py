@@ -12,12 +12,11 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 
-from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.bot_runs import BotRun, current_run, pause_bot, start_bot
 from models.bot_ticks import BotEquity, run_trades
 from models.bots import create_bot
-from models.instruments import sync_instruments
-from models.market_data import load_history
+from tests.helpers import load_btc_history
+from tests.workers.processes import BOT  # a BTC-USD 1h SMA bot
 from workers.catchup import BACKLOG_JOBS, catch_up
 from workers.main import build_worker
 from workers.queues import BOTS, DEFAULT, get_queue
@@ -30,24 +29,12 @@ NEWEST = END - HOUR
 SPAN_START = END - 10 * DAY
 STARTED_AT = datetime.fromtimestamp(SPAN_START / 1000, UTC)
 LONG_AFTER = END + DAY  # a "now" when every stored candle closed long ago
-BOT = {
-    "symbol": "BTC-USD",
-    "timeframe": "1h",
-    "strategy": {"template": "sma_crossover", "params": {"fast": 3, "slow": 8}},
-    "initial_capital": 10_000.0,
-    "fee": 0.001,
-    "slippage_bps": 0.0,
-}
 
 
 @pytest.fixture
 def lagging(db: Any, make_user: Callable[..., Any]) -> list[uuid.UUID]:
     """Three running runs and a paused one: one ticked to 30 h before the end, two never."""
-    provider = SyntheticProvider()
-    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-    btc = next(i for i in instruments if i.symbol == "BTC-USD")
-    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
-    load_history(provider, btc, spec, SPAN_START - 2 * DAY, END)
+    load_btc_history(SPAN_START - 2 * DAY, END)
     owner = make_user()
     runs = []
     for n in range(4):

@@ -24,10 +24,8 @@ from models.bot_ticks import BotEquity, BotTrade, run_equity, run_span, run_trad
 from models.bots import Bot, create_bot
 from models.candles import read_candles
 from models.identity import User
-from models.instruments import sync_instruments
-from models.market_data import load_history
 from settings import Settings
-from tests.helpers import bearer
+from tests.helpers import bearer, load_btc_history
 from workers.main import build_worker
 from workers.queues import BOTS, get_queue
 from workers.ticks import Shared, tick_bots
@@ -73,11 +71,7 @@ EPOCH_MS = EPOCH_BARS * HOUR
 
 @pytest.fixture
 def market(db: Any) -> None:
-    provider = SyntheticProvider()
-    instruments, _ = sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-    btc = next(i for i in instruments if i.symbol == "BTC-USD")
-    spec = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
-    load_history(provider, btc, spec, SPAN_START - 3 * DAY, END)
+    load_btc_history(SPAN_START - 3 * DAY, END)
     db.commit()
 
 
