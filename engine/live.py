@@ -63,16 +63,18 @@ class RunSpan:
         """Where the signals of ``epoch`` start: ``warmup`` bars before the epoch."""
         return self.epoch_start(epoch) - self.warmup * self.step
 
+    def first_new(self, last_done: int | None) -> int:
+        """Where a tick after ``last_done`` starts: the next bar, never before ``trade_from``."""
+        return self.trade_from if last_done is None else max(last_done + 1, self.trade_from)
+
     def first_needed(self, last_done: int | None) -> int:
         """The oldest candle a tick after ``last_done`` needs: its first new bar's anchor."""
-        first_new = self.trade_from if last_done is None else max(last_done + 1, self.trade_from)
-        return self.anchor(self.epoch_of(first_new))
+        return self.anchor(self.epoch_of(self.first_new(last_done)))
 
 
 def new_bars(candles: Candles, span: RunSpan, last_done: int | None, target: int) -> range:
     """Positions of the bars a tick simulates: after ``last_done``, from trade_from, to target."""
-    first_ts = span.trade_from if last_done is None else max(last_done + 1, span.trade_from)
-    first = int(np.searchsorted(candles.ts, first_ts, side="left"))
+    first = int(np.searchsorted(candles.ts, span.first_new(last_done), side="left"))
     stop = int(np.searchsorted(candles.ts, target, side="right"))
     return range(first, max(first, stop))
 

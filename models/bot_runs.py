@@ -104,19 +104,41 @@ class BotRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# (initial capital, fee, slippage bps, fractional, size precision): what a BrokerConfig needs.
+Costs = tuple[float, float, float, bool, int]
+
+
+def costs_of(bot: Bot) -> Costs:
+    """The bot's costs and its instrument's unit rules, in :data:`Costs` order."""
+    instrument = bot.instrument
+    return (
+        bot.initial_capital,
+        bot.fee,
+        bot.slippage_bps,
+        instrument.fractional,
+        instrument.size_precision,
+    )
+
+
+def config_from(costs: Costs) -> BrokerConfig:
+    """The paper account's config from :data:`Costs`."""
+    capital, fee, slippage, fractional, precision = costs
+    return BrokerConfig(
+        initial_capital=capital,
+        fee=fee,
+        slippage_bps=slippage,
+        fractional=fractional,
+        size_precision=precision,
+    )
+
+
 def broker_config(bot: Bot) -> BrokerConfig:
     """The paper account's costs and unit rules, from the bot and its instrument.
 
     A run's trading fields are frozen while it is active, so every tick rebuilds the
     same config the run started with.
     """
-    return BrokerConfig(
-        initial_capital=bot.initial_capital,
-        fee=bot.fee,
-        slippage_bps=bot.slippage_bps,
-        fractional=bot.instrument.fractional,
-        size_precision=bot.instrument.size_precision,
-    )
+    return config_from(costs_of(bot))
 
 
 def current_run(bot: Bot) -> BotRun | None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from engine.live import RunSpan
 from models.backtest_results import TRADE_COLUMNS
 from models.backtests import TradeColumns
-from models.bot_runs import BotRun
+from models.bot_runs import BotRun, Costs
 from models.bots import Bot
 from models.db import Base
 from models.db import session as db
@@ -74,8 +74,7 @@ class LiveRun:
     timeframe: str
     strategy: dict[str, Any]
     risk: dict[str, Any]
-    # (initial capital, fee, slippage bps, fractional, size precision): the BrokerConfig.
-    costs: tuple[float, float, float, bool, int]
+    costs: Costs
 
 
 def span_of(started_at: datetime, timeframe: str, warmup: int, epoch_bars: int) -> RunSpan:

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -34,9 +33,10 @@ from sqlalchemy import text
 
 from engine.broker import BrokerConfig, BrokerState, Risk, validate_risk
 from engine.candles import Candles
-from engine.live import SignalsOf, advance
+from engine.live import RunSpan, SignalsOf, advance
 from engine.signals import Signals
 from engine.strategies import Strategy, validate_strategy
+from models.bot_runs import Costs, config_from
 from models.bot_ticks import (
     LiveRun,
     Tick,
@@ -89,14 +89,13 @@ class Shared:
         self.candles[pair] = Candles.from_rows(rows) if rows else Candles.empty()
         return self.candles[pair]
 
-    def signals_of(self, strategy: Strategy, pair: tuple[int, str]) -> SignalsOf:
+    def signals_of(self, strategy: Strategy, spec: bytes, pair: tuple[int, str]) -> SignalsOf:
         """Signals over a slice of the pair's candles, computed once per strategy and bars.
 
         Only the last ``TAIL_BARS`` signals of each computation are kept, which is all a
         tick on time needs; a run catching up further computes its own.
         """
         candles = self.candles[pair]
-        spec = orjson.dumps(strategy.spec, option=orjson.OPT_SORT_KEYS)
 
         def compute(start: int, first: int, stop: int) -> Signals:
             key = (spec, pair, int(candles.ts[start]), int(candles.ts[stop - 1]), stop - start)
@@ -146,32 +145,26 @@ class Parsed:
     LIMIT = 20_000
 
     def __init__(self) -> None:
-        self.strategies: dict[bytes, Strategy] = {}
+        self.strategies: dict[bytes, tuple[Strategy, bytes]] = {}
         self.risks: dict[bytes, Risk] = {}
-        self.configs: dict[tuple[Any, ...], BrokerConfig] = {}
+        self.configs: dict[Costs, BrokerConfig] = {}
 
-    def strategy(self, spec: dict[str, Any]) -> Strategy:
-        """The validated strategy of a JSON spec."""
-        return self._get(self.strategies, _key(spec), lambda: validate_strategy(spec))
+    def strategy(self, spec: dict[str, Any]) -> tuple[Strategy, bytes]:
+        """The validated strategy of a JSON spec, and its canonical spec's key."""
+
+        def make() -> tuple[Strategy, bytes]:
+            strategy = validate_strategy(spec)
+            return strategy, _key(strategy.spec)
+
+        return self._get(self.strategies, _key(spec), make)
 
     def risk(self, spec: dict[str, Any]) -> Risk:
         """The validated risk options of a JSON spec."""
         return self._get(self.risks, _key(spec), lambda: validate_risk(spec))
 
-    def config(self, costs: tuple[float, float, float, bool, int]) -> BrokerConfig:
+    def config(self, costs: Costs) -> BrokerConfig:
         """The paper account's config: capital, fee, slippage and the instrument's unit rules."""
-        capital, fee, slippage, fractional, precision = costs
-        return self._get(
-            self.configs,
-            costs,
-            lambda: BrokerConfig(
-                initial_capital=capital,
-                fee=fee,
-                slippage_bps=slippage,
-                fractional=fractional,
-                size_precision=precision,
-            ),
-        )
+        return self._get(self.configs, costs, lambda: config_from(costs))
 
     def _get(self, cache: dict[Any, T], key: Any, make: Callable[[], T]) -> T:
         found = cache.get(key)
@@ -200,14 +193,35 @@ class Batch:
     shared: Shared
 
 
-def _advance(batch: Batch, run: LiveRun) -> Tick | None:
+@dataclass(frozen=True)
+class Prepared:
+    """A locked run with its validated strategy (and the spec's key) and its span."""
+
+    run: LiveRun
+    strategy: Strategy
+    spec: bytes
+    span: RunSpan
+
+    @property
+    def pair(self) -> tuple[int, str]:
+        """The run's instrument and timeframe."""
+        return (self.run.instrument_id, self.run.timeframe)
+
+
+def _prepare(batch: Batch, run: LiveRun) -> Prepared:
+    """Validate the run's strategy (once per process) and place it on the epoch grid."""
+    strategy, spec = _PARSED.strategy(run.strategy)
+    span = span_of(run.started_at, run.timeframe, strategy.warmup, batch.epoch_bars)
+    return Prepared(run, strategy, spec, span)
+
+
+def _advance(batch: Batch, ready: Prepared) -> Tick | None:
     """Run the engine for one run; None when it has no new candle. Touches no database."""
-    strategy = _PARSED.strategy(run.strategy)
-    pair = (run.instrument_id, run.timeframe)
+    run = ready.run
     sim = advance(
-        batch.shared.candles[pair],
-        batch.shared.signals_of(strategy, pair),
-        span_of(run.started_at, run.timeframe, strategy.warmup, batch.epoch_bars),
+        batch.shared.candles[ready.pair],
+        batch.shared.signals_of(ready.strategy, ready.spec, ready.pair),
+        ready.span,
         risk=_PARSED.risk(run.risk),
         config=_PARSED.config(run.costs),
         state=BrokerState.from_dict(run.broker_state),
@@ -227,39 +241,36 @@ def _advance(batch: Batch, run: LiveRun) -> Tick | None:
     )
 
 
-def _guarded(action: Callable[[], Any], **context: Any) -> str | None:
-    """Run ``action``; the reason it failed as a bot's failure, or None. Transient errors raise."""
-    try:
-        action()
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        log.exception("bot_tick_failed", **context)
-        return f"{type(exc).__name__}: {exc}"
-    return None
+def _bot_failure(exc: Exception, run_id: uuid.UUID | None = None) -> str:
+    """Log a run's failure and return its reason; a transient error is re-raised instead.
+
+    A transient error is the job's, not the bot's: it fails the job for RQ's retry.
+    """
+    if is_transient(exc):
+        raise exc
+    log.exception("bot_tick_failed", run_id=None if run_id is None else str(run_id))
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _persist(ticks: list[Tick], failed: dict[uuid.UUID, str]) -> list[Tick]:
     """Write every tick in bulk; if the database refuses, one savepoint per run. Returns saved."""
-
-    def bulk() -> None:
+    if not ticks:
+        return ticks
+    try:
         with db.begin_nested():
             save_ticks(ticks)
-
-    if not ticks or _guarded(bulk, runs=len(ticks)) is None:
         return ticks
+    except Exception as exc:
+        _bot_failure(exc)  # logged; which run's rows were refused shows below
     saved = []
     for tick in ticks:
-
-        def one(tick: Tick = tick) -> None:
+        try:
             with db.begin_nested():
                 save_ticks([tick])
-
-        reason = _guarded(one, run_id=str(tick.run.id))
-        if reason is None:
-            saved.append(tick)
-        else:
-            failed[tick.run.id] = reason
+        except Exception as exc:
+            failed[tick.run.id] = _bot_failure(exc, tick.run.id)
+            continue
+        saved.append(tick)
     return saved
 
 
@@ -287,21 +298,28 @@ def tick_bots(
         shared=shared_for(candle_ts),
     )
     failed: dict[uuid.UUID, str] = {}
-    oldest: dict[tuple[int, str], int] = defaultdict(lambda: candle_ts)
+    prepared: list[Prepared] = []
     for run in locked:
-        reason = _guarded(partial(_need, batch, run, oldest), run_id=str(run.id))
-        if reason is not None:
-            failed[run.id] = reason
+        try:
+            prepared.append(_prepare(batch, run))
+        except Exception as exc:
+            failed[run.id] = _bot_failure(exc, run.id)
+    oldest: dict[tuple[int, str], int] = {}
+    for ready in prepared:
+        first = ready.span.first_needed(ready.run.last_candle_ts)
+        oldest[ready.pair] = min(oldest.get(ready.pair, candle_ts), first)
     for pair, start in oldest.items():
         batch.shared.load(pair, start, candle_ts)
     loaded = time.perf_counter()
     ticks: list[Tick] = []
-    for run in locked:
-        if run.id in failed:
+    for ready in prepared:
+        try:
+            tick = _advance(batch, ready)
+        except Exception as exc:
+            failed[ready.run.id] = _bot_failure(exc, ready.run.id)
             continue
-        reason = _guarded(partial(_collect, batch, run, ticks), run_id=str(run.id))
-        if reason is not None:
-            failed[run.id] = reason
+        if tick is not None:
+            ticks.append(tick)
     computed = time.perf_counter()
     saved = _persist(ticks, failed)
     errored = count_failures(failed, settings.bot_max_failures, candle_ts)
@@ -324,17 +342,3 @@ def tick_bots(
         **{k: len(v) for k, v in outcome.items()},
     )
     return outcome
-
-
-def _need(batch: Batch, run: LiveRun, oldest: dict[tuple[int, str], int]) -> None:
-    """Note the oldest candle this run needs from its instrument and timeframe."""
-    warmup = _PARSED.strategy(run.strategy).warmup
-    span = span_of(run.started_at, run.timeframe, warmup, batch.epoch_bars)
-    pair = (run.instrument_id, run.timeframe)
-    oldest[pair] = min(oldest[pair], span.first_needed(run.last_candle_ts))
-
-
-def _collect(batch: Batch, run: LiveRun, ticks: list[Tick]) -> None:
-    tick = _advance(batch, run)
-    if tick is not None:
-        ticks.append(tick)

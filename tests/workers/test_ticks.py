@@ -303,10 +303,10 @@ def test_jobs_of_one_candle_share_signal_computations_but_not_stale_tails() -> N
     shared = Shared()
     pair = (1, "1m")
     shared.candles[pair] = candles
-    signals_of = shared.signals_of(strategy, pair)
+    signals_of = shared.signals_of(strategy, b"sma", pair)
     full = sma.signals(candles.slice(10, 400))
     last = signals_of(10, 399, 400)  # a tick on time: the last bar
-    again = shared.signals_of(strategy, pair)(10, 398, 400)  # another job, two bars
+    again = shared.signals_of(strategy, b"sma", pair)(10, 398, 400)  # another job, two bars
     assert computed == [390]  # one computation served both
     assert last.long_entry.tolist() == full.long_entry[-1:].tolist()
     assert again.long_exit.tolist() == full.long_exit[-2:].tolist()
