@@ -12,6 +12,7 @@ See docs/market-data.md for keys and TTLs.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping
 
@@ -45,14 +46,11 @@ def response_key(symbol: str, timeframe: str, start: int, end: int, limit: int) 
     return f"mkt:resp:{symbol}:{timeframe}:{start}:{end}:{limit}"
 
 
-def rewrites_key(symbol: str) -> str:
-    """Redis key counting the imports that rewrote a symbol's history (never expires)."""
-    return f"mkt:rewrites:{symbol}"
-
-
-# Store a chunk only if no import rewrote the symbol since its rows were read from Postgres.
-_SET_IF_UNCHANGED = """
-if (redis.call('get', KEYS[2]) or '') == ARGV[3] then
+# Store a chunk only if the symbol's generation is still the one read before its rows were:
+# an import ends the generation (models/market_responses.py), so rows read just before
+# it committed are never put back after it.
+_SET_IF_SAME_GENERATION = """
+if redis.call('get', KEYS[2]) == ARGV[3] then
   return redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
 end
 return 0
@@ -108,19 +106,22 @@ class CandleCache:
     ) -> list[Row]:
         """Load a missing chunk under a short lock; waiters read what the filler stores.
 
-        The rows are stored only if no import rewrote the symbol while they were read: a
-        filler that read just before an import committed must not put the old rows back
-        after the import dropped them.
+        The rows are stored only if the symbol's generation did not change while they were
+        read: a filler that read just before an import committed must not put the old rows
+        back after the import dropped them.
         """
         start, end = span
         lock = f"mkt:lock:{key}"
         if self.redis.set(lock, b"1", nx=True, ex=LOCK_TTL):
             try:
-                guard = rewrites_key(symbol)
-                seen = self.redis.get(guard) or b""
+                guard = generation_key(symbol)
+                token = secrets.token_hex(8)  # the generation, if the symbol has none yet
+                seen = self.redis.set(guard, token, nx=True, get=True) or token
                 rows = loader(start, end)
                 ttl = CLOSED_TTL if closed else OPEN_TTL
-                self.redis.eval(_SET_IF_UNCHANGED, 2, key, guard, orjson.dumps(rows), ttl, seen)
+                self.redis.eval(
+                    _SET_IF_SAME_GENERATION, 2, key, guard, orjson.dumps(rows), ttl, seen
+                )
                 return rows
             finally:
                 self.redis.delete(lock)
@@ -205,10 +206,7 @@ class CandleCache:
         keys = [chunk_key(symbol, timeframe, i) for i in range(start // span, -(-end // span))]
         keys.append(generation_key(symbol))
         keys += list(self.redis.scan_iter(match=f"mkt:resp:{symbol}:{timeframe}:*", count=1000))
-        pipe = self.redis.pipeline()
-        pipe.incr(rewrites_key(symbol))  # fillers that read before this will not store
-        pipe.delete(*keys)
-        deleted = int(pipe.execute()[1])
+        deleted = int(self.redis.delete(*keys))
         _rewritten_here[symbol] = time.monotonic()  # after the delete: see rewritten_here_at
         return deleted
 
