@@ -171,20 +171,26 @@ def running_runs_on(symbols: list[str], timeframes: list[str]) -> list[tuple[str
     return [(str(symbol), str(tf), run_id) for symbol, tf, run_id in rows]
 
 
-def _active_run(bot: Bot) -> BotRun | None:
+def active_run(bot: Bot) -> BotRun | None:
+    """The bot's running or paused run, if any (at most one: a partial unique index)."""
     return db.scalar(
         select(BotRun).where(BotRun.bot_id == bot.id, BotRun.status.in_(ACTIVE_BOT_STATUSES))
     )
 
 
-def _lock_owned_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
-    """The caller's bot, re-read under a row lock so two actions on it run one after the other."""
-    bot = db.scalar(
+def lock_bot(bot_id: uuid.UUID) -> Bot | None:
+    """The bot re-read under its row lock, so two actions on it run one after the other."""
+    return db.scalar(
         select(Bot)
         .where(Bot.id == bot_id)
         .with_for_update(of=Bot)
         .execution_options(populate_existing=True)
     )
+
+
+def _lock_owned_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
+    """The caller's bot under its row lock; :class:`NotFound` for anyone else's."""
+    bot = lock_bot(bot_id)
     if bot is None or bot.owner_id != owner_id:
         raise NotFound("No bot with that id.")
     return bot
@@ -221,7 +227,7 @@ def start_bot(
         raise QuotaExceeded(
             f"You already have {active} bot(s) running or paused, your limit; stop one first."
         )
-    stale = _active_run(bot)
+    stale = active_run(bot)
     if stale is not None:  # cannot happen while the bot says it is inactive; heal if it does
         stale.status, stale.stopped_at = "stopped", now
         db.flush()
@@ -276,7 +282,7 @@ def stop_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime, by: Actor = 
     """Stop a running or paused bot and close its run. :class:`Conflict` otherwise."""
     bot = _lock_owned_bot(owner_id, bot_id)
     _refuse_unless(bot, "stop", ACTIVE_BOT_STATUSES)
-    run = _active_run(bot)
+    run = active_run(bot)
     if run is not None:
         run.status, run.stopped_at = "stopped", now
     bot.status = "stopped"
@@ -287,7 +293,7 @@ def stop_bot(owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime, by: Actor = 
 
 
 def _require_active_run(bot: Bot) -> BotRun:
-    run = _active_run(bot)
+    run = active_run(bot)
     if run is None:
         # The bot says it is active but has no run: only a hand edit of the database does this.
         raise Conflict("The bot has no active run; stop it and start it again.")

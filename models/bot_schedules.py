@@ -23,7 +23,15 @@ from typing import Any, Literal, NamedTuple
 from sqlalchemy import DateTime, and_, cast, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from models.bot_runs import BotRun, pause_bot, resume_bot, start_bot, stop_bot
+from models.bot_runs import (
+    BotRun,
+    active_run,
+    lock_bot,
+    pause_bot,
+    resume_bot,
+    start_bot,
+    stop_bot,
+)
 from models.bots import ACTIVE_BOT_STATUSES, Bot
 from models.db import session as db
 from models.identity import User
@@ -185,27 +193,11 @@ def window_candidates() -> list[WindowCandidate]:
     return [WindowCandidate(*row) for row in rows]
 
 
-def _lock_bot(bot_id: uuid.UUID) -> Bot | None:
-    """The bot re-read under its row lock, as the lifecycle actions take it."""
-    return db.scalar(
-        select(Bot)
-        .where(Bot.id == bot_id)
-        .with_for_update(of=Bot)
-        .execution_options(populate_existing=True)
-    )
-
-
 def _last_started_at(bot_id: uuid.UUID) -> datetime | None:
     started: datetime | None = db.scalar(
         select(func.max(BotRun.started_at)).where(BotRun.bot_id == bot_id)
     )
     return started
-
-
-def _active_run(bot_id: uuid.UUID) -> BotRun | None:
-    return db.scalar(
-        select(BotRun).where(BotRun.bot_id == bot_id, BotRun.status.in_(ACTIVE_BOT_STATUSES))
-    )
 
 
 def start_on_schedule(
@@ -217,7 +209,7 @@ def start_on_schedule(
     Raises :class:`~models.errors.QuotaExceeded` when the owner is at ``limit``.
     """
     db.execute(select(User.id).where(User.id == owner_id).with_for_update())
-    bot = _lock_bot(bot_id)
+    bot = lock_bot(bot_id)
     if bot is None or not should_start(bot.schedule, bot.status, _last_started_at(bot_id), now):
         return None
     start_bot(owner_id, bot_id, limit, now, by="schedule")
@@ -228,10 +220,10 @@ def stop_on_schedule(
     owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime
 ) -> Literal["stopped"] | None:
     """Stop the bot if its schedule still says so at ``now``; None if it no longer does."""
-    bot = _lock_bot(bot_id)
+    bot = lock_bot(bot_id)
     if bot is None:
         return None
-    run = _active_run(bot_id)
+    run = active_run(bot)
     started_at = run.started_at if run is not None else None
     if not should_stop(bot.schedule, bot.status, started_at, now):
         return None
@@ -243,10 +235,10 @@ def move_on_schedule(
     owner_id: uuid.UUID, bot_id: uuid.UUID, now: datetime
 ) -> Literal["paused", "resumed"] | None:
     """Pause or resume the bot if its windows still say so at ``now``; None otherwise."""
-    bot = _lock_bot(bot_id)
+    bot = lock_bot(bot_id)
     if bot is None:
         return None
-    run = _active_run(bot_id)
+    run = active_run(bot)
     paused_by = run.paused_by if run is not None else None
     action = window_action(bot.schedule, bot.status, paused_by, now)
     if action == "pause":
