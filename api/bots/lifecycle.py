@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from api.access import authenticated, current_user
 from api.auth.tokens import now_utc
-from api.bots import blp
+from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotWithRunOut
 from api.errors import ErrorOut
 from api.extensions import settings
@@ -17,7 +17,6 @@ from models.bot_runs import current_run, pause_bot, resume_bot, start_bot, stop_
 from models.bots import Bot
 from models.db import session as db
 
-NOT_FOUND = "No such bot of mine"
 REFUSED = "The bot's status does not allow this action"
 
 

@@ -9,13 +9,11 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from api.access import authenticated, current_user
-from api.bots import blp
+from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotLogPageOut, BotLogQuery
 from api.errors import ErrorOut
 from models.bots import get_owned_bot
 from models.execution_logs import logs_page
-
-NOT_FOUND = "No such bot of mine"
 
 
 @blp.route("/<uuid:bot_id>/logs")

@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from api.access import authenticated, current_user
-from api.bots import blp
+from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotPerformanceOut, BotTradePageOut
 from api.errors import ErrorOut
 from api.schemas import EquityOut, EquityQuery, PageQuery
@@ -21,8 +21,6 @@ from models.bot_results import BOT_CURVE, run_performance, run_trades_page
 from models.bot_runs import current_run
 from models.bots import get_owned_bot
 from models.equity_curves import count_points, points_for_chart, points_page
-
-NOT_FOUND = "No such bot of mine"
 
 
 @blp.route("/<uuid:bot_id>/trades")

@@ -9,7 +9,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from api.access import authenticated, current_user
-from api.bots import blp
+from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotDetailOut, BotIn, BotOut, BotPageOut, BotPatch, BotQuery
 from api.errors import ErrorOut
 from models.bot_runs import current_run
@@ -58,7 +58,7 @@ class Bots(MethodView):
 class BotById(MethodView):
     @authenticated
     @blp.response(200, BotDetailOut)
-    @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
+    @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     def get(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """One of my bots, with its latest run's error (`last_error`)."""
         return with_last_error(get_owned_bot(current_user().id, bot_id))
@@ -66,7 +66,7 @@ class BotById(MethodView):
     @authenticated
     @blp.arguments(BotPatch())
     @blp.response(200, BotOut)
-    @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
+    @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorOut, description="Name taken, or the bot is live")
     @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
     def patch(self, data: dict[str, Any], bot_id: uuid.UUID) -> Bot:
@@ -77,7 +77,7 @@ class BotById(MethodView):
 
     @authenticated
     @blp.response(204)
-    @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
+    @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorOut, description="The bot is running")
     def delete(self, bot_id: uuid.UUID) -> None:
         """Delete my bot; its backtests stay."""
