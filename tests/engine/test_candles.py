@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.candles import TIMEFRAMES, CandleError, Candles, resample
+from engine.candles import TIMEFRAMES, CandleError, Candles, _first_problem, resample
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 M = 60_000
@@ -104,8 +104,9 @@ def test_columns_are_read_only_and_must_match_in_length() -> None:
 
 
 def test_valid_candles_pass() -> None:
-    bars().validate()
-    Candles.empty().validate()
+    assert _first_problem(bars()) is None
+    assert _first_problem(Candles.empty()) is None
+    bars().validate()  # and so validate() does not raise
 
 
 @pytest.mark.parametrize(

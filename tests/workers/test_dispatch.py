@@ -134,7 +134,10 @@ def test_the_loop_stops_when_asked(redis: Redis, monkeypatch: pytest.MonkeyPatch
     stop = [False]
     threading.Timer(0.2, lambda: stop.__setitem__(0, True)).start()
     dispatch.run(redis, Settings(env="test"), "one", stop)  # returns instead of blocking forever
+    assert stop == [True]
     ensure_group(redis)  # the group exists already: a second call is a no-op
+    groups = redis.xinfo_groups(CANDLE_CLOSED_STREAM)
+    assert [g["name"] for g in groups] == [GROUP.encode()] and groups[0]["pending"] == 0
 
 
 def test_consumers_of_dead_dispatchers_are_pruned_unless_they_hold_entries(
