@@ -18,7 +18,7 @@ from flask import abort, current_app, request
 from flask_jwt_extended import get_jwt, get_jwt_identity, verify_jwt_in_request
 
 from models.db import session as db
-from models.identity import User
+from models.identity.tables import User
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,13 +12,13 @@ from redis.exceptions import RedisError
 from api.extensions import redis_client, settings
 from models.db import session as db
 from models.errors import DomainError
-from models.instruments import forget_instrument_refs
-from models.market import TIMEFRAME_MS
-from models.market_cache import CandleCache
-from models.market_data import CsvRejected, import_csv
-from models.rbac import ROLES
+from models.identity.rbac import ROLES
+from models.identity.users import create_user
+from models.market.cache import CandleCache
+from models.market.data import CsvRejected, import_csv
+from models.market.instruments import forget_instrument_refs
+from models.market.tables import TIMEFRAME_MS
 from models.seed import seed_bots, seed_market, seed_world
-from models.users import create_user
 from workers.enqueue import enqueue_backtest
 
 users_cli = AppGroup("users", help="Manage accounts.")

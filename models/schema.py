@@ -1,12 +1,15 @@
-"""Every model module, imported so ``Base.metadata`` describes the whole schema.
+"""Every table module, imported so ``Base.metadata`` describes the whole schema.
 
 Alembic's env.py and the migration tests import this module.
 """
 
 from __future__ import annotations
 
-from models import backtests, bot_runs, bot_ticks, bots, execution_logs, identity, market
+from models.backtests import backtests
+from models.bots import bots, execution_logs, runs, ticks
 from models.db import Base
+from models.identity import tables as identity_tables
+from models.market import tables as market_tables
 
-MODEL_MODULES = (identity, market, bots, bot_runs, bot_ticks, execution_logs, backtests)
+MODEL_MODULES = (identity_tables, market_tables, bots, runs, ticks, execution_logs, backtests)
 metadata = Base.metadata

@@ -10,15 +10,15 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from models.backtests import Limits, build_spec, create_backtest
-from models.bot_runs import start_bot
-from models.bots import Bot, create_bot
-from models.candles import last_candle_ms
+from models.backtests.backtests import Limits, build_spec, create_backtest
+from models.bots.bots import Bot, create_bot
+from models.bots.runs import start_bot
 from models.db import session as db
-from models.instruments import sync_instruments
-from models.market_data import fill_gap
-from models.rbac import sync_roles
-from models.users import create_user, find_by_login
+from models.identity.rbac import sync_roles
+from models.identity.users import create_user, find_by_login
+from models.market.candles import last_candle_ms
+from models.market.data import fill_gap
+from models.market.instruments import sync_instruments
 
 
 @dataclass(frozen=True)

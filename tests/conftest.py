@@ -20,10 +20,10 @@ from redis import Redis
 
 from api.app import create_app
 from models import db as database
-from models.instruments import forget_instrument_refs
-from models.market_responses import forget_process_responses
-from models.rbac import sync_roles
-from models.users import create_user
+from models.identity.rbac import sync_roles
+from models.identity.users import create_user
+from models.market.instruments import forget_instrument_refs
+from models.market.responses import forget_process_responses
 from tests.helpers import (
     ADMIN_URL,
     PASSWORD,

@@ -10,8 +10,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from models.instruments import sync_instruments
-from models.market_data import load_history
+from models.market.data import load_history
+from models.market.instruments import sync_instruments
 from settings import Settings, normalize_database_url
 
 ADMIN_URL = os.environ.get("BOTYARD_TEST_PG_ADMIN_URL")

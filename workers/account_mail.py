@@ -15,9 +15,9 @@ import structlog
 from flask import current_app
 
 from models.db import session as db
-from models.identity import User
-from models.password_resets import issue_reset_token
-from models.users import find_by_login, normalize_email
+from models.identity.password_resets import issue_reset_token
+from models.identity.tables import User
+from models.identity.users import find_by_login, normalize_email
 from settings import Settings
 from workers.mail import render, send
 

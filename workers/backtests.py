@@ -25,10 +25,10 @@ from engine.backtest import run_backtest as run_engine
 from engine.candles import CandleError, Candles
 from engine.params import ParamError
 from engine.rule_nodes import RuleError
-from models.backtest_results import candles_fingerprint, save_result
-from models.backtests import FINISHED_BACKTEST_STATUSES, Backtest
-from models.candles import read_candles
+from models.backtests.backtests import FINISHED_BACKTEST_STATUSES, Backtest
+from models.backtests.results import candles_fingerprint, save_result
 from models.db import session as db
+from models.market.candles import read_candles
 
 log = structlog.get_logger(__name__)
 

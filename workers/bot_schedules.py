@@ -15,7 +15,7 @@ from functools import partial
 import structlog
 from flask import current_app
 
-from models.bot_schedules import (
+from models.bots.schedules import (
     WindowCandidate,
     due_starts,
     due_stops,
@@ -27,7 +27,7 @@ from models.bot_schedules import (
 )
 from models.db import session as db
 from models.errors import QuotaExceeded
-from models.identity import User
+from models.identity.tables import User
 from settings import Settings
 from workers.transient import is_transient
 

@@ -29,7 +29,7 @@ from rq import get_current_job
 from sqlalchemy import text
 
 from models.db import session as db
-from models.market import TIMEFRAME_MS
+from models.market.tables import TIMEFRAME_MS
 from workers.enqueue import enqueue_tick
 from workers.queues import BOTS, get_queue
 

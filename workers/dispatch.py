@@ -25,10 +25,10 @@ from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.bot_runs import running_runs_on
+from models.bots.runs import running_runs_on
 from models.db import session as db
-from models.market import TIMEFRAME_MS
-from models.market_data import MINUTE_MS
+from models.market.data import MINUTE_MS
+from models.market.tables import TIMEFRAME_MS
 from settings import Settings
 from workers.context import create_worker_app
 from workers.enqueue import enqueue_tick, tick_job_id

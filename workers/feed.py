@@ -27,12 +27,12 @@ from redis.exceptions import RedisError, ResponseError
 
 from engine.providers.base import InstrumentSpec
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from models.candles import last_candle_ms, quote_from_candles, read_candles
 from models.db import session as db
-from models.instruments import sync_instruments
-from models.market import TIMEFRAME_MS, Instrument
-from models.market_cache import CandleCache, store_quote, stream_key
-from models.market_data import MINUTE_MS, fill_gap, load_history
+from models.market.cache import CandleCache, store_quote, stream_key
+from models.market.candles import last_candle_ms, quote_from_candles, read_candles
+from models.market.data import MINUTE_MS, fill_gap, load_history
+from models.market.instruments import sync_instruments
+from models.market.tables import TIMEFRAME_MS, Instrument
 from settings import Settings
 from workers.context import create_worker_app
 from workers.queues import redis_connection

@@ -10,11 +10,11 @@ from rq import get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from models import sessions
-from models.backtests import stale_backtests
+from models.backtests.backtests import stale_backtests
+from models.bots.execution_logs import purge_tick_entries
 from models.db import session as db
-from models.execution_logs import purge_tick_entries
-from models.password_resets import purge_reset_tokens as purge_stale_reset_tokens
+from models.identity import sessions
+from models.identity.password_resets import purge_reset_tokens as purge_stale_reset_tokens
 from workers.enqueue import backtest_job_id, enqueue_backtest
 
 log = structlog.get_logger(__name__)
@@ -28,7 +28,6 @@ def purge_sessions() -> int:
     Safe to run twice: a second run finds nothing left to delete.
     """
     removed = sessions.purge_stale(datetime.now(UTC), SESSION_RETENTION_DAYS)
-    db.commit()
     log.info("sessions_purged", count=removed)
     return removed
 
@@ -36,7 +35,6 @@ def purge_sessions() -> int:
 def purge_reset_tokens() -> int:
     """Delete password reset tokens used or expired over a week ago; returns the count."""
     removed = purge_stale_reset_tokens(datetime.now(UTC))
-    db.commit()
     log.info("reset_tokens_purged", count=removed)
     return removed
 

@@ -36,8 +36,8 @@ from engine.candles import Candles
 from engine.live import RunSpan, SignalsOf, advance
 from engine.signals import Signals
 from engine.strategies import Strategy, validate_strategy
-from models.bot_runs import Costs, config_from
-from models.bot_ticks import (
+from models.bots.runs import Costs, config_from
+from models.bots.ticks import (
     LiveRun,
     Tick,
     count_failures,
@@ -46,8 +46,8 @@ from models.bot_ticks import (
     save_ticks,
     span_of,
 )
-from models.candles import read_candles
 from models.db import session as db
+from models.market.candles import read_candles
 from workers.enqueue import TICK_TIMEOUT
 from workers.transient import is_transient
 

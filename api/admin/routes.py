@@ -14,11 +14,11 @@ from api.admin.schemas import RolesIn, UserPageOut, UserSearchQuery
 from api.auth.tokens import mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.schemas import UserOut
-from models import sessions as auth_sessions
 from models.db import session as db
-from models.identity import User
+from models.identity import sessions as auth_sessions
+from models.identity.tables import User
+from models.identity.users import disable_user, enable_user, get_user, search_users, set_roles
 from models.pagination import page_of
-from models.users import disable_user, enable_user, get_user, search_users, set_roles
 
 
 @blp.route("/users")

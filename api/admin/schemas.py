@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.schemas import PageQuery, StrictSchema, UserOut
-from models.rbac import ROLES
+from models.identity.rbac import ROLES
 
 
 class UserSearchQuery(PageQuery):

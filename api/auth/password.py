@@ -16,12 +16,12 @@ from api.auth.tokens import mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.extensions import redis_client, settings
 from api.ratelimit import body_field_key, caller_key, failed_only, limiter, setting
-from models import sessions as auth_sessions
 from models.db import session as db
-from models.identity import User
-from models.password_resets import InvalidResetToken, redeem_reset_token
-from models.passwords import verify_password
-from models.users import set_password
+from models.identity import sessions as auth_sessions
+from models.identity.password_resets import InvalidResetToken, redeem_reset_token
+from models.identity.passwords import verify_password
+from models.identity.tables import User
+from models.identity.users import set_password
 from workers.enqueue import enqueue_password_changed, enqueue_password_reset
 
 log = structlog.get_logger(__name__)

@@ -23,11 +23,11 @@ from api.errors import ErrorOut
 from api.extensions import settings
 from api.ratelimit import body_field_key, failed_only, limiter, setting
 from api.schemas import UserOut
-from models import sessions as auth_sessions
 from models.db import session as db
 from models.errors import Unauthorized
-from models.identity import AuthSession, User
-from models.users import authenticate, create_user
+from models.identity import sessions as auth_sessions
+from models.identity.tables import AuthSession, User
+from models.identity.users import authenticate, create_user
 
 BAD_CREDENTIALS = "Wrong login or password."
 

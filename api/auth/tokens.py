@@ -21,8 +21,8 @@ from redis.exceptions import RedisError
 
 from api.errors import error_response
 from api.extensions import redis_client, settings
-from models.identity import AuthSession
-from models.sessions import session_state
+from models.identity.sessions import session_state
+from models.identity.tables import AuthSession
 
 log = structlog.get_logger(__name__)
 

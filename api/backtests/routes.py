@@ -25,14 +25,7 @@ from api.backtests.schemas import (
 from api.errors import ErrorOut
 from api.extensions import redis_client, settings
 from api.schemas import EquityOut, EquityQuery, PageQuery
-from models.backtest_results import (
-    candles_fingerprint,
-    equity_count,
-    equity_for_chart,
-    equity_page,
-    trades_page,
-)
-from models.backtests import (
+from models.backtests.backtests import (
     Backtest,
     Limits,
     build_spec,
@@ -41,7 +34,14 @@ from models.backtests import (
     request_cancel,
     search_backtests,
 )
-from models.bots import get_owned_bot
+from models.backtests.results import (
+    candles_fingerprint,
+    equity_count,
+    equity_for_chart,
+    equity_page,
+    trades_page,
+)
+from models.bots.bots import get_owned_bot
 from models.db import session as db
 from models.pagination import page_of
 from workers.enqueue import cancel_backtest_job, enqueue_backtest

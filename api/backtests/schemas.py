@@ -6,8 +6,8 @@ import marshmallow as ma
 
 from api.bots.schemas import MAX_CAPITAL, SYMBOL, RiskIn, StrategyIn
 from api.schemas import PageQuery, StrictSchema, Timestamp, TradeOut
-from models.backtests import BACKTEST_STATUSES
-from models.market import TIMEFRAME_MS
+from models.backtests.backtests import BACKTEST_STATUSES
+from models.market.tables import TIMEFRAME_MS
 
 
 class BacktestIn(StrictSchema):

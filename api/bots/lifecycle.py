@@ -13,8 +13,8 @@ from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotWithRunOut
 from api.errors import ErrorOut
 from api.extensions import settings
-from models.bot_runs import current_run, pause_bot, resume_bot, start_bot, stop_bot
-from models.bots import Bot
+from models.bots.bots import Bot
+from models.bots.runs import current_run, pause_bot, resume_bot, start_bot, stop_bot
 from models.db import session as db
 
 REFUSED = "The bot's status does not allow this action"

@@ -12,8 +12,8 @@ from api.access import authenticated, current_user
 from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotLogPageOut, BotLogQuery
 from api.errors import ErrorOut
-from models.bots import get_owned_bot
-from models.execution_logs import logs_page
+from models.bots.bots import get_owned_bot
+from models.bots.execution_logs import logs_page
 
 
 @blp.route("/<uuid:bot_id>/logs")

@@ -17,9 +17,9 @@ from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotPerformanceOut, BotTradePageOut
 from api.errors import ErrorOut
 from api.schemas import EquityOut, EquityQuery, PageQuery
-from models.bot_results import BOT_CURVE, run_performance, run_trades_page
-from models.bot_runs import current_run
-from models.bots import get_owned_bot
+from models.bots.bots import get_owned_bot
+from models.bots.results import BOT_CURVE, run_performance, run_trades_page
+from models.bots.runs import current_run
 from models.equity_curves import count_points, points_for_chart, points_page
 
 

@@ -12,8 +12,8 @@ from api.access import authenticated, current_user
 from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotDetailOut, BotIn, BotOut, BotPageOut, BotPatch, BotQuery
 from api.errors import ErrorOut
-from models.bot_runs import current_run
-from models.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
+from models.bots.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
+from models.bots.runs import current_run
 from models.db import session as db
 from models.pagination import page_of
 

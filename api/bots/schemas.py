@@ -8,10 +8,10 @@ from typing import Any
 import marshmallow as ma
 
 from api.schemas import PageQuery, StrictSchema, Timestamp, TradeOut
-from models.bot_schedules import DAYS, MAX_WINDOWS
-from models.bots import BOT_STATUSES
-from models.execution_logs import LOG_LEVELS, MAX_LOG_PAGE
-from models.market import TIMEFRAME_MS
+from models.bots.bots import BOT_STATUSES
+from models.bots.execution_logs import LOG_LEVELS, MAX_LOG_PAGE
+from models.bots.schedules import DAYS, MAX_WINDOWS
+from models.market.tables import TIMEFRAME_MS
 
 SYMBOL = ma.validate.Length(min=3, max=25)
 MAX_CAPITAL = 1e9

@@ -19,7 +19,7 @@ import structlog
 from redis import Redis
 from redis.exceptions import RedisError
 
-from models.market_cache import stream_key
+from models.market.cache import stream_key
 
 log = structlog.get_logger(__name__)
 

@@ -28,18 +28,9 @@ from api.market.schemas import (
 )
 from api.market.stream import open_stream
 from api.ratelimit import caller_key
-from models.candles import last_candle_ms, quote_from_candles, read_candles
 from models.db import session as db
 from models.errors import NotFound
-from models.instruments import (
-    InstrumentRef,
-    get_instrument,
-    instrument_ref,
-    instrument_symbols,
-    search_instruments,
-)
-from models.market import TIMEFRAME_MS
-from models.market_cache import (
+from models.market.cache import (
     FALLBACK_QUOTE_TTL,
     CandleCache,
     cached_quote,
@@ -47,7 +38,16 @@ from models.market_cache import (
     store_quote,
     stream_heads,
 )
-from models.market_responses import PROCESS_RESPONSES, ResponseCache
+from models.market.candles import last_candle_ms, quote_from_candles, read_candles
+from models.market.instruments import (
+    InstrumentRef,
+    get_instrument,
+    instrument_ref,
+    instrument_symbols,
+    search_instruments,
+)
+from models.market.responses import PROCESS_RESPONSES, ResponseCache
+from models.market.tables import TIMEFRAME_MS
 from models.pagination import page_of
 
 CLOSED_MAX_AGE = 86_400

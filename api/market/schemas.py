@@ -10,7 +10,7 @@ import marshmallow as ma
 from werkzeug.datastructures import MultiDict
 
 from api.schemas import PageQuery, StrictSchema, Timestamp
-from models.market import TIMEFRAME_MS
+from models.market.tables import TIMEFRAME_MS
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 500

@@ -19,8 +19,8 @@ from flask_smorest import abort
 from redis import Redis
 
 from api.market.hub import Entry, StreamHub, Subscriber, entry_of
-from models.market import Instrument
-from models.market_cache import stream_key
+from models.market.cache import stream_key
+from models.market.tables import Instrument
 
 HEARTBEAT_S = 15.0
 REPLAY_MAX = 1000

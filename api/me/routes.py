@@ -7,7 +7,7 @@ from flask.views import MethodView
 from api.access import authenticated, current_user
 from api.me import blp
 from api.schemas import UserOut
-from models.identity import User
+from models.identity.tables import User
 
 
 @blp.route("")

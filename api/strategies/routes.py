@@ -8,7 +8,7 @@ from flask.views import MethodView
 
 from api.access import public
 from api.strategies import blp
-from models.strategy_specs import strategy_catalogue
+from models.bots.strategy_specs import strategy_catalogue
 
 
 @blp.route("")

@@ -119,7 +119,7 @@ class Bench:
         self.run_ids: list[uuid.UUID] = []
 
     def _owner(self) -> uuid.UUID:
-        from models.users import create_user  # noqa: PLC0415
+        from models.identity.users import create_user  # noqa: PLC0415
 
         user = create_user("capacity@bench.local", "capacity", "bench-password-long", ("user",))
         self.db.commit()
@@ -130,9 +130,9 @@ class Bench:
         import sqlalchemy as sa  # noqa: PLC0415
 
         from engine.broker import BrokerConfig, BrokerState, validate_risk  # noqa: PLC0415
-        from models.bot_runs import BotRun  # noqa: PLC0415
-        from models.bots import Bot  # noqa: PLC0415
-        from models.market import Instrument  # noqa: PLC0415
+        from models.bots.bots import Bot  # noqa: PLC0415
+        from models.bots.runs import BotRun  # noqa: PLC0415
+        from models.market.tables import Instrument  # noqa: PLC0415
 
         instruments = list(self.db.scalars(sa.select(Instrument).order_by(Instrument.symbol)))
         last = self.minute - MINUTE
@@ -185,7 +185,7 @@ class Bench:
         """How many of the bench's runs have processed the candle."""
         import sqlalchemy as sa  # noqa: PLC0415
 
-        from models.bot_runs import BotRun  # noqa: PLC0415
+        from models.bots.runs import BotRun  # noqa: PLC0415
 
         count = self.db.scalar(
             sa.select(sa.func.count())
@@ -237,10 +237,10 @@ class Bench:
         from engine.candles import Candles  # noqa: PLC0415
         from engine.live import advance  # noqa: PLC0415
         from engine.strategies import validate_strategy  # noqa: PLC0415
-        from models.bot_runs import BotRun, broker_config  # noqa: PLC0415
-        from models.bot_ticks import span_of  # noqa: PLC0415
-        from models.bots import Bot  # noqa: PLC0415
-        from models.candles import read_candles  # noqa: PLC0415
+        from models.bots.bots import Bot  # noqa: PLC0415
+        from models.bots.runs import BotRun, broker_config  # noqa: PLC0415
+        from models.bots.ticks import span_of  # noqa: PLC0415
+        from models.market.candles import read_candles  # noqa: PLC0415
 
         settings = self.app.extensions["botyard.settings"]
         rows = self.db.execute(

@@ -44,8 +44,8 @@ from harness import (  # noqa: E402
 from loadgen import LoadGenerator, LoadSpec  # noqa: E402
 from server import Gunicorn, http_get  # noqa: E402
 
-from models.market_cache import CHUNK_BARS, STATS_KEY, chunk_key  # noqa: E402
-from models.market_responses import SYNC_S  # noqa: E402
+from models.market.cache import CHUNK_BARS, STATS_KEY, chunk_key  # noqa: E402
+from models.market.responses import SYNC_S  # noqa: E402
 
 BARE_PATH = "/health/live"
 MINUTE_MS = 60_000

@@ -42,7 +42,7 @@ from redis.asyncio import Redis as AsyncRedis  # noqa: E402
 from server import Gunicorn  # noqa: E402
 from sseclient import SSEClient, loop_lag, open_clients  # noqa: E402
 
-from models.market_cache import stream_key  # noqa: E402
+from models.market.cache import stream_key  # noqa: E402
 
 TARGET_P99_MS = 250.0
 STREAM_MAXLEN = 10_000

@@ -27,8 +27,8 @@ import psycopg
 
 from engine.candles import Candles, resample
 from models import db
-from models.candles import derive_timeframes, last_candle_ms
-from models.market import TIMEFRAME_MS, Instrument
+from models.market.candles import derive_timeframes, last_candle_ms
+from models.market.tables import TIMEFRAME_MS, Instrument
 
 # (timeframe, bars per window): the chart sizes a web app asks for most.
 WINDOWS = (("5m", 1000), ("15m", 1000), ("1h", 500), ("4h", 180), ("1d", 30))

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
-from models.bot_runs import BotRun, current_run, start_bot
-from models.bots import create_bot
-from models.instruments import sync_instruments
+from models.bots.bots import create_bot
+from models.bots.runs import BotRun, current_run, start_bot
+from models.market.instruments import sync_instruments
 from tests.helpers import bearer, load_btc_history
 from workers.ticks import tick_bots
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from models.users import get_user
+from models.identity.users import get_user
 from tests.helpers import PASSWORD, bearer
 
 USERS = "/api/v1/admin/users"

@@ -8,8 +8,8 @@ from argon2 import PasswordHasher
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from models.identity import User
-from models.passwords import MEMORY_KIB, TIME_COST
+from models.identity.passwords import MEMORY_KIB, TIME_COST
+from models.identity.tables import User
 from tests.helpers import PASSWORD, bearer
 
 REGISTER = "/api/v1/auth/register"

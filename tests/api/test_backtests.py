@@ -14,7 +14,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select, text
 
-from models.backtests import Backtest, BacktestTrade, request_cancel
+from models.backtests.backtests import Backtest, BacktestTrade, request_cancel
 from tests.helpers import bearer, load_btc_history
 from workers import backtests as backtest_jobs
 from workers.main import build_worker

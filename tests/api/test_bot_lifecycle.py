@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.exc import IntegrityError
 
 from engine.broker import BrokerConfig, BrokerState
-from models.bot_runs import BotRun
+from models.bots.runs import BotRun
 from tests.helpers import bearer
 
 BOTS = "/api/v1/bots"

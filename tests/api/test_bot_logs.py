@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from models.bot_runs import BotRun, current_run, pause_bot, resume_bot, start_bot, stop_bot
-from models.bot_ticks import run_equity, run_trades
-from models.bots import create_bot
-from models.execution_logs import ExecutionLog
+from models.bots.bots import create_bot
+from models.bots.execution_logs import ExecutionLog
+from models.bots.runs import BotRun, current_run, pause_bot, resume_bot, start_bot, stop_bot
+from models.bots.ticks import run_equity, run_trades
 from tests.api.conftest import BOT, END, HOUR, STARTED_AT
 from tests.helpers import bearer
 from workers.ticks import tick_bots

@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 from engine.backtest import run_backtest
 from engine.candles import Candles
 from engine.strategies import validate_strategy
-from models.bot_runs import BotRun, broker_config
-from models.bot_ticks import run_equity, run_span
-from models.bots import Bot, create_bot
-from models.candles import read_candles
+from models.bots.bots import Bot, create_bot
+from models.bots.runs import BotRun, broker_config
+from models.bots.ticks import run_equity, run_span
+from models.market.candles import read_candles
 from tests.api.conftest import BOT, END, HOUR
 from tests.helpers import bearer
 

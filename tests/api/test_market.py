@@ -13,12 +13,12 @@ from redis import Redis
 
 from engine.candles import Candles, resample
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from models.candles import read_candles
-from models.instruments import sync_instruments
-from models.market import TIMEFRAME_MS, Instrument
-from models.market_cache import CandleCache, chunk_key, response_key
-from models.market_data import load_history
-from models.market_responses import PROCESS_RESPONSES, forget_process_responses
+from models.market.cache import CandleCache, chunk_key, response_key
+from models.market.candles import read_candles
+from models.market.data import load_history
+from models.market.instruments import sync_instruments
+from models.market.responses import PROCESS_RESPONSES, forget_process_responses
+from models.market.tables import TIMEFRAME_MS, Instrument
 from tests.helpers import assert_rows_close
 
 MINUTE = 60_000

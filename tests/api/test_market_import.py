@@ -10,8 +10,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import select, text
 
-from models.market import Instrument
-from models.market_cache import chunk_key
+from models.market.cache import chunk_key
+from models.market.tables import Instrument
 
 H = 3_600_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -15,9 +15,9 @@ from sqlalchemy import text
 from werkzeug.datastructures import MultiDict
 
 from api.market.schemas import CandlesQuery
-from models import market_responses
-from models.market_cache import CandleCache, generation_key, response_key
-from models.market_responses import (
+from models.market import responses as market_responses
+from models.market.cache import CandleCache, generation_key, response_key
+from models.market.responses import (
     PROCESS_RESPONSES,
     BytesLRU,
     CachedResponse,

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from api.market.stream import parse_last_event_id
-from models.market_cache import stream_key
+from models.market.cache import stream_key
 from tests.helpers import REDIS_URL, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,9 +26,9 @@ SCENARIO = r"""
 import json, sys, time
 from flask_migrate import upgrade
 from api.app import create_app
-from models.rbac import sync_roles
+from models.identity.rbac import sync_roles
 from models.db import session
-from models.users import create_user
+from models.identity.users import create_user
 from tests.helpers import make_settings
 
 db_url, redis_url, prepare_db = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -41,8 +41,8 @@ with app.app_context():
         sync_roles()
         create_user("ops@example.com", "ops", "long-enough-password")
         from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-        from models.instruments import sync_instruments
-        from models.market_data import load_history
+        from models.market.instruments import sync_instruments
+        from models.market.data import load_history
         btc = next(s for s in SYNTHETIC_INSTRUMENTS if s.symbol == "BTC-USD")
         (inst,), _ = sync_instruments([btc], provider="synthetic")
         load_history(SyntheticProvider(), inst, btc, 1767225600000 - 7200000, 1767225600000)

@@ -19,8 +19,8 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from models.identity import AuthSession, PasswordResetToken
-from models.password_resets import token_digest
+from models.identity.password_resets import token_digest
+from models.identity.tables import AuthSession, PasswordResetToken
 from tests.helpers import PASSWORD, bearer
 from workers.main import build_worker
 from workers.queues import NOTIFICATIONS

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token, decode_token
 from redis import Redis
 
-from models.identity import AuthSession
+from models.identity.tables import AuthSession
 from tests.helpers import bearer
 
 REFRESH = "/api/v1/auth/refresh"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from models.bot_schedules import in_window, should_start, should_stop, window_action
+from models.bots.schedules import in_window, should_start, should_stop, window_action
 
 # 2026-01-05 is a Monday.
 MON = datetime(2026, 1, 5, tzinfo=UTC)

@@ -7,10 +7,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from models.identity import User
-from models.rbac import PERMISSIONS, ROLES
+from models.identity.rbac import PERMISSIONS, ROLES
+from models.identity.tables import User
+from models.identity.users import find_by_login
 from models.seed import DEV_ACCOUNTS
-from models.users import find_by_login
 from workers.main import build_worker
 from workers.queues import BACKTESTS
 

@@ -29,11 +29,11 @@ from sqlalchemy.pool import NullPool
 
 from api.app import create_app
 from models import db as database
-from models.bot_runs import current_run, start_bot
-from models.bots import create_bot
-from models.instruments import forget_instrument_refs
-from models.rbac import sync_roles
-from models.users import create_user
+from models.bots.bots import create_bot
+from models.bots.runs import current_run, start_bot
+from models.identity.rbac import sync_roles
+from models.identity.users import create_user
+from models.market.instruments import forget_instrument_refs
 from tests.helpers import (
     PASSWORD,
     REDIS_URL,

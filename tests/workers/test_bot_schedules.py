@@ -13,10 +13,10 @@ from redis import Redis
 from rq.job import Job, JobStatus
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
-from models.bot_runs import BotRun, pause_bot, resume_bot, start_bot, stop_bot
-from models.bots import Bot, create_bot
-from models.execution_logs import logs_page
-from models.instruments import sync_instruments
+from models.bots.bots import Bot, create_bot
+from models.bots.execution_logs import logs_page
+from models.bots.runs import BotRun, pause_bot, resume_bot, start_bot, stop_bot
+from models.market.instruments import sync_instruments
 from workers.bot_schedules import apply_schedules_at
 from workers.main import build_worker
 from workers.queues import DEFAULT, get_queue

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 
-from models.bot_runs import BotRun, current_run, pause_bot, start_bot
-from models.bot_ticks import BotEquity, run_trades
-from models.bots import create_bot
+from models.bots.bots import create_bot
+from models.bots.runs import BotRun, current_run, pause_bot, start_bot
+from models.bots.ticks import BotEquity, run_trades
 from tests.helpers import load_btc_history
 from tests.workers.processes import BOT  # a BTC-USD 1h SMA bot
 from workers.catchup import BACKLOG_JOBS, catch_up

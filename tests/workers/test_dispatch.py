@@ -14,9 +14,9 @@ from redis import Redis
 from rq.job import Job
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
-from models.bot_runs import current_run, pause_bot, start_bot
-from models.bots import create_bot
-from models.instruments import sync_instruments
+from models.bots.bots import create_bot
+from models.bots.runs import current_run, pause_bot, start_bot
+from models.market.instruments import sync_instruments
 from settings import Settings
 from workers import dispatch
 from workers.dispatch import GROUP, dispatch_event, dispatch_once, ensure_group

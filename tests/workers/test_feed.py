@@ -12,9 +12,9 @@ from redis import Redis
 from sqlalchemy import text
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from models.candles import read_candles
-from models.market_cache import CandleCache, cached_quote, stream_key
-from models.market_data import load_history
+from models.market.cache import CandleCache, cached_quote, stream_key
+from models.market.candles import read_candles
+from models.market.data import load_history
 from tests.helpers import assert_rows_close
 from workers.feed import CANDLE_CLOSED_STREAM, Feed, run
 

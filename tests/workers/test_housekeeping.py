@@ -18,13 +18,13 @@ from redis import Redis
 from rq.job import Job, JobStatus
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from models.backtests import Backtest, Limits, build_spec, create_backtest
-from models.bot_runs import current_run, start_bot
-from models.bots import create_bot
-from models.execution_logs import ExecutionLog
-from models.identity import AuthSession, PasswordResetToken
-from models.instruments import sync_instruments
-from models.market_data import load_history
+from models.backtests.backtests import Backtest, Limits, build_spec, create_backtest
+from models.bots.bots import create_bot
+from models.bots.execution_logs import ExecutionLog
+from models.bots.runs import current_run, start_bot
+from models.identity.tables import AuthSession, PasswordResetToken
+from models.market.data import load_history
+from models.market.instruments import sync_instruments
 from tests.helpers import REDIS_URL, create_database, drop_database
 from workers import housekeeping
 from workers.enqueue import enqueue_purge_sessions

@@ -18,12 +18,12 @@ from engine.broker import BrokerState
 from engine.candles import Candles
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from engine.strategies import Strategy, validate_strategy
-from models.backtest_results import TRADE_COLUMNS
-from models.bot_runs import BotRun, broker_config, current_run, pause_bot, start_bot
-from models.bot_ticks import BotEquity, BotTrade, run_equity, run_span, run_trades
-from models.bots import Bot, create_bot
-from models.candles import read_candles
-from models.identity import User
+from models.bots.bots import Bot, create_bot
+from models.bots.runs import BotRun, broker_config, current_run, pause_bot, start_bot
+from models.bots.ticks import BotEquity, BotTrade, run_equity, run_span, run_trades
+from models.identity.tables import User
+from models.market.candles import read_candles
+from models.trades import TRADE_COLUMNS
 from settings import Settings
 from tests.helpers import bearer, load_btc_history
 from workers.main import build_worker

@@ -30,7 +30,7 @@ import structlog
 from redis import Redis
 from redis.exceptions import RedisError
 
-from models.market_cache import STATS_KEY, generation_key, rewritten_here_at
+from models.market.cache import STATS_KEY, generation_key, rewritten_here_at
 
 log = structlog.get_logger(__name__)
 

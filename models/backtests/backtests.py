@@ -30,14 +30,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.bots import Bot
+from models.bots.bots import Bot
+from models.bots.strategy_specs import validate_risk, validate_strategy
 from models.db import Base
 from models.db import session as db
-from models.errors import Conflict, Invalid, NotFound, QuotaExceeded
-from models.identity import User
-from models.instruments import get_instrument
-from models.market import TIMEFRAME_MS
-from models.strategy_specs import validate_risk, validate_strategy
+from models.errors import Conflict, Invalid, NotFound
+from models.identity.quotas import enforce_quota
+from models.market.instruments import get_instrument
+from models.market.tables import TIMEFRAME_MS
+from models.trades import TradeColumns
 
 BACKTEST_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_BACKTEST_STATUSES = ("queued", "running")
@@ -75,21 +76,6 @@ class Backtest(Base):
     engine_version: Mapped[str | None] = mapped_column(String(16))
     metrics_version: Mapped[str | None] = mapped_column(String(16))
     candles_fingerprint: Mapped[str | None] = mapped_column(String(64))
-
-
-class TradeColumns:
-    """A closed trade's columns, shared by backtest and live trades (times in epoch ms)."""
-
-    side: Mapped[str] = mapped_column(String(5))
-    units: Mapped[float] = mapped_column(Float)
-    entry_ts: Mapped[int] = mapped_column(BigInteger)
-    entry_price: Mapped[float] = mapped_column(Float)
-    exit_ts: Mapped[int] = mapped_column(BigInteger)
-    exit_price: Mapped[float] = mapped_column(Float)
-    fees: Mapped[float] = mapped_column(Float)
-    pnl: Mapped[float] = mapped_column(Float)
-    pnl_pct: Mapped[float] = mapped_column(Float)
-    exit_reason: Mapped[str] = mapped_column(String(16))
 
 
 class BacktestTrade(TradeColumns, Base):
@@ -197,17 +183,15 @@ def create_backtest(owner_id: uuid.UUID, spec: dict[str, Any], quota: int) -> Ba
     The owner's row is locked first, so two concurrent requests cannot both squeeze
     under the quota.
     """
-    db.execute(select(User.id).where(User.id == owner_id).with_for_update())
-    active = db.scalar(
+    enforce_quota(
+        owner_id,
         select(func.count(Backtest.id)).where(
             Backtest.owner_id == owner_id, Backtest.status.in_(ACTIVE_BACKTEST_STATUSES)
-        )
+        ),
+        quota,
+        "backtest(s) queued or running",
+        "wait for one to finish or cancel one.",
     )
-    if int(active or 0) >= quota:
-        raise QuotaExceeded(
-            f"You already have {active} backtest(s) queued or running, your limit; "
-            "wait for one to finish or cancel one."
-        )
     bot_id = uuid.UUID(spec["bot_id"]) if spec.get("bot_id") else None
     backtest = Backtest(owner_id=owner_id, bot_id=bot_id, spec=spec, status="queued")
     db.add(backtest)

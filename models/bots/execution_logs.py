@@ -18,7 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
-    delete,
+    and_,
     func,
     insert,
     select,
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base
 from models.db import session as db
+from models.retention import purge_rows
 
 LOG_LEVELS = ("info", "warning", "error")
 MAX_LOG_PAGE = 500
@@ -63,7 +64,7 @@ def write_log(
     data: dict[str, Any] | None = None,
     candle_ts: int | None = None,
 ) -> None:
-    """Insert one log entry for a run (ticks write theirs in bulk: ``models.bot_ticks``)."""
+    """Insert one log entry for a run (ticks write theirs in bulk: ``models.bots.ticks``)."""
     row = {
         "run_id": run_id,
         "bot_id": bot_id,
@@ -76,29 +77,12 @@ def write_log(
 
 
 def purge_tick_entries(cutoff: datetime, batch: int, max_batches: int) -> int:
-    """Delete ``tick`` entries written before ``cutoff``, ``batch`` rows per statement.
+    """Delete ``tick`` entries written before ``cutoff`` (see :func:`purge_rows`).
 
-    Each batch commits on its own, so a long purge never holds a big transaction; at most
-    ``max_batches`` run per call (the next call goes on). Trades, failures and lifecycle
-    entries are kept for the life of their run. Returns how many rows went.
+    Trades, failures and lifecycle entries are kept for the life of their run.
     """
-    removed = 0
-    for _ in range(max_batches):
-        victims = (
-            select(ExecutionLog.id)
-            .where(ExecutionLog.ts < cutoff, ExecutionLog.event == "tick")
-            .limit(batch)
-            .scalar_subquery()
-        )
-        result = db.execute(
-            delete(ExecutionLog).where(ExecutionLog.id.in_(victims)).returning(ExecutionLog.id)
-        )
-        count = len(result.all())
-        db.commit()
-        removed += count
-        if count < batch:
-            break
-    return removed
+    expired = and_(ExecutionLog.ts < cutoff, ExecutionLog.event == "tick")
+    return purge_rows(ExecutionLog, expired, batch, max_batches)
 
 
 def levels_from(level: str | None) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Bots: what a user's bot trades, how it decides and what it may risk.
 
 A bot's strategy and risk options are JSON validated by the engine before they are
-stored (``models.strategy_specs``).
+stored (``models.bots.strategy_specs``).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from models.bots.strategy_specs import validate_risk, validate_strategy
 from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, Invalid, NotFound
-from models.instruments import get_instrument
-from models.market import Instrument
-from models.strategy_specs import validate_risk, validate_strategy
+from models.market.instruments import get_instrument
+from models.market.tables import Instrument
 
 BOT_STATUSES = ("draft", "running", "paused", "stopped", "error")
 ACTIVE_BOT_STATUSES = ("running", "paused")
@@ -77,7 +77,7 @@ class Bot(Base):
     fee: Mapped[float] = mapped_column(Float)
     slippage_bps: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
-    # start_at, stop_at and daily windows (models.bot_schedules); None is SQL NULL, not JSON null.
+    # start_at, stop_at and daily windows (models.bots.schedules); None is SQL NULL, not JSON null.
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(

@@ -20,14 +20,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.live import RunSpan
-from models.backtest_results import TRADE_COLUMNS
-from models.backtests import TradeColumns
-from models.bot_runs import BotRun, Costs
-from models.bots import Bot
+from models.bots.bots import Bot
+from models.bots.execution_logs import write_log
+from models.bots.runs import BotRun, Costs
 from models.db import Base
 from models.db import session as db
-from models.execution_logs import write_log
-from models.market import TIMEFRAME_MS, Instrument
+from models.market.tables import TIMEFRAME_MS, Instrument
+from models.trades import TRADE_COLUMNS, TradeColumns
 
 # Long enough for any exception text a person needs, short enough for a list view.
 ERROR_CHARS = 2_000

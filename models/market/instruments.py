@@ -11,7 +11,7 @@ from sqlalchemy import Select, or_, select
 from engine.providers.base import InstrumentSpec
 from models.db import session as db
 from models.errors import NotFound
-from models.market import Instrument
+from models.market.tables import Instrument
 
 
 def get_instrument(symbol: str) -> Instrument:

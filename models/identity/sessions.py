@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 
 from models.db import session as db
 from models.errors import NotFound, Unauthorized
-from models.identity import AuthSession, User
+from models.identity.tables import AuthSession, User
+from models.retention import purge_rows
 
 USER_AGENT_MAX = 256
 
@@ -148,9 +149,5 @@ def revoke_all(
 def purge_stale(now: datetime, keep_days: int = 30) -> int:
     """Delete sessions expired or revoked more than ``keep_days`` ago; returns the count."""
     cutoff = now - timedelta(days=keep_days)
-    result = db.execute(
-        delete(AuthSession)
-        .where(or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff))
-        .returning(AuthSession.id)
-    )
-    return len(result.all())
+    expired = or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
+    return purge_rows(AuthSession, expired)

@@ -21,7 +21,7 @@ import structlog
 from redis import Redis
 from redis.exceptions import RedisError
 
-from models.candles import Row
+from models.market.candles import Row
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +47,7 @@ def response_key(symbol: str, timeframe: str, start: int, end: int, limit: int) 
 
 
 # Store a chunk only if the symbol's generation is still the one read before its rows were:
-# an import ends the generation (models/market_responses.py), so rows read just before
+# an import ends the generation (models/market/responses.py), so rows read just before
 # it committed are never put back after it.
 _SET_IF_SAME_GENERATION = """
 if redis.call('get', KEYS[2]) == ARGV[3] then
@@ -58,7 +58,7 @@ return 0
 
 
 def generation_key(symbol: str) -> str:
-    """Redis key of a symbol's history generation (see models/market_responses.py)."""
+    """Redis key of a symbol's history generation (see models/market/responses.py)."""
     return f"mkt:gen:{symbol}"
 
 
@@ -200,7 +200,7 @@ class CandleCache:
         Used after an import rewrote history; closed windows are never invalidated otherwise.
         A new generation makes every cached response of the symbol outdated: at once in
         Redis and in this process, within ``GENERATION_TRUST_S`` in the other web processes
-        (models/market_responses.py). Its Redis copies are deleted too, to free the memory.
+        (models/market/responses.py). Its Redis copies are deleted too, to free the memory.
         """
         span = timeframe_ms * CHUNK_BARS
         keys = [chunk_key(symbol, timeframe, i) for i in range(start // span, -(-end // span))]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from models.db import session as db
-from models.market import TIMEFRAME_MS, Instrument
+from models.market.tables import TIMEFRAME_MS, Instrument
 
 Row = list[float]
 

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from models.db import session as db
 from models.errors import Conflict, NotFound
-from models.identity import Role, User
-from models.passwords import hash_password, needs_rehash, verify_password
+from models.identity.passwords import hash_password, needs_rehash, verify_password
+from models.identity.tables import Role, User
 
 
 def normalize_email(email: str) -> str:

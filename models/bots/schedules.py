@@ -10,7 +10,7 @@ normalised::
 The decisions (:func:`should_start`, :func:`should_stop`, :func:`window_action`) are
 pure functions of the schedule, the bot's state and ``now``. The ``*_on_schedule``
 functions re-check them under the lifecycle's row locks, then act through
-``models.bot_runs``. The periodic job is ``workers.bot_schedules``. See
+``models.bots.runs``. The periodic job is ``workers.bot_schedules``. See
 docs/execution.md#schedules.
 """
 
@@ -23,7 +23,8 @@ from typing import Any, Literal, NamedTuple
 from sqlalchemy import DateTime, and_, cast, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from models.bot_runs import (
+from models.bots.bots import ACTIVE_BOT_STATUSES, Bot
+from models.bots.runs import (
     BotRun,
     active_run,
     lock_bot,
@@ -32,9 +33,8 @@ from models.bot_runs import (
     start_bot,
     stop_bot,
 )
-from models.bots import ACTIVE_BOT_STATUSES, Bot
 from models.db import session as db
-from models.identity import User
+from models.identity.quotas import lock_owner
 
 # In ``datetime.weekday()`` order, so ``DAYS[now.weekday()]`` is today.
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -208,7 +208,7 @@ def start_on_schedule(
     Locks the owner's row, then the bot's, in the same order as a start through the API.
     Raises :class:`~models.errors.QuotaExceeded` when the owner is at ``limit``.
     """
-    db.execute(select(User.id).where(User.id == owner_id).with_for_update())
+    lock_owner(owner_id)
     bot = lock_bot(bot_id)
     if bot is None or not should_start(bot.schedule, bot.status, _last_started_at(bot_id), now):
         return None

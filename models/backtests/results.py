@@ -9,22 +9,11 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text
 
-from models.backtests import Backtest, BacktestEquity, BacktestTrade
+from models.backtests.backtests import Backtest, BacktestEquity, BacktestTrade
 from models.db import session as db
 from models.equity_curves import Curve, count_points, points_for_chart, points_page
+from models.trades import TRADE_COLUMNS, trade_item
 
-TRADE_COLUMNS = (
-    "side",
-    "units",
-    "entry_ts",
-    "entry_price",
-    "exit_ts",
-    "exit_price",
-    "fees",
-    "pnl",
-    "pnl_pct",
-    "exit_reason",
-)
 BACKTEST_CURVE = Curve(BacktestEquity, "backtest_id")
 
 # The trade columns travel as comma-separated text: building a few strings is much faster
@@ -148,16 +137,6 @@ def trades_page(
         .offset((page - 1) * page_size)
     )
     return [trade_item(t, t.seq) for t in rows], total
-
-
-def trade_item(trade: Any, seq: int) -> dict[str, Any]:
-    """A stored trade (backtest or live) as the API shows it: its columns plus ISO times."""
-    return {
-        "seq": seq,
-        **{k: getattr(trade, k) for k in TRADE_COLUMNS},
-        "entry_time": datetime.fromtimestamp(trade.entry_ts / 1000, UTC),
-        "exit_time": datetime.fromtimestamp(trade.exit_ts / 1000, UTC),
-    }
 
 
 def equity_count(backtest_id: uuid.UUID) -> int:

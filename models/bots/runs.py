@@ -29,13 +29,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.broker import BrokerConfig, BrokerState
-from models.bots import ACTIVE_BOT_STATUSES, Bot
+from models.bots.bots import ACTIVE_BOT_STATUSES, Bot
+from models.bots.execution_logs import write_log
 from models.db import Base
 from models.db import session as db
-from models.errors import Conflict, NotFound, QuotaExceeded
-from models.execution_logs import write_log
-from models.identity import User
-from models.market import Instrument
+from models.errors import Conflict, NotFound
+from models.identity.quotas import enforce_quota, lock_owner
+from models.market.tables import Instrument
 
 RUN_STATUSES = ("running", "paused", "stopped", "error")
 STARTABLE_BOT_STATUSES = ("draft", "stopped", "error")
@@ -215,18 +215,18 @@ def start_bot(
     owner already has ``limit`` bots running or paused. The owner's row is locked first,
     so two concurrent starts cannot both squeeze under the limit.
     """
-    db.execute(select(User.id).where(User.id == owner_id).with_for_update())
+    lock_owner(owner_id)  # before the bot: the lock order of every owner-quota action
     bot = _lock_owned_bot(owner_id, bot_id)
     _refuse_unless(bot, "start", STARTABLE_BOT_STATUSES)
-    active = db.scalar(
+    enforce_quota(
+        owner_id,
         select(func.count(Bot.id)).where(
             Bot.owner_id == owner_id, Bot.status.in_(ACTIVE_BOT_STATUSES)
-        )
+        ),
+        limit,
+        "bot(s) running or paused",
+        "stop one first.",
     )
-    if int(active or 0) >= limit:
-        raise QuotaExceeded(
-            f"You already have {active} bot(s) running or paused, your limit; stop one first."
-        )
     stale = active_run(bot)
     if stale is not None:  # cannot happen while the bot says it is inactive; heal if it does
         stale.status, stale.stopped_at = "stopped", now

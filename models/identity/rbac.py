@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from models.db import session as db
-from models.identity import Permission, Role
+from models.identity.tables import Permission, Role
 
 PERMISSIONS: dict[str, str] = {
     "users:read": "List and look up accounts, including private fields.",

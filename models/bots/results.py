@@ -1,6 +1,6 @@
 """What a bot's live run has done so far: trades in pages, its equity curve, its performance.
 
-Reads only: the tick path (models.bot_ticks) writes these rows. Metrics are the shared
+Reads only: the tick path (models.bots.ticks) writes these rows. Metrics are the shared
 set of :func:`engine.metrics.compute_metrics`, fed the same inputs a backtest feeds it.
 """
 
@@ -14,14 +14,14 @@ import numpy as np
 from sqlalchemy import func, select
 
 from engine.metrics import METRICS_VERSION, compute_metrics
-from models.backtest_results import trade_item
-from models.bot_runs import BotRun
-from models.bot_ticks import BotEquity, BotTrade, run_equity, run_trades
-from models.bots import Bot
-from models.candles import read_candles
+from models.bots.bots import Bot
+from models.bots.runs import BotRun
+from models.bots.ticks import BotEquity, BotTrade, run_equity, run_trades
 from models.db import session as db
 from models.equity_curves import Curve
-from models.market import TIMEFRAME_MS
+from models.market.candles import read_candles
+from models.market.tables import TIMEFRAME_MS
+from models.trades import trade_item
 
 BOT_CURVE = Curve(BotEquity, "run_id")
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from engine.candles import Candles
 from engine.providers.base import InstrumentSpec, MarketDataProvider
 from engine.providers.csvfile import CsvImportError, parse_candles_csv
-from models.candles import derive_timeframes, last_candle_ms, upsert_candles
 from models.db import session as db
 from models.errors import DomainError
-from models.instruments import sync_instruments
-from models.market import TIMEFRAME_MS, Instrument
+from models.market.candles import derive_timeframes, last_candle_ms, upsert_candles
+from models.market.instruments import sync_instruments
+from models.market.tables import TIMEFRAME_MS, Instrument
 
 log = structlog.get_logger(__name__)
 

@@ -11,11 +11,12 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import or_, update
 
 from models.db import session as db
 from models.errors import DomainError
-from models.identity import PasswordResetToken, User
+from models.identity.tables import PasswordResetToken, User
+from models.retention import purge_rows
 
 TOKEN_BYTES = 32
 INVALID_TOKEN = "This reset link is invalid or has expired; ask for a new one."  # noqa: S105
@@ -79,9 +80,5 @@ def redeem_reset_token(token: str, now: datetime) -> uuid.UUID:
 def purge_reset_tokens(now: datetime, keep_days: int = 7) -> int:
     """Delete tokens used or expired more than ``keep_days`` ago; returns the count."""
     cutoff = now - timedelta(days=keep_days)
-    result = db.execute(
-        delete(PasswordResetToken)
-        .where(or_(PasswordResetToken.expires_at < cutoff, PasswordResetToken.used_at < cutoff))
-        .returning(PasswordResetToken.id)
-    )
-    return len(result.all())
+    expired = or_(PasswordResetToken.expires_at < cutoff, PasswordResetToken.used_at < cutoff)
+    return purge_rows(PasswordResetToken, expired)

@@ -1,0 +1,1 @@
+"""Backtests: frozen specs, status and progress, and their trades and equity."""

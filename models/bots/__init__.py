@@ -1,0 +1,1 @@
+"""Bots: definitions, live paper runs, ticks, schedules, results and execution logs."""

@@ -1,0 +1,1 @@
+"""Identity: users, roles and permissions, login sessions, passwords and reset tokens."""

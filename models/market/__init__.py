@@ -1,0 +1,1 @@
+"""Market data: instruments, candles, their Redis cache and the cached API responses."""
