@@ -185,12 +185,11 @@ def create_backtest(owner_id: uuid.UUID, spec: dict[str, Any], quota: int) -> Ba
     """
     enforce_quota(
         owner_id,
-        select(func.count(Backtest.id)).where(
-            Backtest.owner_id == owner_id, Backtest.status.in_(ACTIVE_BACKTEST_STATUSES)
-        ),
+        Backtest,
+        ACTIVE_BACKTEST_STATUSES,
         quota,
-        "backtest(s) queued or running",
-        "wait for one to finish or cancel one.",
+        what="backtest(s) queued or running",
+        advice="wait for one to finish or cancel one.",
     )
     bot_id = uuid.UUID(spec["bot_id"]) if spec.get("bot_id") else None
     backtest = Backtest(owner_id=owner_id, bot_id=bot_id, spec=spec, status="queued")

@@ -220,12 +220,11 @@ def start_bot(
     _refuse_unless(bot, "start", STARTABLE_BOT_STATUSES)
     enforce_quota(
         owner_id,
-        select(func.count(Bot.id)).where(
-            Bot.owner_id == owner_id, Bot.status.in_(ACTIVE_BOT_STATUSES)
-        ),
+        Bot,
+        ACTIVE_BOT_STATUSES,
         limit,
-        "bot(s) running or paused",
-        "stop one first.",
+        what="bot(s) running or paused",
+        advice="stop one first.",
     )
     stale = active_run(bot)
     if stale is not None:  # cannot happen while the bot says it is inactive; heal if it does

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import func, select
 
 from models.db import session as db
 from models.errors import QuotaExceeded
@@ -23,13 +23,21 @@ def lock_owner(owner_id: uuid.UUID) -> None:
 
 
 def enforce_quota(
-    owner_id: uuid.UUID, counted: Select[Any], limit: int, what: str, advice: str
+    owner_id: uuid.UUID,
+    model: Any,
+    statuses: tuple[str, ...],
+    limit: int,
+    *,
+    what: str,
+    advice: str,
 ) -> None:
-    """Raise :class:`QuotaExceeded` when ``counted`` (a count query) is at ``limit`` already.
+    """Raise :class:`QuotaExceeded` when the owner has ``limit`` ``model`` rows in ``statuses``.
 
-    The message reads "You already have {n} {what}, your limit; {advice}".
+    ``model`` has ``owner_id`` and ``status`` columns (bots, backtests). The message reads
+    "You already have {n} {what}, your limit; {advice}".
     """
     lock_owner(owner_id)
+    counted = select(func.count()).where(model.owner_id == owner_id, model.status.in_(statuses))
     used = int(db.scalar(counted) or 0)
     if used >= limit:
         raise QuotaExceeded(f"You already have {used} {what}, your limit; {advice}")
