@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "test", "production")
 MIN_SECRET_BYTES = 32
 SSE_RESERVED_THREADS = 16
+# An exact web origin: scheme, host (name, IPv4 or [IPv6]) and optional port; nothing else.
+_ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?\Z")
 
 # Used only outside production; long enough to satisfy HS256 key-length checks.
 _DEV_JWT_SECRET = "botyard-development-secret-not-for-production-use"  # noqa: S105
@@ -48,6 +52,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def origin_of(url: str) -> str:
+    """The origin (``scheme://host[:port]``) of an http(s) URL, lower-cased, no trailing slash."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _origins(env: Mapping[str, str], frontend_url: str) -> tuple[str, ...]:
+    """CORS_ORIGINS as a tuple (comma-separated); default: the origin of FRONTEND_URL."""
+    raw = env.get("CORS_ORIGINS", "")
+    if not raw.strip():
+        return (origin_of(frontend_url),)
+    return tuple(part.strip().rstrip("/").lower() for part in raw.split(",") if part.strip())
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -95,6 +113,10 @@ class Settings:
     mail_from: str = "Botyard <no-reply@botyard.local>"
     frontend_url: str = "http://127.0.0.1:3000"
     password_reset_ttl: int = 30 * 60
+    # Browser apps allowed to call the API (exact origins, or "*"); see docs/api.md, "CORS".
+    cors_origins: tuple[str, ...] = ("http://127.0.0.1:3000",)
+    cors_allow_credentials: bool = False
+    cors_max_age: int = 600
     rate_limit_reset_ip: str = "10/hour"
     rate_limit_reset_email: str = "5/hour"
     # Backtests: queued + running per user, by best role; size limits checked before enqueueing.
@@ -153,6 +175,7 @@ class Settings:
         secret = env.get("JWT_SECRET_KEY", "")
         if not secret and name != "production":
             secret = _DEV_JWT_SECRET
+        frontend_url = env.get("FRONTEND_URL", defaults.frontend_url).rstrip("/")
         settings = cls(
             env=name,
             database_url=normalize_database_url(env.get("DATABASE_URL", defaults.database_url)),
@@ -189,7 +212,10 @@ class Settings:
             seed_history_days=_int(env, "SEED_HISTORY_DAYS", defaults.seed_history_days),
             smtp_url=env.get("SMTP_URL", defaults.smtp_url),
             mail_from=env.get("MAIL_FROM", defaults.mail_from),
-            frontend_url=env.get("FRONTEND_URL", defaults.frontend_url).rstrip("/"),
+            frontend_url=frontend_url,
+            cors_origins=_origins(env, frontend_url),
+            cors_allow_credentials=env.get("CORS_ALLOW_CREDENTIALS", "0") == "1",
+            cors_max_age=_int(env, "CORS_MAX_AGE", defaults.cors_max_age),
             password_reset_ttl=_int(env, "PASSWORD_RESET_TTL", defaults.password_reset_ttl),
             backtest_quota_user=_int(env, "BACKTEST_QUOTA_USER", defaults.backtest_quota_user),
             backtest_quota_moderator=_int(
@@ -231,11 +257,15 @@ class Settings:
                 )
             if self.jwt_secret_key == _DEV_JWT_SECRET:
                 raise SettingsError("JWT_SECRET_KEY is the development default")
+            if "*" in self.cors_origins and self.cors_allow_credentials:
+                # Any site could then make calls that carry the user's cookies.
+                raise SettingsError("CORS_ORIGINS '*' is refused with CORS_ALLOW_CREDENTIALS=1")
         if not 0 < self.feed_speed <= 3600:
             raise SettingsError("FEED_SPEED must be in (0, 3600]")
         if not 0 <= self.seed_history_days <= 3650:
             raise SettingsError("SEED_HISTORY_DAYS must be between 0 and 3650")
         self._validate_jobs()
+        self._validate_cors()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -244,6 +274,16 @@ class Settings:
             raise SettingsError("SMTP_URL must look like smtp://host:port or smtps://host:port")
         if self.access_token_ttl <= 0 or self.refresh_token_ttl <= self.access_token_ttl:
             raise SettingsError("token lifetimes must be positive, refresh longer than access")
+
+    def _validate_cors(self) -> None:
+        """Exact origins only: a path, a pattern or a typo would silently never match."""
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise SettingsError(
+                    f"CORS_ORIGINS entry {origin!r} is not an origin like https://app.example.com"
+                )
+        if not 0 <= self.cors_max_age <= 86_400:
+            raise SettingsError("CORS_MAX_AGE must be between 0 and 86400 seconds")
 
     def _validate_jobs(self) -> None:
         """Backtest and live-bot limits."""

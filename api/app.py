@@ -15,6 +15,8 @@ from api.auth import blp as auth_blp
 from api.auth.tokens import init_jwt
 from api.backtests import blp as backtests_blp
 from api.bots import blp as bots_blp
+from api.cors import init_cors
+from api.docs_assets import SWAGGER_UI_URL, docs_assets_bp
 from api.errors import BotyardApi, register_error_handlers
 from api.extensions import jwt, limiter, migrate
 from api.health import blp as health_blp
@@ -57,7 +59,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI from the swagger-ui-bundle package, served by this app: no CDN, works offline.
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
+        # No validator badge: it would load an image from swagger.io.
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         API_SPEC_OPTIONS={
             "security": [{"bearerAuth": []}],
             "components": {
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["botyard.redis"] = Redis(connection_pool=pool)
 
     init_request_context(app)
+    init_cors(app, settings)
     app.before_request(access.deny_undeclared)
     smorest = BotyardApi(app)
     register_error_handlers(app)
@@ -100,5 +106,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     migrate.init_app(app, db=None, directory=MIGRATIONS_DIR)
     for blueprint in BLUEPRINTS:
         smorest.register_blueprint(blueprint)
+    app.register_blueprint(docs_assets_bp)
     cli.register(app)
     return app

@@ -103,7 +103,7 @@ def caller_limit() -> str:
 
 
 # Probes and the API description are never limited: orchestrators poll them.
-EXEMPT_ENDPOINT_PREFIXES = ("health.", "api-docs.")
+EXEMPT_ENDPOINT_PREFIXES = ("health.", "api-docs.", "docs-assets.")
 
 
 def caller_is_exempt() -> bool:
@@ -122,3 +122,13 @@ limiter = Limiter(
     key_prefix="botyard-rl",
     strategy="moving-window",
 )
+
+
+@limiter.request_filter
+def is_preflight() -> bool:
+    """OPTIONS requests run no view (Flask answers them) and must not spend a caller's budget.
+
+    A browser sends a CORS preflight before many cross-origin calls; counting those would
+    halve a web app's budget and could refuse the preflight of a call that would have passed.
+    """
+    return request.method == "OPTIONS"

@@ -6,6 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/bootstrap.sh"
 cd "$BY_ROOT"
 
 ensure_venv
+ensure_chromium
 # Tests always use the project-local services, never a server named by the environment.
 unset DATABASE_URL REDIS_URL
 ensure_postgres

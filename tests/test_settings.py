@@ -101,3 +101,44 @@ def test_tick_log_retention_is_at_least_a_day() -> None:
     assert Settings.from_env({"BOT_TICK_LOG_DAYS": "7"}).bot_tick_log_days == 7
     with pytest.raises(SettingsError, match="BOT_TICK_LOG_DAYS"):
         Settings.from_env({"BOT_TICK_LOG_DAYS": "0"})
+
+
+def test_cors_origins_default_to_the_frontend_origin_and_parse_a_list() -> None:
+    assert Settings.from_env({}).cors_origins == ("http://127.0.0.1:3000",)
+    s = Settings.from_env({"FRONTEND_URL": "https://App.Example.com/reset/"})
+    assert s.cors_origins == ("https://app.example.com",)
+    assert (s.cors_allow_credentials, s.cors_max_age) == (False, 600)
+    s = Settings.from_env(
+        {"CORS_ORIGINS": " https://a.example.com/, http://[::1]:5173 ,", "CORS_MAX_AGE": "60"}
+    )
+    assert s.cors_origins == ("https://a.example.com", "http://[::1]:5173")
+    assert s.cors_max_age == 60
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["a.example.com", "https://a.example.com/app", "https://*.example.com", "ftp://a.b", "null"],
+)
+def test_cors_origins_must_be_exact_origins(bad: str) -> None:
+    with pytest.raises(SettingsError, match="CORS_ORIGINS"):
+        Settings.from_env({"CORS_ORIGINS": bad})
+    with pytest.raises(SettingsError, match="CORS_MAX_AGE"):
+        Settings.from_env({"CORS_MAX_AGE": "-1"})
+
+
+def test_production_refuses_any_origin_with_credentials() -> None:
+    prod = {"BOTYARD_ENV": "production", "JWT_SECRET_KEY": STRONG, "CORS_ORIGINS": "*"}
+    assert Settings.from_env(prod).cors_origins == ("*",)  # without credentials: allowed
+    with pytest.raises(SettingsError, match="CORS_ALLOW_CREDENTIALS"):
+        Settings.from_env({**prod, "CORS_ALLOW_CREDENTIALS": "1"})
+    with pytest.raises(SettingsError, match="CORS_ALLOW_CREDENTIALS"):
+        Settings(
+            env="production",
+            jwt_secret_key=STRONG,
+            cors_origins=("https://a.b", "*"),
+            cors_allow_credentials=True,
+        )
+    credentialed = Settings.from_env(
+        {**prod, "CORS_ORIGINS": "https://app.example.com", "CORS_ALLOW_CREDENTIALS": "1"}
+    )
+    assert credentialed.cors_allow_credentials is True

@@ -57,6 +57,14 @@ ensure_venv() {
     export PATH="$BY_ROOT/.venv/bin:$PATH"
 }
 
+# The browser tests (tests/browser) drive Debian's Chromium with Playwright; Playwright's own
+# browser download is not reachable from these machines.
+ensure_chromium() {
+    if [ ! -x /usr/bin/chromium ]; then
+        by_apt_install chromium
+    fi
+}
+
 by_port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # The first port from $1 on that nothing listens on (another checkout may hold the default).

@@ -58,6 +58,7 @@ EXPECTED = {
     ("health.Ready", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,
     ("api-docs.openapi_swagger_ui", "GET"): PUBLIC,
+    ("docs-assets.swagger_ui_asset", "GET"): PUBLIC,
 }
 
 
