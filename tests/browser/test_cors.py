@@ -17,7 +17,7 @@ import orjson
 from playwright.sync_api import Browser, Page
 from redis import Redis
 
-from models.market_cache import stream_key
+from models.market.cache import stream_key
 from tests.browser.conftest import Stack
 from tests.helpers import PASSWORD, REDIS_URL
 from tests.workers.processes import BOT, END, SPAN_START
