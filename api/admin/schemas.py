@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from api.pagination import page_schema
 from api.schemas import PageQuery, StrictSchema, UserOut
 from models.rbac import ROLES
 
@@ -24,10 +25,4 @@ class RolesIn(StrictSchema):
     )
 
 
-class UserPageOut(ma.Schema):
-    """A page of accounts."""
-
-    items = ma.fields.List(ma.fields.Nested(UserOut))
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
-    total = ma.fields.Integer()
+UserPageOut = page_schema(UserOut, "UserPage")
