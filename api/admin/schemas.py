@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.pagination import page_schema
-from api.schemas import PageQuery, StrictSchema, UserOut
+from api.schemas import PageQuery, StrictSchema, UserOut, one_of
 from models.rbac import ROLES
 
 
@@ -19,7 +19,7 @@ class RolesIn(StrictSchema):
     """The complete set of roles the user should hold."""
 
     roles = ma.fields.List(
-        ma.fields.String(validate=ma.validate.OneOf(sorted(ROLES))),
+        ma.fields.String(**one_of(sorted(ROLES))),
         required=True,
         validate=ma.validate.Length(min=1, max=len(ROLES)),
     )

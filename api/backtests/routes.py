@@ -48,6 +48,8 @@ from workers.enqueue import cancel_backtest_job, enqueue_backtest
 
 log = structlog.get_logger(__name__)
 
+LOCATION = {"description": "The backtest's URL", "schema": {"type": "string"}}
+
 
 def backtest_view(backtest: Backtest, with_data_check: bool = False) -> dict[str, Any]:
     """The response body: the row plus derived timings (and, for one backtest, data drift)."""
@@ -79,7 +81,7 @@ class Backtests(MethodView):
     @authenticated
     @blp.doc(operationId="createBacktest")
     @blp.arguments(BacktestIn())
-    @blp.response(202, BacktestOut, headers={"Location": {"description": "The backtest's URL"}})
+    @blp.response(202, BacktestOut, headers={"Location": LOCATION})
     @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
     @blp.alt_response(422, schema=ErrorOut, description="Invalid spec, range or size")
     @blp.alt_response(429, schema=ErrorOut, description="Too many queued or running backtests")

@@ -264,7 +264,7 @@ class BotQuery(PageQuery):
     """Filter my bots."""
 
     q = ma.fields.String(validate=ma.validate.Length(max=80))
-    status = ma.fields.String(validate=ma.validate.OneOf(BOT_STATUSES))
+    status = ma.fields.String(**one_of(BOT_STATUSES))
 
 
 BotPageOut = page_schema(BotOut, "BotPage")

@@ -50,6 +50,12 @@ from models.market_cache import (
 )
 from models.market_responses import PROCESS_RESPONSES, ResponseCache
 
+# The stream's 200 is text, not JSON: documented by hand, since flask-smorest's responses
+# are marshmallow schemas.
+SSE_CONTENT = {
+    "description": "`text/event-stream` of `quote` and `candle` events",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
 CLOSED_MAX_AGE = 86_400
 OPEN_MAX_AGE = 5
 
@@ -192,9 +198,9 @@ class InstrumentCandles(MethodView):
 @blp.route("/stream")
 class MarketStream(MethodView):
     @public
-    @blp.doc(operationId="streamMarket", security=[])
+    @blp.doc(operationId="streamMarket", security=[], responses={"200": SSE_CONTENT})
     @blp.arguments(StreamQuery(), location="query", unknown=ma.RAISE)
-    @blp.response(200, description="`text/event-stream` of `quote` and `candle` events")
+    @blp.response(200, description=SSE_CONTENT["description"])
     @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
     @blp.alt_response(429, schema=ErrorOut, description="Too many open streams")
     def get(self, query: dict[str, Any]) -> Response:

@@ -16,7 +16,13 @@ class ParamOut(OutSchema):
 
     name = ma.fields.String()
     type = ma.fields.String(**one_of(["int", "float", "bool", "choice"]))
-    default = ma.fields.Raw(allow_none=True, metadata={"description": "of the parameter's type"})
+    default = ma.fields.Raw(
+        allow_none=True,
+        metadata={
+            "oneOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}],
+            "description": "of the parameter's type",
+        },
+    )
     description = ma.fields.String()
     # Raw, typed as numbers: an int parameter's bounds stay integers in the JSON.
     min = ma.fields.Raw(allow_none=True, metadata={"type": "number", "description": INT_FLOAT})
