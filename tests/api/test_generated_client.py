@@ -10,6 +10,7 @@ where the document has a schema.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import subprocess
 import sys
@@ -18,7 +19,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from enum import Enum
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -222,7 +222,7 @@ def test_the_whole_flow_through_the_generated_client(
         assert candles.timeframe.value == timeframe.value and len(candles.rows) > 20
         stamps = [row[0] for row in candles.rows]
         assert stamps[0] == ms(start)
-        assert all(b - a == step for a, b in zip(stamps, stamps[1:], strict=False))
+        assert all(b - a == step for a, b in itertools.pairwise(stamps))
         assert all(len(row) == 6 for row in candles.rows)
 
     # Strategies and a bot.
