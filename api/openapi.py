@@ -29,7 +29,7 @@ from api.schemas import OutSchema
 
 
 class ContractConverter(OpenAPIConverter):
-    """apispec's converter with the two rules above."""
+    """apispec's converter with the rules above."""
 
     def field2nullable(self, field: ma.fields.Field[Any], ret: dict[str, Any]) -> dict[str, Any]:
         """``allOf: [$ref]`` + ``nullable`` for a nullable nested schema (OpenAPI 3.0)."""
@@ -56,9 +56,10 @@ class ContractConverter(OpenAPIConverter):
     def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
         """The schema's JSON schema; every dumped field of an OutSchema is required."""
         jsonschema: dict[str, Any] = super().schema2jsonschema(schema)  # type: ignore[no-untyped-call]
-        doc = inspect.getdoc(schema)
+        cls = schema if isinstance(schema, type) else type(schema)
+        doc = cls.__dict__.get("__doc__")  # its own, never a base class's
         if doc and "description" not in jsonschema:
-            jsonschema["description"] = doc
+            jsonschema["description"] = inspect.cleandoc(doc)
         if isinstance(schema, OutSchema) or (
             isinstance(schema, type) and issubclass(schema, OutSchema)
         ):

@@ -7,6 +7,7 @@ is a breaking change that this test makes visible.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from engine.metrics import METRICS_VERSION, Metrics
+from engine.strategies import catalogue
 
 OPERATIONS = {
     ("post", "/api/v1/auth/register"): "register",
@@ -239,3 +241,10 @@ def test_patch_body_documents_no_defaults(spec: dict[str, Any]) -> None:
     patch = spec["components"]["schemas"]["BotPatch"]
     assert not [f for f, prop in patch["properties"].items() if "default" in prop]
     assert "required" not in patch
+
+
+def test_the_catalogue_schema_sends_the_catalogue_unchanged(client: FlaskClient) -> None:
+    """Typing GET /strategies changed its document, not its body."""
+    response = client.get("/api/v1/strategies")
+    assert response.status_code == 200
+    assert response.json == json.loads(json.dumps(catalogue()))
