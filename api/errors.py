@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from api.openapi import ContractPlugin
 from models.errors import DomainError
 
 log = structlog.get_logger(__name__)
@@ -86,6 +87,11 @@ class BotyardApi(Api):  # type: ignore[misc]
     """flask-smorest's Api with our error payload (request id, always a message)."""
 
     ERROR_SCHEMA = ErrorOut
+
+    def __init__(self, app: Flask | None = None, **kwargs: Any) -> None:
+        # Our plugin makes response fields required and nullable objects typed (api/openapi.py).
+        spec_kwargs = {"marshmallow_plugin": ContractPlugin(), **kwargs.pop("spec_kwargs", {})}
+        super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         """Render any HTTPException (including wrapped 500s) in the one shape."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import marshmallow as ma
+
+# The metric set's version is part of the contract: MetricsOut documents it.
+from engine.metrics import METRICS_VERSION
+from models.market.tables import TIMEFRAME_MS
 
 
 class StrictSchema(ma.Schema):
@@ -15,7 +20,44 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
-class UserOut(ma.Schema):
+class OutSchema(ma.Schema):
+    """A response body whose every field is always sent (null where ``allow_none``).
+
+    The OpenAPI document marks every field of an ``OutSchema`` ``required`` (see
+    api/openapi.py), so generated clients type them as always present. A field a view
+    may leave out is named in ``optional``.
+    """
+
+    optional: ClassVar[frozenset[str]] = frozenset()
+
+
+def one_of(
+    values: Iterable[str], names: Mapping[str, str] | None = None, **metadata: Any
+) -> dict[str, Any]:
+    """Field keywords for a string enum whose members have names in generated clients.
+
+    Values that are identifiers name themselves (``draft`` -> ``DRAFT``); others take
+    their name from ``names`` (``1h`` -> ``H1``), published as ``x-enum-varnames``.
+    ``metadata`` (a description, say) joins the field's metadata.
+    """
+    choices = list(values)
+    varnames = [(names or {}).get(value, value).upper() for value in choices]
+    return {
+        "validate": ma.validate.OneOf(choices),
+        "metadata": {**metadata, "x-enum-varnames": varnames},
+    }
+
+
+def timeframe_enum(**metadata: Any) -> dict[str, Any]:
+    """Field keywords for a timeframe (``1m`` ... ``1d``; members ``M1`` ... ``D1``)."""
+    return one_of(TIMEFRAME_MS, {tf: tf[-1] + tf[:-1] for tf in TIMEFRAME_MS}, **metadata)
+
+
+# A time the API sends as a string (UTC ISO 8601): the metadata of such a String field.
+DATE_TIME = {"format": "date-time"}
+
+
+class UserOut(OutSchema):
     """An account as its owner or an admin sees it (never the password hash)."""
 
     id = ma.fields.UUID(dump_only=True)
@@ -41,6 +83,17 @@ class PageQuery(StrictSchema):
 class Timestamp(ma.fields.Field[int]):
     """Epoch milliseconds or an ISO 8601 time (UTC assumed when no offset is given)."""
 
+    OPENAPI: ClassVar[dict[str, Any]] = {
+        "oneOf": [
+            {"type": "integer", "format": "int64", "description": "epoch milliseconds"},
+            {"type": "string", "format": "date-time"},
+        ]
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {**self.OPENAPI, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         text = str(value).strip()
         digits = text.lstrip("-")
@@ -63,11 +116,11 @@ class Timestamp(ma.fields.Field[int]):
 MAX_EQUITY_PAGE = 5000
 
 
-class TradeOut(ma.Schema):
+class TradeOut(OutSchema):
     """A closed trade."""
 
     seq = ma.fields.Integer()
-    side = ma.fields.String()
+    side = ma.fields.String(**one_of(["long", "short"]))
     units = ma.fields.Float()
     entry_time = ma.fields.DateTime()
     entry_price = ma.fields.Float()
@@ -76,7 +129,9 @@ class TradeOut(ma.Schema):
     fees = ma.fields.Float()
     pnl = ma.fields.Float()
     pnl_pct = ma.fields.Float()
-    exit_reason = ma.fields.String()
+    exit_reason = ma.fields.String(
+        **one_of(["signal", "stop_loss", "take_profit", "trailing_stop", "reverse"])
+    )
 
 
 class EquityQuery(StrictSchema):
@@ -94,12 +149,90 @@ class EquityQuery(StrictSchema):
             raise ma.ValidationError("Use points (a chart) or cursor (paging), not both.", "points")
 
 
-class EquityOut(ma.Schema):
+EQUITY_ROW = {
+    "type": "array",
+    "items": {"type": "number"},
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "[ts_ms (integer), equity]",
+}
+
+
+class EquityOut(OutSchema):
     """Rows are ``[ts_ms, equity]`` at bar closes, oldest first."""
 
     # Raw: the ts stays an integer (a Float field would send 1767225600000.0).
-    rows = ma.fields.List(
-        ma.fields.List(ma.fields.Raw()), metadata={"description": "[ts_ms (int), equity]"}
-    )
+    rows = ma.fields.List(ma.fields.Raw(metadata=EQUITY_ROW))
     total = ma.fields.Integer(metadata={"description": "Bars in the full curve"})
     next_cursor = ma.fields.Integer(allow_none=True)
+
+
+def _metric(
+    description: str, *, nullable: bool = True, integer: bool = False
+) -> ma.fields.Field[Any]:
+    field = ma.fields.Integer if integer else ma.fields.Float
+    return field(allow_none=nullable, metadata={"description": description})
+
+
+class MetricsOut(OutSchema):
+    """The metric set of a backtest or a live run (docs/metrics.md).
+
+    Fixed and versioned: the set and its definitions are those of the ``metrics_version``
+    sent beside it (now ``{version}``); fractions are plain ratios (0.25 = 25 %); null
+    where a metric is undefined, never NaN.
+    """
+
+    bars = _metric("Bars in the series", nullable=False, integer=True)
+    start_ts = _metric("Open time of the first bar, epoch ms", integer=True)
+    end_ts = _metric("Open time of the last bar, epoch ms", integer=True)
+    days = _metric("Span D in days, first open to last close", nullable=False)
+    initial_equity = _metric("Initial capital E0", nullable=False)
+    final_equity = _metric("Equity at the last close", nullable=False)
+    total_return = _metric("e[last] / E0 - 1")
+    annualized_return = _metric("(e[last] / E0)^(365 / D) - 1; null when D < 2")
+    annualized_volatility = _metric("Sample stdev of daily returns x sqrt(365)")
+    sharpe = _metric("mean / stdev of daily returns x sqrt(365), risk-free rate 0")
+    sortino = _metric("mean daily return / downside deviation x sqrt(365), target 0")
+    calmar = _metric("annualized_return / max_drawdown")
+    max_drawdown = _metric("Largest fall from a running peak, a fraction", nullable=False)
+    max_drawdown_duration_ms = _metric(
+        "Longest spell under a peak, ms", nullable=False, integer=True
+    )
+    max_drawdown_duration_bars = _metric(
+        "Longest spell under a peak, bars", nullable=False, integer=True
+    )
+    trades = _metric("Closed trades", nullable=False, integer=True)
+    win_rate = _metric("Trades with pnl > 0 / trades")
+    profit_factor = _metric("Sum of gains / |sum of losses|; null without a losing trade")
+    expectancy = _metric("Mean pnl per trade, quote currency")
+    expectancy_pct = _metric("Mean pnl_pct per trade")
+    exposure = _metric("Bars whose close sees a position / bars")
+    buy_and_hold_return = _metric("close[last] / open[0] - 1 over the same bars, no costs")
+
+
+MetricsOut.__doc__ = (MetricsOut.__doc__ or "").replace("{version}", METRICS_VERSION)
+
+
+class RiskOut(OutSchema):
+    """Risk options in their canonical form (defaults filled in)."""
+
+    stop_loss = ma.fields.Float(allow_none=True, metadata={"description": "fraction of entry"})
+    take_profit = ma.fields.Float(allow_none=True, metadata={"description": "fraction of entry"})
+    trailing_stop = ma.fields.Float(allow_none=True, metadata={"description": "fraction"})
+    direction = ma.fields.String(**one_of(["long_only", "long_short"]))
+    sizing = ma.fields.String(**one_of(["all_in", "fraction"]))
+    fraction = ma.fields.Float(metadata={"description": "of equity, with sizing=fraction"})
+
+
+class StrategyOut(OutSchema):
+    """A canonical strategy: a ``template`` with its ``params``, or declarative ``rules``."""
+
+    optional = frozenset({"template", "params", "rules"})
+
+    template = ma.fields.String()
+    params = ma.fields.Dict(
+        keys=ma.fields.String(), metadata={"description": "per the template's parameter schema"}
+    )
+    rules = ma.fields.Dict(
+        keys=ma.fields.String(), metadata={"description": "the rule tree (GET /strategies)"}
+    )

@@ -13,34 +13,30 @@ from api.admin import blp
 from api.admin.schemas import RolesIn, UserPageOut, UserSearchQuery
 from api.auth.tokens import mark_revoked, now_utc
 from api.errors import ErrorOut
+from api.pagination import paged
 from api.schemas import UserOut
 from models.db import session as db
 from models.identity import sessions as auth_sessions
 from models.identity.tables import User
 from models.identity.users import disable_user, enable_user, get_user, search_users, set_roles
-from models.pagination import page_of
 
 
 @blp.route("/users")
 class AdminUsers(MethodView):
     @require_permission("users:read")
+    @blp.doc(operationId="searchUsers")
     @blp.arguments(UserSearchQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, UserPageOut)
     @blp.alt_response(403, schema=ErrorOut, description="Missing permission")
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Search accounts, newest first (page_size at most 100)."""
-        items, total = page_of(search_users(query.get("q")), query["page"], query["page_size"])
-        return {
-            "items": items,
-            "page": query["page"],
-            "page_size": query["page_size"],
-            "total": total,
-        }
+        return paged(search_users(query.get("q")), query)
 
 
 @blp.route("/users/<uuid:user_id>/roles")
 class AdminUserRoles(MethodView):
     @require_permission("users:manage")
+    @blp.doc(operationId="setUserRoles")
     @blp.arguments(RolesIn())
     @blp.response(200, UserOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such user")
@@ -55,6 +51,7 @@ class AdminUserRoles(MethodView):
 @blp.route("/users/<uuid:user_id>/disable")
 class AdminUserDisable(MethodView):
     @require_permission("users:manage")
+    @blp.doc(operationId="disableUser")
     @blp.response(200, UserOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such user")
     @blp.alt_response(409, schema=ErrorOut, description="Would leave no active admin")
@@ -71,6 +68,7 @@ class AdminUserDisable(MethodView):
 @blp.route("/users/<uuid:user_id>/enable")
 class AdminUserEnable(MethodView):
     @require_permission("users:manage")
+    @blp.doc(operationId="enableUser")
     @blp.response(200, UserOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such user")
     def post(self, user_id: uuid.UUID) -> User:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.schemas import PageQuery, StrictSchema, UserOut
+from api.pagination import page_schema
+from api.schemas import PageQuery, StrictSchema, UserOut, one_of
 from models.identity.rbac import ROLES
 
 
@@ -18,16 +19,10 @@ class RolesIn(StrictSchema):
     """The complete set of roles the user should hold."""
 
     roles = ma.fields.List(
-        ma.fields.String(validate=ma.validate.OneOf(sorted(ROLES))),
+        ma.fields.String(**one_of(sorted(ROLES))),
         required=True,
         validate=ma.validate.Length(min=1, max=len(ROLES)),
     )
 
 
-class UserPageOut(ma.Schema):
-    """A page of accounts."""
-
-    items = ma.fields.List(ma.fields.Nested(UserOut))
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
-    total = ma.fields.Integer()
+UserPageOut = page_schema(UserOut, "UserPage")

@@ -42,7 +42,7 @@ class PasswordForgot(MethodView):
         setting("rate_limit_reset_email"), key_func=body_field_key("email"), scope="reset-email"
     )
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="forgotPassword", security=[])
     @blp.arguments(ForgotIn())
     @blp.response(202, AcceptedOut)
     @blp.alt_response(429, schema=ErrorOut, description="Too many requests")
@@ -61,7 +61,7 @@ class PasswordForgot(MethodView):
 class PasswordReset(MethodView):
     @limiter.limit(setting("rate_limit_reset_ip"), scope="reset-ip")
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="resetPassword", security=[])
     @blp.arguments(ResetIn())
     @blp.response(204)
     @blp.alt_response(400, schema=ErrorOut, description="Invalid, expired or used token")
@@ -88,6 +88,7 @@ class PasswordChange(MethodView):
         deduct_when=failed_only,
     )
     @fresh_login_required
+    @blp.doc(operationId="changePassword")
     @blp.arguments(PasswordChangeIn())
     @blp.response(204)
     @blp.alt_response(401, schema=ErrorOut, description="Needs a token from a fresh login")

@@ -51,7 +51,7 @@ class Register(MethodView):
         setting("rate_limit_register_ip"), key_func=body_field_key("email"), scope="register-email"
     )
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="register", security=[])
     @blp.arguments(RegisterIn())
     @blp.response(201, UserOut)
     @blp.alt_response(409, schema=ErrorOut, description="Email or username taken")
@@ -73,7 +73,7 @@ class Login(MethodView):
         deduct_when=failed_only,
     )
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="login", security=[])
     @blp.arguments(LoginIn())
     @blp.response(200, TokensOut)
     @blp.alt_response(401, schema=ErrorOut, description="Wrong login or password")
@@ -98,6 +98,7 @@ class Login(MethodView):
 @blp.route("/refresh")
 class Refresh(MethodView):
     @refresh_token_required
+    @blp.doc(operationId="refreshTokens")
     @blp.response(200, TokensOut)
     @blp.alt_response(401, schema=ErrorOut, description="Refresh token invalid, reused or revoked")
     def post(self) -> dict[str, Any]:
@@ -119,6 +120,7 @@ class Refresh(MethodView):
 @blp.route("/logout")
 class Logout(MethodView):
     @authenticated
+    @blp.doc(operationId="logout")
     @blp.response(204)
     def post(self) -> None:
         """Revoke the current session and every token issued for it."""
@@ -131,6 +133,7 @@ class Logout(MethodView):
 @blp.route("/sessions")
 class Sessions(MethodView):
     @authenticated
+    @blp.doc(operationId="listSessions")
     @blp.response(200, SessionOut(many=True))
     def get(self) -> list[dict[str, Any]]:
         """List my live sessions, the current one flagged."""
@@ -139,6 +142,7 @@ class Sessions(MethodView):
         return [_session_out(s, current) for s in rows]
 
     @authenticated
+    @blp.doc(operationId="revokeOtherSessions")
     @blp.response(200, RevokedOut)
     def delete(self) -> dict[str, int]:
         """Revoke all my sessions except the current one."""
@@ -153,6 +157,7 @@ class Sessions(MethodView):
 @blp.route("/sessions/<uuid:session_id>")
 class SessionById(MethodView):
     @authenticated
+    @blp.doc(operationId="revokeSession")
     @blp.response(204)
     @blp.alt_response(404, schema=ErrorOut, description="No such session of mine")
     def delete(self, session_id: uuid.UUID) -> None:

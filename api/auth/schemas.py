@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.schemas import StrictSchema
+from api.schemas import OutSchema, StrictSchema
 
 USERNAME = ma.validate.Regexp(
     r"^[a-z0-9_]{3,32}$", error="Use 3-32 characters: lower-case letters, digits, underscore."
@@ -29,7 +29,7 @@ class LoginIn(StrictSchema):
     )
 
 
-class SessionOut(ma.Schema):
+class SessionOut(OutSchema):
     """One login session."""
 
     id = ma.fields.UUID()
@@ -41,7 +41,7 @@ class SessionOut(ma.Schema):
     current = ma.fields.Boolean(metadata={"description": "The session of the calling token"})
 
 
-class TokensOut(ma.Schema):
+class TokensOut(OutSchema):
     """A token pair and the session it belongs to."""
 
     access_token = ma.fields.String()
@@ -51,7 +51,7 @@ class TokensOut(ma.Schema):
     session = ma.fields.Nested(SessionOut)
 
 
-class RevokedOut(ma.Schema):
+class RevokedOut(OutSchema):
     """How many sessions a bulk revocation ended."""
 
     revoked = ma.fields.Integer()
@@ -79,7 +79,7 @@ class PasswordChangeIn(StrictSchema):
     new_password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
 
 
-class AcceptedOut(ma.Schema):
+class AcceptedOut(OutSchema):
     """The request was taken; what happens next is in the message."""
 
     message = ma.fields.String()

@@ -24,6 +24,7 @@ from api.backtests.schemas import (
 )
 from api.errors import ErrorOut
 from api.extensions import redis_client, settings
+from api.pagination import cursor_page, page_body, paged
 from api.schemas import EquityOut, EquityQuery, PageQuery
 from models.backtests.backtests import (
     Backtest,
@@ -43,10 +44,11 @@ from models.backtests.results import (
 )
 from models.bots.bots import get_owned_bot
 from models.db import session as db
-from models.pagination import page_of
 from workers.enqueue import cancel_backtest_job, enqueue_backtest
 
 log = structlog.get_logger(__name__)
+
+LOCATION = {"description": "The backtest's URL", "schema": {"type": "string"}}
 
 
 def backtest_view(backtest: Backtest, with_data_check: bool = False) -> dict[str, Any]:
@@ -68,22 +70,18 @@ def backtest_view(backtest: Backtest, with_data_check: bool = False) -> dict[str
 @blp.route("")
 class Backtests(MethodView):
     @authenticated
+    @blp.doc(operationId="listBacktests")
     @blp.arguments(BacktestQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, BacktestPageOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List my backtests, newest first (filter by status and bot)."""
         stmt = search_backtests(current_user().id, query.get("status"), query.get("bot_id"))
-        items, total = page_of(stmt, query["page"], query["page_size"])
-        return {
-            "items": [backtest_view(b) for b in items],
-            "page": query["page"],
-            "page_size": query["page_size"],
-            "total": total,
-        }
+        return paged(stmt, query, backtest_view)
 
     @authenticated
+    @blp.doc(operationId="createBacktest")
     @blp.arguments(BacktestIn())
-    @blp.response(202, BacktestOut, headers={"Location": {"description": "The backtest's URL"}})
+    @blp.response(202, BacktestOut, headers={"Location": LOCATION})
     @blp.alt_response(404, schema=ErrorOut, description="No such bot of mine")
     @blp.alt_response(422, schema=ErrorOut, description="Invalid spec, range or size")
     @blp.alt_response(429, schema=ErrorOut, description="Too many queued or running backtests")
@@ -110,6 +108,7 @@ class Backtests(MethodView):
 @blp.route("/<uuid:backtest_id>")
 class BacktestById(MethodView):
     @authenticated
+    @blp.doc(operationId="getBacktest")
     @blp.response(200, BacktestOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
     def get(self, backtest_id: uuid.UUID) -> dict[str, Any]:
@@ -118,6 +117,7 @@ class BacktestById(MethodView):
         return backtest_view(backtest, with_data_check=backtest.status == "succeeded")
 
     @authenticated
+    @blp.doc(operationId="cancelBacktest")
     @blp.response(200, BacktestOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
     @blp.alt_response(409, schema=ErrorOut, description="Already finished")
@@ -135,6 +135,7 @@ class BacktestById(MethodView):
 @blp.route("/<uuid:backtest_id>/trades")
 class BacktestTrades(MethodView):
     @authenticated
+    @blp.doc(operationId="listBacktestTrades")
     @blp.arguments(PageQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, TradePageOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
@@ -142,17 +143,13 @@ class BacktestTrades(MethodView):
         """My backtest's closed trades, in order (paged)."""
         backtest = get_owned_backtest(current_user().id, backtest_id)
         items, total = trades_page(backtest.id, query["page"], query["page_size"])
-        return {
-            "items": items,
-            "page": query["page"],
-            "page_size": query["page_size"],
-            "total": total,
-        }
+        return page_body(items, total, query)
 
 
 @blp.route("/<uuid:backtest_id>/equity")
 class BacktestEquityCurve(MethodView):
     @authenticated
+    @blp.doc(operationId="getBacktestEquity")
     @blp.arguments(EquityQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, EquityOut)
     @blp.alt_response(404, schema=ErrorOut, description="No such backtest of mine")
@@ -166,7 +163,9 @@ class BacktestEquityCurve(MethodView):
                 "total": total,
                 "next_cursor": None,
             }
-        rows = equity_page(backtest.id, query.get("cursor"), query["limit"] + 1)
-        more = len(rows) > query["limit"]
-        rows = rows[: query["limit"]]
-        return {"rows": rows, "total": total, "next_cursor": int(rows[-1][0]) if more else None}
+        rows, next_cursor = cursor_page(
+            lambda n: equity_page(backtest.id, query.get("cursor"), n),
+            query["limit"],
+            lambda row: int(row[0]),
+        )
+        return {"rows": rows, "total": total, "next_cursor": next_cursor}

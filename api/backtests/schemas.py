@@ -5,9 +5,20 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.bots.schemas import MAX_CAPITAL, SYMBOL, RiskIn, StrategyIn
-from api.schemas import PageQuery, StrictSchema, Timestamp, TradeOut
+from api.pagination import page_schema
+from api.schemas import (
+    MetricsOut,
+    OutSchema,
+    PageQuery,
+    RiskOut,
+    StrategyOut,
+    StrictSchema,
+    Timestamp,
+    TradeOut,
+    one_of,
+    timeframe_enum,
+)
 from models.backtests.backtests import BACKTEST_STATUSES
-from models.market.tables import TIMEFRAME_MS
 
 
 class BacktestIn(StrictSchema):
@@ -15,7 +26,7 @@ class BacktestIn(StrictSchema):
 
     bot_id = ma.fields.UUID()
     symbol = ma.fields.String(validate=SYMBOL)
-    timeframe = ma.fields.String(validate=ma.validate.OneOf(list(TIMEFRAME_MS)))
+    timeframe = ma.fields.String(**timeframe_enum())
     strategy = ma.fields.Nested(StrategyIn)
     risk = ma.fields.Nested(RiskIn)
     start = Timestamp(required=True)
@@ -25,15 +36,48 @@ class BacktestIn(StrictSchema):
     slippage_bps = ma.fields.Float(validate=ma.validate.Range(min=0, max=500))
 
 
-class BacktestOut(ma.Schema):
+class BacktestSpecOut(OutSchema):
+    """Everything a backtest runs with, frozen at creation (canonical, defaults filled in)."""
+
+    symbol = ma.fields.String()
+    instrument_id = ma.fields.Integer()
+    timeframe = ma.fields.String(**timeframe_enum())
+    start = ma.fields.Integer(metadata={"description": "epoch ms, included"})
+    end = ma.fields.Integer(metadata={"description": "epoch ms, excluded"})
+    strategy = ma.fields.Nested(StrategyOut)
+    risk = ma.fields.Nested(RiskOut)
+    initial_capital = ma.fields.Float()
+    fee = ma.fields.Float()
+    slippage_bps = ma.fields.Float()
+    fractional = ma.fields.Boolean(metadata={"description": "the instrument trades fractions"})
+    size_precision = ma.fields.Integer()
+    bot_id = ma.fields.String(allow_none=True, metadata={"format": "uuid"})
+    bot_name = ma.fields.String(allow_none=True)
+
+
+class OpenPositionOut(OutSchema):
+    """A position still open after a backtest's last bar, marked at its close (no exit fee)."""
+
+    side = ma.fields.String(**one_of(["long", "short"]))
+    units = ma.fields.Float()
+    entry_bar = ma.fields.Integer()
+    entry_ts = ma.fields.Integer(metadata={"description": "epoch ms"})
+    entry_price = ma.fields.Float(metadata={"description": "average entry fill price"})
+    fees = ma.fields.Float(metadata={"description": "entry commission"})
+    mark_price = ma.fields.Float()
+    unrealized_pnl = ma.fields.Float()
+    unrealized_pnl_pct = ma.fields.Float()
+
+
+class BacktestOut(OutSchema):
     """A backtest's spec, state, timings and (once it succeeded) its metrics."""
 
     id = ma.fields.UUID()
     bot_id = ma.fields.UUID(allow_none=True)
-    status = ma.fields.String()
+    status = ma.fields.String(**one_of(BACKTEST_STATUSES))
     progress = ma.fields.Integer(metadata={"description": "0-100"})
     cancel_requested = ma.fields.Boolean()
-    spec = ma.fields.Dict(metadata={"description": "Everything the run used, frozen at creation"})
+    spec = ma.fields.Nested(BacktestSpecOut)
     created_at = ma.fields.DateTime()
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)
@@ -42,8 +86,8 @@ class BacktestOut(ma.Schema):
     attempts = ma.fields.Integer()
     error = ma.fields.String(allow_none=True)
     bars = ma.fields.Integer(allow_none=True)
-    metrics = ma.fields.Dict(allow_none=True)
-    open_position = ma.fields.Dict(allow_none=True)
+    metrics = ma.fields.Nested(MetricsOut, allow_none=True)
+    open_position = ma.fields.Nested(OpenPositionOut, allow_none=True)
     engine_version = ma.fields.String(allow_none=True)
     metrics_version = ma.fields.String(allow_none=True)
     candles_fingerprint = ma.fields.String(allow_none=True)
@@ -56,23 +100,9 @@ class BacktestOut(ma.Schema):
 class BacktestQuery(PageQuery):
     """Filter my backtests."""
 
-    status = ma.fields.String(validate=ma.validate.OneOf(BACKTEST_STATUSES))
+    status = ma.fields.String(**one_of(BACKTEST_STATUSES))
     bot_id = ma.fields.UUID()
 
 
-class BacktestPageOut(ma.Schema):
-    """A page of backtests."""
-
-    items = ma.fields.List(ma.fields.Nested(BacktestOut))
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
-    total = ma.fields.Integer()
-
-
-class TradePageOut(ma.Schema):
-    """A page of trades, in order."""
-
-    items = ma.fields.List(ma.fields.Nested(TradeOut))
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
-    total = ma.fields.Integer()
+BacktestPageOut = page_schema(BacktestOut, "BacktestPage")
+TradePageOut = page_schema(TradeOut, "TradePage")

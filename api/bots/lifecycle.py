@@ -30,6 +30,7 @@ def with_run(bot: Bot) -> dict[str, Any]:
 @blp.route("/<uuid:bot_id>/start")
 class BotStart(MethodView):
     @authenticated
+    @blp.doc(operationId="startBot")
     @blp.response(200, BotWithRunOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorOut, description=REFUSED)
@@ -46,6 +47,7 @@ class BotStart(MethodView):
 @blp.route("/<uuid:bot_id>/pause")
 class BotPause(MethodView):
     @authenticated
+    @blp.doc(operationId="pauseBot")
     @blp.response(200, BotWithRunOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorOut, description=REFUSED)
@@ -59,6 +61,7 @@ class BotPause(MethodView):
 @blp.route("/<uuid:bot_id>/resume")
 class BotResume(MethodView):
     @authenticated
+    @blp.doc(operationId="resumeBot")
     @blp.response(200, BotWithRunOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorOut, description=REFUSED)
@@ -72,6 +75,7 @@ class BotResume(MethodView):
 @blp.route("/<uuid:bot_id>/stop")
 class BotStop(MethodView):
     @authenticated
+    @blp.doc(operationId="stopBot")
     @blp.response(200, BotWithRunOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorOut, description=REFUSED)

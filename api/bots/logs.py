@@ -12,6 +12,7 @@ from api.access import authenticated, current_user
 from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotLogPageOut, BotLogQuery
 from api.errors import ErrorOut
+from api.pagination import cursor_page
 from models.bots.bots import get_owned_bot
 from models.bots.execution_logs import logs_page
 
@@ -19,6 +20,7 @@ from models.bots.execution_logs import logs_page
 @blp.route("/<uuid:bot_id>/logs")
 class BotLogs(MethodView):
     @authenticated
+    @blp.doc(operationId="listBotLogs")
     @blp.arguments(BotLogQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, BotLogPageOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
@@ -26,10 +28,10 @@ class BotLogs(MethodView):
         """My bot's execution logs, newest first, filtered and paged by cursor (last id seen)."""
         bot = get_owned_bot(current_user().id, bot_id)
         limit = query.pop("limit")
-        rows = logs_page(bot.id, **_filters(query), limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"rows": rows, "next_cursor": rows[-1].id if more else None}
+        rows, next_cursor = cursor_page(
+            lambda n: logs_page(bot.id, **_filters(query), limit=n), limit, lambda row: row.id
+        )
+        return {"rows": rows, "next_cursor": next_cursor}
 
 
 def _filters(query: dict[str, Any]) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from api.access import authenticated, current_user
 from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotDetailOut, BotIn, BotOut, BotPageOut, BotPatch, BotQuery
 from api.errors import ErrorOut
+from api.pagination import paged
 from models.bots.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
 from models.bots.runs import current_run
 from models.db import session as db
-from models.pagination import page_of
 
 
 def with_last_error(bot: Bot) -> dict[str, Any]:
@@ -29,20 +29,16 @@ def with_last_error(bot: Bot) -> dict[str, Any]:
 @blp.route("")
 class Bots(MethodView):
     @authenticated
+    @blp.doc(operationId="listBots")
     @blp.arguments(BotQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, BotPageOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List my bots, newest first (filter by name text and status)."""
         stmt = search_bots(current_user().id, query.get("q"), query.get("status"))
-        items, total = page_of(stmt, query["page"], query["page_size"])
-        return {
-            "items": items,
-            "page": query["page"],
-            "page_size": query["page_size"],
-            "total": total,
-        }
+        return paged(stmt, query)
 
     @authenticated
+    @blp.doc(operationId="createBot")
     @blp.arguments(BotIn())
     @blp.response(201, BotOut)
     @blp.alt_response(409, schema=ErrorOut, description="A bot of mine has that name")
@@ -57,6 +53,7 @@ class Bots(MethodView):
 @blp.route("/<uuid:bot_id>")
 class BotById(MethodView):
     @authenticated
+    @blp.doc(operationId="getBot")
     @blp.response(200, BotDetailOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     def get(self, bot_id: uuid.UUID) -> dict[str, Any]:
@@ -64,6 +61,7 @@ class BotById(MethodView):
         return with_last_error(get_owned_bot(current_user().id, bot_id))
 
     @authenticated
+    @blp.doc(operationId="updateBot")
     @blp.arguments(BotPatch())
     @blp.response(200, BotOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
@@ -76,6 +74,7 @@ class BotById(MethodView):
         return bot
 
     @authenticated
+    @blp.doc(operationId="deleteBot")
     @blp.response(204)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorOut, description="The bot is running")

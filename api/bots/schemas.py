@@ -7,11 +7,24 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.schemas import PageQuery, StrictSchema, Timestamp, TradeOut
+from api.pagination import page_schema
+from api.schemas import (
+    DATE_TIME,
+    MetricsOut,
+    OutSchema,
+    PageQuery,
+    RiskOut,
+    StrategyOut,
+    StrictSchema,
+    Timestamp,
+    TradeOut,
+    one_of,
+    timeframe_enum,
+)
 from models.bots.bots import BOT_STATUSES
 from models.bots.execution_logs import LOG_LEVELS, MAX_LOG_PAGE
+from models.bots.runs import RUN_STATUSES
 from models.bots.schedules import DAYS, MAX_WINDOWS
-from models.market.tables import TIMEFRAME_MS
 
 SYMBOL = ma.validate.Length(min=3, max=25)
 MAX_CAPITAL = 1e9
@@ -29,8 +42,8 @@ class RiskIn(StrictSchema):
     trailing_stop = ma.fields.Float(
         allow_none=True, validate=ma.validate.Range(min=0, max=1, min_inclusive=False)
     )
-    direction = ma.fields.String(validate=ma.validate.OneOf(["long_only", "long_short"]))
-    sizing = ma.fields.String(validate=ma.validate.OneOf(["all_in", "fraction"]))
+    direction = ma.fields.String(**one_of(["long_only", "long_short"]))
+    sizing = ma.fields.String(**one_of(["all_in", "fraction"]))
     fraction = ma.fields.Float(validate=ma.validate.Range(min=0, max=1, min_inclusive=False))
 
 
@@ -63,7 +76,7 @@ class WindowIn(StrictSchema):
     """A daily run window in UTC; ``end`` before ``start`` wraps past midnight."""
 
     days = ma.fields.List(
-        ma.fields.String(validate=ma.validate.OneOf(DAYS)),
+        ma.fields.String(**one_of(DAYS)),
         metadata={"description": "the days a window starts on; every day if left out"},
     )
     start = ma.fields.String(required=True, validate=HHMM, metadata={"example": "09:00"})
@@ -148,7 +161,7 @@ class BotIn(StrictSchema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=80))
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
     symbol = ma.fields.String(required=True, validate=SYMBOL)
-    timeframe = ma.fields.String(load_default="1h", validate=ma.validate.OneOf(list(TIMEFRAME_MS)))
+    timeframe = ma.fields.String(load_default="1h", **timeframe_enum())
     strategy = ma.fields.Nested(StrategyIn, required=True)
     risk = ma.fields.Nested(RiskIn, load_default=dict)
     initial_capital = ma.fields.Float(
@@ -170,36 +183,37 @@ class BotPatch(BotIn):
         super().__init__(**{**kwargs, "partial": True})
 
 
-class WindowOut(ma.Schema):
+class WindowOut(OutSchema):
     """A daily run window (UTC)."""
 
-    days = ma.fields.List(ma.fields.String())
+    days = ma.fields.List(ma.fields.String(**one_of(DAYS)))
     start = ma.fields.String()
     end = ma.fields.String()
 
 
-class ScheduleOut(ma.Schema):
+class ScheduleOut(OutSchema):
     """A bot's schedule, times in UTC ISO 8601."""
 
-    start_at = ma.fields.String(allow_none=True)
-    stop_at = ma.fields.String(allow_none=True)
+    # Stored as ISO strings (ScheduleIn's post_load): sent as they are, typed as times.
+    start_at = ma.fields.String(allow_none=True, metadata=DATE_TIME)
+    stop_at = ma.fields.String(allow_none=True, metadata=DATE_TIME)
     windows = ma.fields.List(ma.fields.Nested(WindowOut))
 
 
-class BotOut(ma.Schema):
+class BotOut(OutSchema):
     """A bot as its owner sees it."""
 
     id = ma.fields.UUID()
     name = ma.fields.String()
     description = ma.fields.String(allow_none=True)
     symbol = ma.fields.String()
-    timeframe = ma.fields.String()
-    strategy = ma.fields.Dict()
-    risk = ma.fields.Dict()
+    timeframe = ma.fields.String(**timeframe_enum())
+    strategy = ma.fields.Nested(StrategyOut)
+    risk = ma.fields.Nested(RiskOut)
     initial_capital = ma.fields.Float()
     fee = ma.fields.Float()
     slippage_bps = ma.fields.Float()
-    status = ma.fields.String()
+    status = ma.fields.String(**one_of(BOT_STATUSES))
     schedule = ma.fields.Nested(ScheduleOut, allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
@@ -217,16 +231,16 @@ class BotDetailOut(BotOut):
     )
 
 
-class BotRunOut(ma.Schema):
+class BotRunOut(OutSchema):
     """A live paper run: its status, times and paper account (the engine's broker state)."""
 
     id = ma.fields.UUID()
-    status = ma.fields.String()
+    status = ma.fields.String(**one_of(RUN_STATUSES))
     started_at = ma.fields.DateTime()
     paused_at = ma.fields.DateTime(allow_none=True)
     paused_by = ma.fields.String(
         allow_none=True,
-        metadata={"description": "who paused it: owner or schedule; cleared on resume"},
+        **one_of(["owner", "schedule"], description="who paused it; cleared on resume"),
     )
     stopped_at = ma.fields.DateTime(allow_none=True)
     initial_capital = ma.fields.Float()
@@ -250,16 +264,10 @@ class BotQuery(PageQuery):
     """Filter my bots."""
 
     q = ma.fields.String(validate=ma.validate.Length(max=80))
-    status = ma.fields.String(validate=ma.validate.OneOf(BOT_STATUSES))
+    status = ma.fields.String(**one_of(BOT_STATUSES))
 
 
-class BotPageOut(ma.Schema):
-    """A page of bots."""
-
-    items = ma.fields.List(ma.fields.Nested(BotOut))
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
-    total = ma.fields.Integer()
+BotPageOut = page_schema(BotOut, "BotPage")
 
 
 class BotTradeOut(TradeOut):
@@ -268,34 +276,28 @@ class BotTradeOut(TradeOut):
     client_order_id = ma.fields.String()
 
 
-class BotTradePageOut(ma.Schema):
-    """A page of a live run's trades, oldest exit first."""
-
-    items = ma.fields.List(ma.fields.Nested(BotTradeOut))
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
-    total = ma.fields.Integer()
+BotTradePageOut = page_schema(BotTradeOut, "BotTradePage")
 
 
-class PositionOut(ma.Schema):
+class PositionOut(OutSchema):
     """The open position of a live run."""
 
-    side = ma.fields.String(metadata={"description": "long or short"})
+    side = ma.fields.String(**one_of(["long", "short"]))
     units = ma.fields.Float()
     entry_price = ma.fields.Float()
     entry_time = ma.fields.DateTime()
 
 
-class BotPerformanceOut(ma.Schema):
+class BotPerformanceOut(OutSchema):
     """The shared metric set over a live run's equity, plus its account; nulls without a run."""
 
     run_id = ma.fields.UUID(allow_none=True)
-    status = ma.fields.String(allow_none=True, metadata={"description": "the run's status"})
+    status = ma.fields.String(allow_none=True, **one_of(RUN_STATUSES, description="the run's"))
     started_at = ma.fields.DateTime(allow_none=True)
     last_candle_ts = ma.fields.Integer(allow_none=True)
     last_tick_time = ma.fields.DateTime(allow_none=True)
-    metrics = ma.fields.Dict(allow_none=True)
-    metrics_version = ma.fields.String()
+    metrics = ma.fields.Nested(MetricsOut, allow_none=True)
+    metrics_version = ma.fields.String(metadata={"description": "version of the metric set"})
     position = ma.fields.Nested(PositionOut, allow_none=True)
     cash = ma.fields.Float(allow_none=True)
     equity = ma.fields.Float(allow_none=True, metadata={"description": "at the last point"})
@@ -311,8 +313,7 @@ class BotLogQuery(StrictSchema):
     """Filter and page a bot's execution logs (newest first)."""
 
     level = ma.fields.String(
-        validate=ma.validate.OneOf(LOG_LEVELS),
-        metadata={"description": "this level and the more severe ones"},
+        **one_of(LOG_LEVELS, description="this level and the more severe ones")
     )
     event = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
     since = Timestamp(metadata={"description": "entries written at or after this time"})
@@ -322,18 +323,18 @@ class BotLogQuery(StrictSchema):
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=MAX_LOG_PAGE))
 
 
-class BotLogOut(ma.Schema):
+class BotLogOut(OutSchema):
     """One execution log entry."""
 
     id = ma.fields.Integer()
     time = ma.fields.DateTime(attribute="ts")
-    level = ma.fields.String()
+    level = ma.fields.String(**one_of(LOG_LEVELS))
     event = ma.fields.String()
-    data = ma.fields.Dict()
+    data = ma.fields.Dict(metadata={"description": "the event's details (free-form)"})
     candle_ts = ma.fields.Integer(allow_none=True, metadata={"description": "ms of its candle"})
 
 
-class BotLogPageOut(ma.Schema):
+class BotLogPageOut(OutSchema):
     """A page of execution logs, newest first; ``next_cursor`` is null on the last page."""
 
     rows = ma.fields.List(ma.fields.Nested(BotLogOut))

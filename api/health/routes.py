@@ -9,7 +9,7 @@ from typing import Any
 import marshmallow as ma
 import structlog
 from alembic.script import ScriptDirectory
-from flask import current_app
+from flask import current_app, jsonify
 from flask.views import MethodView
 from sqlalchemy import text
 
@@ -17,12 +17,13 @@ from api.access import public
 from api.errors import error_payload
 from api.extensions import redis_client
 from api.health import blp
+from api.schemas import OutSchema, one_of
 from models.db import session as db
 
 log = structlog.get_logger(__name__)
 
 
-class CheckOut(ma.Schema):
+class CheckOut(OutSchema):
     """One dependency's result."""
 
     ok = ma.fields.Boolean()
@@ -30,14 +31,24 @@ class CheckOut(ma.Schema):
     detail = ma.fields.String()
 
 
-class HealthOut(ma.Schema):
-    """``status`` is "ok"; on failure the body is the error shape plus ``checks``."""
+class HealthOut(OutSchema):
+    """``status`` is "ok", and each dependency's check (none for liveness)."""
+
+    status = ma.fields.String(**one_of(["ok"]))
+    checks = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Nested(CheckOut),
+        metadata={"description": "postgres, redis, migrations (readiness only)"},
+    )
+
+
+class HealthFailureOut(HealthOut):
+    """A dependency is failing: the error shape plus ``checks``."""
 
     code = ma.fields.Integer()
-    status = ma.fields.String()
+    status = ma.fields.String(metadata={"description": "HTTP status name"})
     message = ma.fields.String()
-    request_id = ma.fields.String()
-    checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(CheckOut))
+    request_id = ma.fields.String(allow_none=True)
 
 
 def _migration_heads() -> set[str]:
@@ -82,7 +93,7 @@ def _run(check: Callable[[], str]) -> dict[str, Any]:
 @blp.route("/live")
 class Live(MethodView):
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="getLiveness", security=[])
     @blp.response(200, HealthOut)
     def get(self) -> dict[str, Any]:
         """The process is up and answering."""
@@ -92,9 +103,9 @@ class Live(MethodView):
 @blp.route("/ready")
 class Ready(MethodView):
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="getReadiness", security=[])
     @blp.response(200, HealthOut)
-    @blp.alt_response(503, schema=HealthOut, description="A dependency is failing")
+    @blp.alt_response(503, schema=HealthFailureOut, description="A dependency is failing")
     def get(self) -> Any:
         """Postgres and Redis answer and the schema is at the migrations' head."""
         checks = {
@@ -106,4 +117,7 @@ class Ready(MethodView):
         if healthy:
             return {"status": "ok", "checks": checks}
         failing = ", ".join(k for k, c in checks.items() if not c["ok"])
-        return {**error_payload(503, f"Not ready: {failing}."), "checks": checks}, 503
+        # A Response passes the 200 schema by: the failure keeps the error shape's fields.
+        response = jsonify({**error_payload(503, f"Not ready: {failing}."), "checks": checks})
+        response.status_code = 503
+        return response

@@ -27,6 +27,7 @@ from api.market.schemas import (
     encode_cursor,
 )
 from api.market.stream import open_stream
+from api.pagination import cursor_page, paged
 from api.ratelimit import caller_key
 from models.db import session as db
 from models.errors import NotFound
@@ -48,8 +49,13 @@ from models.market.instruments import (
 )
 from models.market.responses import PROCESS_RESPONSES, ResponseCache
 from models.market.tables import TIMEFRAME_MS
-from models.pagination import page_of
 
+# The stream's 200 is text, not JSON: documented by hand, since flask-smorest's responses
+# are marshmallow schemas.
+SSE_CONTENT = {
+    "description": "`text/event-stream` of `quote` and `candle` events",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
 CLOSED_MAX_AGE = 86_400
 OPEN_MAX_AGE = 5
 
@@ -63,25 +69,19 @@ def _json(body: bytes, max_age: int) -> Response:
 @blp.route("/instruments")
 class Instruments(MethodView):
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="listInstruments", security=[])
     @blp.arguments(InstrumentQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, InstrumentPageOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List instruments (filter by text, kind, active), by symbol."""
         stmt = search_instruments(query.get("q"), query.get("kind"), query.get("active"))
-        items, total = page_of(stmt, query["page"], query["page_size"])
-        return {
-            "items": items,
-            "page": query["page"],
-            "page_size": query["page_size"],
-            "total": total,
-        }
+        return paged(stmt, query)
 
 
 @blp.route("/instruments/<string:symbol>/quote")
 class InstrumentQuote(MethodView):
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="getQuote", security=[])
     @blp.response(200, QuoteOut)
     @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
     def get(self, symbol: str) -> Response:
@@ -126,35 +126,34 @@ def _candles_body(
         finally:
             db.rollback()
 
-    rows = CandleCache(redis_client()).window(
-        ref.symbol,
-        timeframe,
-        timeframe_ms=TIMEFRAME_MS[timeframe],
-        start=start,
-        end=end,
-        limit=limit + 1,
-        now_ms=now_ms,
-        loader=load,
-    )
+    def window(rows: int) -> list[list[float]]:
+        return CandleCache(redis_client()).window(
+            ref.symbol,
+            timeframe,
+            timeframe_ms=TIMEFRAME_MS[timeframe],
+            start=start,
+            end=end,
+            limit=rows,
+            now_ms=now_ms,
+            loader=load,
+        )
+
+    next_cursor: str | None = None
     if latest:
-        rows, next_cursor = rows[-limit:], None
+        rows = window(limit + 1)[-limit:]
     else:
-        more = len(rows) > limit
-        next_cursor = encode_cursor(int(rows[limit][0]), end) if more else None
+        rows, next_cursor = cursor_page(
+            window, limit, lambda row: encode_cursor(int(row[0]), end), from_next_row=True
+        )
     return orjson.dumps(
-        {
-            "symbol": ref.symbol,
-            "timeframe": timeframe,
-            "rows": rows[:limit],
-            "next_cursor": next_cursor,
-        }
+        {"symbol": ref.symbol, "timeframe": timeframe, "rows": rows, "next_cursor": next_cursor}
     )
 
 
 @blp.route("/instruments/<string:symbol>/candles")
 class InstrumentCandles(MethodView):
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="listCandles", security=[])
     @blp.arguments(CandlesQuery(), location="query", unknown=ma.RAISE)
     @blp.response(200, CandlesOut)
     @blp.alt_response(304, description="Not modified (If-None-Match)")
@@ -199,9 +198,9 @@ class InstrumentCandles(MethodView):
 @blp.route("/stream")
 class MarketStream(MethodView):
     @public
-    @blp.doc(security=[])
+    @blp.doc(operationId="streamMarket", security=[], responses={"200": SSE_CONTENT})
     @blp.arguments(StreamQuery(), location="query", unknown=ma.RAISE)
-    @blp.response(200, description="`text/event-stream` of `quote` and `candle` events")
+    @blp.response(200, description=SSE_CONTENT["description"])
     @blp.alt_response(404, schema=ErrorOut, description="Unknown symbol")
     @blp.alt_response(429, schema=ErrorOut, description="Too many open streams")
     def get(self, query: dict[str, Any]) -> Response:
@@ -223,6 +222,7 @@ class MarketStream(MethodView):
 @blp.route("/stats")
 class MarketStats(MethodView):
     @require_permission("ops:read")
+    @blp.doc(operationId="getMarketStats")
     @blp.response(200, MarketStatsOut)
     @blp.alt_response(403, schema=ErrorOut, description="Missing permission")
     def get(self) -> dict[str, Any]:

@@ -9,12 +9,14 @@ from typing import Any
 import marshmallow as ma
 from werkzeug.datastructures import MultiDict
 
-from api.schemas import PageQuery, StrictSchema, Timestamp
+from api.pagination import page_schema
+from api.schemas import OutSchema, PageQuery, StrictSchema, Timestamp, one_of, timeframe_enum
 from models.market.tables import TIMEFRAME_MS
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 500
 MAX_RANGE_BARS = 100_000
+INSTRUMENT_KINDS = ("crypto", "fx", "equity")
 
 
 def encode_cursor(next_ts: int, end: int) -> str:
@@ -36,39 +38,40 @@ class InstrumentQuery(PageQuery):
     """Filter instruments."""
 
     q = ma.fields.String(validate=ma.validate.Length(max=25))
-    kind = ma.fields.String(validate=ma.validate.OneOf(["crypto", "fx", "equity"]))
+    kind = ma.fields.String(**one_of(INSTRUMENT_KINDS))
     active = ma.fields.Boolean()
 
 
-class InstrumentOut(ma.Schema):
+class InstrumentOut(OutSchema):
     """An instrument and the timeframes it is served in."""
 
     symbol = ma.fields.String()
     provider = ma.fields.String()
-    kind = ma.fields.String()
+    kind = ma.fields.String(**one_of(INSTRUMENT_KINDS))
     base = ma.fields.String()
     quote = ma.fields.String()
     price_precision = ma.fields.Integer()
     size_precision = ma.fields.Integer()
     fractional = ma.fields.Boolean()
-    base_timeframe = ma.fields.String()
-    timeframes = ma.fields.Method("_timeframes")
+    base_timeframe = ma.fields.String(**timeframe_enum())
+    timeframes = ma.fields.Method(
+        "_timeframes",
+        metadata={
+            "type": "array",
+            "items": {"type": "string", **timeframe_enum()["metadata"], "enum": list(TIMEFRAME_MS)},
+            "description": "the base timeframe and every larger one",
+        },
+    )
     active = ma.fields.Boolean()
 
     def _timeframes(self, obj: Any) -> list[str]:
         return list(obj.timeframes())
 
 
-class InstrumentPageOut(ma.Schema):
-    """A page of instruments."""
-
-    items = ma.fields.List(ma.fields.Nested(InstrumentOut))
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
-    total = ma.fields.Integer()
+InstrumentPageOut = page_schema(InstrumentOut, "InstrumentPage")
 
 
-class QuoteOut(ma.Schema):
+class QuoteOut(OutSchema):
     """Last price and 24-hour statistics."""
 
     symbol = ma.fields.String()
@@ -84,7 +87,7 @@ class QuoteOut(ma.Schema):
 class CandlesQuery(StrictSchema):
     """A candle window: [start, end), at most ``limit`` rows, or a cursor from a previous page."""
 
-    timeframe = ma.fields.String(load_default="1m", validate=ma.validate.OneOf(list(TIMEFRAME_MS)))
+    timeframe = ma.fields.String(load_default="1m", **timeframe_enum())
     start = Timestamp()
     end = Timestamp()
     limit = ma.fields.Integer(
@@ -135,12 +138,18 @@ class CandlesQuery(StrictSchema):
 _FAST_FIELDS = frozenset({"timeframe", "start", "end", "limit"})
 
 
-class CandlesOut(ma.Schema):
+class CandlesOut(OutSchema):
     """Rows are ``[ts_ms, open, high, low, close, volume]``, oldest first."""
 
     symbol = ma.fields.String()
-    timeframe = ma.fields.String()
-    rows = ma.fields.List(ma.fields.List(ma.fields.Float()))
+    timeframe = ma.fields.String(**timeframe_enum())
+    rows = ma.fields.List(
+        ma.fields.List(
+            ma.fields.Float(),
+            validate=ma.validate.Length(equal=6),
+            metadata={"description": "[ts_ms (integer), open, high, low, close, volume]"},
+        )
+    )
     next_cursor = ma.fields.String(allow_none=True)
 
 
@@ -151,7 +160,7 @@ class StreamQuery(StrictSchema):
     access_token = ma.fields.String(validate=ma.validate.Length(max=4096))
 
 
-class MarketStatsOut(ma.Schema):
+class MarketStatsOut(OutSchema):
     """Cache effectiveness and feed liveness, for operators."""
 
     closed_window_requests = ma.fields.Integer(

@@ -13,6 +13,7 @@ from models.identity.tables import User
 @blp.route("")
 class Me(MethodView):
     @authenticated
+    @blp.doc(operationId="getMe")
     @blp.response(200, UserOut)
     def get(self) -> User:
         """My profile, roles and permissions."""

@@ -8,14 +8,15 @@ from flask.views import MethodView
 
 from api.access import public
 from api.strategies import blp
+from api.strategies.schemas import StrategyCatalogueOut
 from models.bots.strategy_specs import strategy_catalogue
 
 
 @blp.route("")
 class Strategies(MethodView):
     @public
-    @blp.doc(security=[])
-    @blp.response(200)
+    @blp.doc(operationId="listStrategies", security=[])
+    @blp.response(200, StrategyCatalogueOut)
     def get(self) -> dict[str, Any]:
         """Strategy templates with parameter schemas, risk options and the rule grammar."""
         return strategy_catalogue()

@@ -1,0 +1,306 @@
+"""A client generated from /api/openapi.json drives the whole flow, every response typed.
+
+openapi-python-client generates a package from the served document into a temporary
+folder (once per session: it takes a second or two); the test imports it and talks to
+the real app through ``httpx.WSGITransport``, bound to the test database. A recursive
+check fails on any response that parses to None, to ``Unset`` or to an untyped dict
+where the document has a schema.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from enum import Enum
+from types import ModuleType
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from tests.helpers import PASSWORD, load_btc_history
+from workers.main import build_worker
+from workers.queues import BACKTESTS
+from workers.ticks import tick_bots
+
+PACKAGE = "botyard_contract_client"
+HOUR = 3_600_000
+DAY = 24 * HOUR
+# Models whose keys are open by design (see FREE_FORM in test_openapi_contract.py).
+FREE_FORM_MODELS = {
+    "StrategyOutParams",
+    "StrategyOutRules",
+    "StrategyInParams",
+    "StrategyCatalogueOutRules",
+    "BotRunOutBrokerState",
+    "BotLogOutData",
+}
+# Fields the document marks optional, left out where they do not apply.
+MAY_BE_UNSET = {
+    ("StrategyOut", "rules"),  # a template strategy
+    ("ParamOut", "min"),  # a bool or choice parameter
+    ("ParamOut", "max"),
+    ("ParamOut", "choices"),  # not a choice parameter
+}
+
+
+@pytest.fixture(scope="session")
+def generated(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The client package generated from the app's document, imported."""
+    folder = tmp_path_factory.mktemp("client")
+    response = app.test_client().get("/api/openapi.json")
+    assert response.status_code == 200
+    document = folder / "openapi.json"
+    document.write_text(json.dumps(response.json))
+    config = folder / "config.json"
+    # No post hooks: they would run ruff over the output, which the test does not need.
+    config.write_text(json.dumps({"post_hooks": [], "package_name_override": PACKAGE}))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(document),
+            "--config",
+            str(config),
+            "--meta",
+            "none",
+            "--output-path",
+            str(folder / PACKAGE),
+            "--fail-on-warning",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(PACKAGE)
+    finally:
+        sys.path.remove(str(folder))
+        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
+            del sys.modules[name]
+
+
+class Api:
+    """The generated package's operations and models, called as a client would."""
+
+    def __init__(self, package: ModuleType, app: Flask) -> None:
+        self.package, self.app = package, app
+        self.models = importlib.import_module(f"{PACKAGE}.models")
+        self.types = importlib.import_module(f"{PACKAGE}.types")
+
+    def client(self, token: str | None = None) -> Any:
+        """A generated Client (AuthenticatedClient with a token) over the WSGI app."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # The generated client's documented hook: our own httpx client, here with a
+        # transport that calls the Flask app in-process (same test database).
+        http = httpx.Client(
+            transport=httpx.WSGITransport(app=self.app),
+            base_url="http://botyard.test",
+            headers=headers,
+        )
+        client_module = importlib.import_module(f"{PACKAGE}.client")
+        if token is None:
+            return client_module.Client(base_url="http://botyard.test").set_httpx_client(http)
+        made = client_module.AuthenticatedClient(base_url="http://botyard.test", token=token)
+        return made.set_httpx_client(http)
+
+    def call(self, operation: str, client: Any, status: int, *args: Any, **kwargs: Any) -> Any:
+        """Call ``tag.operation``; assert the status and that the body is fully typed."""
+        tag, name = operation.split(".")
+        module = importlib.import_module(f"{PACKAGE}.api.{tag}.{name}")
+        response = module.sync_detailed(*args, client=client, **kwargs)
+        assert response.status_code == status, (operation, response.content[:500])
+        if status == 204:
+            assert response.content == b""
+            return None
+        assert response.parsed is not None, f"{operation} parsed to None"
+        self.check_typed(response.parsed, operation)
+        return response.parsed
+
+    def check_typed(self, value: Any, where: str) -> None:
+        """Fail on Unset, on plain dicts, and on unknown keys kept by a typed model."""
+        assert not isinstance(value, self.types.Unset), f"{where} is Unset"
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self.check_typed(item, f"{where}[{i}]")
+            return
+        assert not isinstance(value, dict), f"{where} is an untyped dict"
+        if not attrs.has(type(value)):
+            assert value is None or isinstance(
+                value, str | int | float | bool | Enum | datetime | uuid.UUID
+            )
+            assert type(value).__module__.split(".")[0] != PACKAGE or isinstance(value, Enum)
+            return
+        model = type(value).__name__
+        declared = [f.name for f in attrs.fields(type(value)) if f.name != "additional_properties"]
+        # Our response schemas forbid unknown keys, so most models have no such attribute.
+        extra = getattr(value, "additional_properties", {})
+        if declared:
+            assert extra == {}, f"{where} ({model}) got unknown keys {sorted(extra)}"
+        elif model not in FREE_FORM_MODELS:  # a map of typed values, like health checks
+            for key, item in extra.items():
+                assert attrs.has(type(item)), f"{where}[{key}] is not a model"
+                self.check_typed(item, f"{where}[{key}]")
+        for name in declared:
+            item = getattr(value, name)
+            # Python names shadowing builtins get a trailing underscore (min -> min_).
+            if isinstance(item, self.types.Unset) and (model, name.rstrip("_")) in MAY_BE_UNSET:
+                continue
+            self.check_typed(item, f"{where}.{name}")
+
+
+@pytest.fixture
+def api(generated: ModuleType, app: Flask, db: Any) -> Api:
+    return Api(generated, app)
+
+
+def raw_json(client: Any, path: str) -> Any:
+    """The same endpoint's JSON, read without the generated models."""
+    response = client.get_httpx_client().get(path)
+    assert response.status_code == 200
+    return response.json()
+
+
+def ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def test_the_whole_flow_through_the_generated_client(
+    api: Api, app: Flask, db: Any, make_user: Callable[..., Any]
+) -> None:
+    m = api.models
+    now_hour = int(time.time() * 1000) // HOUR * HOUR
+    load_btc_history(now_hour - 6 * DAY, now_hour)
+    db.commit()
+    anonymous = api.client()
+
+    # Accounts and sessions.
+    name = f"gen_{uuid.uuid4().hex[:8]}"
+    registered = api.call(
+        "auth.register",
+        anonymous,
+        201,
+        body=m.RegisterIn(email=f"{name}@example.com", username=name, password=PASSWORD),
+    )
+    assert isinstance(registered, m.UserOut) and registered.roles == ["user"]
+    tokens = api.call("auth.login", anonymous, 200, body=m.LoginIn(login=name, password=PASSWORD))
+    assert isinstance(tokens, m.TokensOut) and tokens.session.current is True
+    refreshed = api.call("auth.refresh_tokens", api.client(tokens.refresh_token), 200)
+    assert refreshed.session.id == tokens.session.id
+    assert refreshed.refresh_token != tokens.refresh_token
+    me = api.client(refreshed.access_token)
+    assert api.call("me.get_me", me, 200).username == name
+    health = api.call("health.get_readiness", anonymous, 200)
+    assert set(health.checks.additional_properties) == {"postgres", "redis", "migrations"}
+
+    # Market data.
+    page = api.call("market.list_instruments", anonymous, 200, q="BTC")
+    btc = next(i for i in page.items if i.symbol == "BTC-USD")
+    assert isinstance(btc, m.InstrumentOut) and btc.timeframes[0].value == btc.base_timeframe
+    assert api.call("market.get_quote", anonymous, 200, "BTC-USD").price > 0
+    start = datetime.fromtimestamp((now_hour - DAY) / 1000, UTC)
+    for timeframe, step in ((m.ListCandlesTimeframe.M1, 60_000), (m.ListCandlesTimeframe.H1, HOUR)):
+        candles = api.call(
+            "market.list_candles", anonymous, 200, "BTC-USD", timeframe=timeframe, start=start
+        )
+        assert candles.timeframe.value == timeframe.value and len(candles.rows) > 20
+        stamps = [row[0] for row in candles.rows]
+        assert stamps[0] == ms(start)
+        assert all(b - a == step for a, b in itertools.pairwise(stamps))
+        assert all(len(row) == 6 for row in candles.rows)
+
+    # Strategies and a bot.
+    catalogue = api.call("strategies.list_strategies", anonymous, 200)
+    sma = next(t for t in catalogue.templates if t.key == "sma_crossover")
+    assert {p.name for p in sma.params} >= {"fast", "slow"}
+    strategy = m.StrategyIn(
+        template="sma_crossover", params=m.StrategyInParams.from_dict({"fast": 3, "slow": 8})
+    )
+    bot = api.call(
+        "bots.create_bot",
+        me,
+        201,
+        body=m.BotIn(
+            name="gen", symbol="BTC-USD", timeframe=m.BotInTimeframe.H1, strategy=strategy
+        ),
+    )
+    assert isinstance(bot, m.BotOut) and bot.status == m.BotOutStatus.DRAFT
+    assert bot.schedule is None and bot.risk.direction.value == "long_only"
+    detail = api.call("bots.get_bot", me, 200, bot.id)
+    assert detail.last_error is None
+    assert [b.id for b in api.call("bots.list_bots", me, 200).items] == [bot.id]
+
+    # A backtest of it, through the real queue.
+    queued = api.call(
+        "backtests.create_backtest",
+        me,
+        202,
+        body=m.BacktestIn(bot_id=bot.id, start=now_hour - 5 * DAY, end=now_hour),
+    )
+    assert queued.status == m.BacktestOutStatus.QUEUED and queued.metrics is None
+    assert build_worker(app, (BACKTESTS,), simple=True).work(burst=True) is True
+    done = api.call("backtests.get_backtest", me, 200, queued.id)
+    assert done.status == m.BacktestOutStatus.SUCCEEDED, done.error
+    assert isinstance(done.metrics, m.MetricsOut) and done.spec.start == now_hour - 5 * DAY
+    as_json = raw_json(me, f"/api/v1/backtests/{queued.id}")
+    assert done.metrics.trades == as_json["metrics"]["trades"] > 0
+    assert done.metrics.sharpe == as_json["metrics"]["sharpe"]
+    trades = api.call("backtests.list_backtest_trades", me, 200, queued.id, page_size=100)
+    assert trades.total == len(trades.items) == done.metrics.trades
+    assert all(t.exit_time > t.entry_time for t in trades.items)
+    equity = api.call("backtests.get_backtest_equity", me, 200, queued.id, limit=50)
+    assert equity.total == 5 * 24 and len(equity.rows) == 50 and equity.next_cursor is not None
+    assert [row[0] for row in equity.rows] == list(
+        range(now_hour - 5 * DAY, now_hour - 70 * HOUR, HOUR)
+    )
+
+    # Live: start it, then tick it as the dispatcher would.
+    started = api.call("bots.start_bot", me, 200, bot.id)
+    assert isinstance(started.run, m.BotRunOut) and started.run.paused_at is None
+    # Test set-up: the run began two days ago, so that stored candles lie after its start.
+    db.execute(
+        text("UPDATE bot_runs SET started_at = :t WHERE id = :i"),
+        {"t": datetime.fromtimestamp((now_hour - 2 * DAY) / 1000, UTC), "i": started.run.id},
+    )
+    db.commit()
+    ticked = tick_bots([str(started.run.id)], now_hour - HOUR, fresh_bars=10**6)
+    assert ticked["ticked"] == [str(started.run.id)]
+    curve = api.call("bots.get_bot_equity", me, 200, bot.id, points=20)
+    assert curve.total >= 40 and len(curve.rows) == 20
+    logs = api.call("bots.list_bot_logs", me, 200, bot.id)
+    assert "run_started" in {entry.event for entry in logs.rows}
+    assert all(isinstance(entry.level, m.BotLogOutLevel) for entry in logs.rows)
+    performance = api.call("bots.get_bot_performance", me, 200, bot.id)
+    assert isinstance(performance.metrics, m.MetricsOut) and performance.run_id == started.run.id
+    assert performance.metrics.bars == curve.total
+    bot_trades = api.call("bots.list_bot_trades", me, 200, bot.id)
+    assert bot_trades.total == performance.metrics.trades
+    stopped = api.call("bots.stop_bot", me, 200, bot.id)
+    assert stopped.status == m.BotWithRunOutStatus.STOPPED and stopped.run.stopped_at is not None
+
+    # Sessions: a second login, revoked from the first; then log out.
+    other = api.call("auth.login", anonymous, 200, body=m.LoginIn(login=name, password=PASSWORD))
+    sessions = api.call("auth.list_sessions", me, 200)
+    assert {s.id for s in sessions} == {tokens.session.id, other.session.id}
+    assert [s.current for s in sessions if s.id == tokens.session.id] == [True]
+    api.call("auth.revoke_session", me, 204, other.session.id)
+    assert [s.id for s in api.call("auth.list_sessions", me, 200)] == [tokens.session.id]
+    api.call("auth.logout", me, 204)
+    refused = importlib.import_module(f"{PACKAGE}.api.me.get_me").sync_detailed(client=me)
+    assert refused.status_code == 401
