@@ -129,14 +129,18 @@ class Feed:
         db.commit()
         pipe = self.redis.pipeline(transaction=False)
         announced: list[str] = []
-        closed: list[str] = []
+        closed: set[str] = set()
         for tracked in self.tracked:
-            closed = self._update_cache(tracked, minute_ms, pipe)
-            if closed:
+            closed_here = self._update_cache(tracked, minute_ms, pipe)
+            if closed_here:
                 announced.append(tracked.instrument.symbol)
+                closed.update(closed_here)
         db.rollback()
         if announced:
-            event = {"ts": minute_ms, "symbols": announced, "timeframes": closed}
+            # Every timeframe any instrument closed this minute, not the last one's: the
+            # dispatcher ticks runs on (symbol in symbols, timeframe in timeframes).
+            timeframes = [tf for tf in TIMEFRAME_MS if tf in closed]
+            event = {"ts": minute_ms, "symbols": announced, "timeframes": timeframes}
             pipe.xadd(
                 CANDLE_CLOSED_STREAM,
                 {"data": orjson.dumps(event)},

@@ -11,6 +11,8 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import text
 
+from engine.candles import Candles
+from engine.providers.base import InstrumentSpec
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.candles import read_candles
 from models.market_cache import CandleCache, cached_quote, stream_key
@@ -62,6 +64,37 @@ def test_closing_a_minute_twice_stores_and_announces_it_once(
     assert event["ts"] == minute
     assert event["timeframes"] == ["1m", "5m"]
     assert set(event["symbols"]) == {t.instrument.symbol for t in feed.tracked}
+
+
+class ProviderWithGap(SyntheticProvider):
+    """The synthetic provider, except that one symbol has no data at all."""
+
+    def __init__(self, silent: str) -> None:
+        super().__init__()
+        self.silent = silent
+
+    def candles(self, spec: InstrumentSpec, start_ms: int, end_ms: int) -> Candles:
+        if spec.symbol == self.silent:
+            return Candles.empty()
+        return super().candles(spec, start_ms, end_ms)
+
+
+def test_the_closed_event_carries_every_timeframe_whatever_the_last_instrument_closed(
+    feed: Feed, redis: Redis
+) -> None:
+    # The last instrument the feed walks has no candle this minute: the event must still
+    # carry the timeframes the others closed (it used to carry the last one's, i.e. none).
+    last = feed.tracked[-1].instrument.symbol
+    feed.provider = ProviderWithGap(silent=last)
+    minute = T0 + 14 * MINUTE  # completes the 5m and 15m buckets
+    feed.close_minute(minute)
+
+    events = redis.xrange(CANDLE_CLOSED_STREAM)
+    assert len(events) == 1
+    event = orjson.loads(events[0][1][b"data"])
+    assert event["timeframes"] == ["1m", "5m", "15m"]
+    others = {t.instrument.symbol for t in feed.tracked} - {last}
+    assert set(event["symbols"]) == others
 
 
 def test_restart_backfills_the_missed_minutes_without_gaps_or_duplicates(
