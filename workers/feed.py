@@ -27,7 +27,13 @@ from redis.exceptions import RedisError, ResponseError
 
 from engine.providers.base import InstrumentSpec
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
-from models.candles import last_candle_ms, quote_from_candles, read_candles
+from models.candles import (
+    Quote,
+    last_candle_ms,
+    quote_from_candles,
+    read_candles,
+    round_rows,
+)
 from models.db import session as db
 from models.instruments import sync_instruments
 from models.market import TIMEFRAME_MS, Instrument
@@ -99,19 +105,18 @@ class Feed:
         for tracked in self.tracked:
             price = float(self.provider.quotes(tracked.spec, minute)[second])
             day = tracked.day or {"open": price, "high": price, "low": price, "volume": 0.0}
-            body = {
-                "symbol": tracked.spec.symbol,
-                "price": price,
-                "ts": sim_ms,
-                "change_24h": price - day["open"],
-                "change_24h_pct": (price - day["open"]) / day["open"] * 100
-                if day["open"]
-                else None,
-                "high_24h": max(day["high"], price),
-                "low_24h": min(day["low"], price),
-                "volume_24h": day["volume"],
-            }
-            data = store_quote(pipe, tracked.spec.symbol, body)
+            quote = Quote(
+                symbol=tracked.spec.symbol,
+                price=price,
+                ts_ms=sim_ms,
+                open_24h=day["open"],
+                high_24h=max(day["high"], price),
+                low_24h=min(day["low"], price),
+                volume_24h=day["volume"],
+                price_precision=tracked.spec.price_precision,
+                size_precision=tracked.spec.size_precision,
+            )
+            data = store_quote(pipe, tracked.spec.symbol, quote.as_dict())
             pipe.xadd(
                 stream_key(tracked.spec.symbol),
                 {"type": "quote", "data": data},
@@ -174,6 +179,8 @@ class Feed:
                 one_minute = rows[0]
         if one_minute is None:
             return []
+        spec = tracked.spec
+        one_minute = round_rows([one_minute], spec.price_precision, spec.size_precision)[0]
         pipe.xadd(
             stream_key(symbol),
             {

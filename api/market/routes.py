@@ -28,7 +28,7 @@ from api.market.schemas import (
 )
 from api.market.stream import open_stream
 from api.ratelimit import caller_key
-from models.candles import last_candle_ms, quote_from_candles, read_candles
+from models.candles import last_candle_ms, quote_from_candles, read_candles, round_rows
 from models.db import session as db
 from models.errors import NotFound
 from models.instruments import (
@@ -141,11 +141,13 @@ def _candles_body(
     else:
         more = len(rows) > limit
         next_cursor = encode_cursor(int(rows[limit][0]), end) if more else None
+    # Rounded here, so the cached bytes and every later hit carry no binary noise either.
+    rows = round_rows(rows[:limit], ref.price_precision, ref.size_precision)
     return orjson.dumps(
         {
             "symbol": ref.symbol,
             "timeframe": timeframe,
-            "rows": rows[:limit],
+            "rows": rows,
             "next_cursor": next_cursor,
         }
     )
