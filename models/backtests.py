@@ -37,7 +37,7 @@ from models.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from models.identity import User
 from models.instruments import get_instrument
 from models.market import TIMEFRAME_MS
-from models.strategy_specs import validate_risk, validate_strategy
+from models.strategy_specs import merge_risk, validate_risk, validate_strategy
 
 BACKTEST_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_BACKTEST_STATUSES = ("queued", "running")
@@ -180,7 +180,8 @@ def build_spec(
         "start": start,
         "end": end,
         "strategy": validate_strategy(merged["strategy"]),
-        "risk": validate_risk(merged.get("risk") or {}),
+        # Given risk options merge over the bot's (RFC 7396), as a PATCH of the bot does.
+        "risk": validate_risk(merge_risk(base.get("risk"), merged.get("risk"))),
         "initial_capital": float(merged.get("initial_capital", 10_000.0)),
         "fee": float(merged.get("fee", 0.001)),
         "slippage_bps": float(merged.get("slippage_bps", 5.0)),

@@ -200,3 +200,4 @@ def test_the_bot_and_backtest_examples_work_on_recent_data(
             assert done["bars"] >= 14 * 24 - 1  # 14 days of 1h bars, the last maybe forming
     bot = client.get(f"/api/v1/bots/{ids['bots']}", headers=owner).json
     assert bot["schedule"]["windows"][0]["end"] == "17:30"
+    assert bot["risk"]["stop_loss"] == 0.05 and bot["risk"]["trailing_stop"] == 0.08  # merged
