@@ -65,3 +65,33 @@ def test_the_scripts_messages_to_a_pipe_carry_no_escape_codes() -> None:
     script = f"source {ROOT / 'scripts/lib/bootstrap.sh'}; by_log hello"
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert done.stderr == "[botyard] hello\n"
+
+
+def test_honcho_running_the_processes_into_a_pipe_writes_no_escape_codes(tmp_path: Path) -> None:
+    # As up.sh runs them: honcho, then processes that log through logconfig (an exception
+    # included) and through the scripts' by_log.
+    logs_an_error = (
+        "import structlog; from logconfig import configure_logging; configure_logging(); "
+        "log = structlog.get_logger('probe')\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('probe_failed')"
+    )
+    (tmp_path / "probe.py").write_text(logs_an_error)
+    procfile = tmp_path / "Procfile"
+    # One process: honcho stops them all when the first one exits.
+    procfile.write_text(
+        f"app: bash -c '{sys.executable} {tmp_path / 'probe.py'}; "
+        f"source {ROOT / 'scripts/lib/bootstrap.sh'}; by_log ready'\n"
+    )
+    honcho = Path(sys.executable).parent / "honcho"
+    done = subprocess.run(
+        [honcho, "start", "-f", procfile, "-d", ROOT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert "probe_failed" in output and "ZeroDivisionError" in output, output
+    assert "[botyard] ready" in output
+    assert ESC not in output
