@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
 import json
 import re
 import subprocess
+import textwrap
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -112,6 +116,20 @@ def test_every_setting_read_from_the_environment_is_in_the_readme_table() -> Non
     assert {"DATABASE_URL", "BACKTEST_QUOTA_MODERATOR"} <= read  # the recorder works
     missing = read - _readme_variables()
     assert missing == set(), f"settings missing from the README's configuration table: {missing}"
+
+
+def test_every_settings_field_is_read_from_the_environment_or_a_known_constant() -> None:
+    # The keyword arguments from_env passes to Settings(...): the fields the environment sets.
+    tree = ast.parse(textwrap.dedent(inspect.getsource(Settings.from_env)))
+    built = next(
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "cls" and node.keywords
+    )
+    from_env = {keyword.arg for keyword in built.keywords}
+    constants = {"jwt_algorithm", "db_connect_timeout", "redis_timeout"}  # not configurable
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    assert fields - from_env == constants
 
 
 # --- the curl examples of "Strategies, bots and backtests", run by bash against the test app ---
