@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import orjson
 from flask.testing import FlaskClient
+from redis import Redis
 
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
 from models.candles import derive_timeframes, read_candles, upsert_candles
 from models.instruments import sync_instruments
 from models.market import Instrument
+from models.market_cache import generation_key
+from models.market_responses import forget_process_responses
 
 MINUTE = 60_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a closed window
@@ -77,3 +81,25 @@ def test_candles_are_rounded_in_the_response_and_in_its_cached_copy(
     assert [r[5] for r in rows] == [0.1, 0.2, 0.1, 0.2, 0.1]
     five = client.get(url.replace("timeframe=1m", "timeframe=5m")).json["rows"]
     assert five == [[T0, 58757.6, 60010.0, 58700.0, 60000.0, 0.7]]
+
+
+def test_a_response_cached_before_rounding_is_not_served(
+    db: Any, client: FlaskClient, redis: Redis
+) -> None:
+    _btc(db)
+    url = (
+        f"/api/v1/market/instruments/BTC-USD/candles?timeframe=5m&start={T0}&end={T0 + 5 * MINUTE}"
+    )
+    assert client.get(url).status_code == 200
+    generation = redis.get(generation_key("BTC-USD"))
+    assert generation is not None
+    # A copy from before the deploy: same window and generation, the old key, a noisy body.
+    old_key = f"mkt:resp:BTC-USD:5m:{T0}:{T0 + 5 * MINUTE}:500"
+    noisy = b'{"symbol":"BTC-USD","timeframe":"5m","rows":[[0,1,1,1,1,0.7000000000000001]]}'
+    redis.set(old_key, generation + f"\n{int(time.time()) + 3600}\netag\n".encode() + noisy)
+    for key in redis.scan_iter("mkt:resp:*"):
+        if key != old_key.encode():
+            redis.delete(key)
+    forget_process_responses()
+    rows = client.get(url).json["rows"]
+    assert rows == [[T0, 58757.6, 60010.0, 58700.0, 60000.0, 0.7]]
