@@ -2,7 +2,8 @@
 
 JSON lines in production, readable console output in development. A redaction
 processor runs last before rendering so no password, token or secret reaches a
-log line, whatever the caller passed.
+log line, whatever the caller passed. Output is never coloured, and escape codes
+from elsewhere are removed when the stream is not a terminal.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -59,8 +60,48 @@ def redact_secrets(
     return event_dict
 
 
-def configure_logging(level: str = "INFO", json: bool = False) -> None:
-    """Configure structlog and route stdlib logging through the same renderer."""
+# A terminal escape sequence: CSI (colours, cursor moves) or a two-character escape.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+
+
+def _strip_escapes(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return _ESCAPE.sub("", value)
+    if depth < 6 and isinstance(value, dict):
+        return {k: _strip_escapes(v, depth + 1) for k, v in value.items()}
+    if depth < 6 and isinstance(value, list | tuple):
+        return [_strip_escapes(v, depth + 1) for v in value]
+    return value
+
+
+def strip_escapes(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: remove terminal escape codes from every value.
+
+    Libraries colour their messages when *stdout* is a terminal (RQ's queue names), not
+    when the log stream is; a log file or collector must get plain text.
+    """
+    for key in list(event_dict):
+        event_dict[key] = _strip_escapes(event_dict[key])
+    return event_dict
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def configure_logging(
+    level: str = "INFO", json: bool = False, stream: IO[str] | None = None
+) -> None:
+    """Configure structlog and route stdlib logging through the same renderer.
+
+    Lines go to ``stream`` (stderr by default). The renderer never colours; when the
+    stream is not a terminal, escape codes that callers or libraries put into messages
+    and tracebacks are removed as well.
+    """
+    stream = stream or sys.stderr
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -70,7 +111,11 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         redact_secrets,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[
@@ -86,11 +131,12 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+    plain = [] if _is_terminal(stream) else [strip_escapes]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *plain, renderer],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -29,7 +29,13 @@ from engine.providers.base import InstrumentSpec
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.db import session as db
 from models.market.cache import CandleCache, store_quote, stream_key
-from models.market.candles import last_candle_ms, quote_from_candles, read_candles
+from models.market.candles import (
+    Quote,
+    last_candle_ms,
+    quote_from_candles,
+    read_candles,
+    round_rows,
+)
 from models.market.data import MINUTE_MS, fill_gap, load_history
 from models.market.instruments import sync_instruments
 from models.market.tables import TIMEFRAME_MS, Instrument
@@ -99,19 +105,18 @@ class Feed:
         for tracked in self.tracked:
             price = float(self.provider.quotes(tracked.spec, minute)[second])
             day = tracked.day or {"open": price, "high": price, "low": price, "volume": 0.0}
-            body = {
-                "symbol": tracked.spec.symbol,
-                "price": price,
-                "ts": sim_ms,
-                "change_24h": price - day["open"],
-                "change_24h_pct": (price - day["open"]) / day["open"] * 100
-                if day["open"]
-                else None,
-                "high_24h": max(day["high"], price),
-                "low_24h": min(day["low"], price),
-                "volume_24h": day["volume"],
-            }
-            data = store_quote(pipe, tracked.spec.symbol, body)
+            quote = Quote(
+                symbol=tracked.spec.symbol,
+                price=price,
+                ts_ms=sim_ms,
+                open_24h=day["open"],
+                high_24h=max(day["high"], price),
+                low_24h=min(day["low"], price),
+                volume_24h=day["volume"],
+                price_precision=tracked.spec.price_precision,
+                size_precision=tracked.spec.size_precision,
+            )
+            data = store_quote(pipe, tracked.spec.symbol, quote.as_dict())
             pipe.xadd(
                 stream_key(tracked.spec.symbol),
                 {"type": "quote", "data": data},
@@ -129,14 +134,18 @@ class Feed:
         db.commit()
         pipe = self.redis.pipeline(transaction=False)
         announced: list[str] = []
-        closed: list[str] = []
+        closed: set[str] = set()
         for tracked in self.tracked:
-            closed = self._update_cache(tracked, minute_ms, pipe)
-            if closed:
+            closed_here = self._update_cache(tracked, minute_ms, pipe)
+            if closed_here:
                 announced.append(tracked.instrument.symbol)
+                closed.update(closed_here)
         db.rollback()
         if announced:
-            event = {"ts": minute_ms, "symbols": announced, "timeframes": closed}
+            # Every timeframe any instrument closed this minute, not the last one's: the
+            # dispatcher ticks runs on (symbol in symbols, timeframe in timeframes).
+            timeframes = [tf for tf in TIMEFRAME_MS if tf in closed]
+            event = {"ts": minute_ms, "symbols": announced, "timeframes": timeframes}
             pipe.xadd(
                 CANDLE_CLOSED_STREAM,
                 {"data": orjson.dumps(event)},
@@ -170,6 +179,8 @@ class Feed:
                 one_minute = rows[0]
         if one_minute is None:
             return []
+        spec = tracked.spec
+        one_minute = round_rows([one_minute], spec.price_precision, spec.size_precision)[0]
         pipe.xadd(
             stream_key(symbol),
             {

@@ -42,9 +42,12 @@ class RiskIn(StrictSchema):
     trailing_stop = ma.fields.Float(
         allow_none=True, validate=ma.validate.Range(min=0, max=1, min_inclusive=False)
     )
-    direction = ma.fields.String(**one_of(["long_only", "long_short"]))
-    sizing = ma.fields.String(**one_of(["all_in", "fraction"]))
-    fraction = ma.fields.Float(validate=ma.validate.Range(min=0, max=1, min_inclusive=False))
+    # null (like an absent field on create) means the default; on PATCH it resets the option.
+    direction = ma.fields.String(allow_none=True, **one_of(["long_only", "long_short"]))
+    sizing = ma.fields.String(allow_none=True, **one_of(["all_in", "fraction"]))
+    fraction = ma.fields.Float(
+        allow_none=True, validate=ma.validate.Range(min=0, max=1, min_inclusive=False)
+    )
 
 
 class StrategyIn(StrictSchema):
@@ -163,7 +166,15 @@ class BotIn(StrictSchema):
     symbol = ma.fields.String(required=True, validate=SYMBOL)
     timeframe = ma.fields.String(load_default="1h", **timeframe_enum())
     strategy = ma.fields.Nested(StrategyIn, required=True)
-    risk = ma.fields.Nested(RiskIn, load_default=dict)
+    risk = ma.fields.Nested(
+        RiskIn,
+        load_default=dict,
+        allow_none=True,
+        metadata={
+            "description": "PATCH merges (RFC 7396): given options replace, absent ones stay, "
+            "null resets one (or, for the whole object, all) to the default"
+        },
+    )
     initial_capital = ma.fields.Float(
         load_default=10_000.0, validate=ma.validate.Range(min=1, max=MAX_CAPITAL)
     )

@@ -39,7 +39,7 @@ from models.market.cache import (
     store_quote,
     stream_heads,
 )
-from models.market.candles import last_candle_ms, quote_from_candles, read_candles
+from models.market.candles import last_candle_ms, quote_from_candles, read_candles, round_rows
 from models.market.instruments import (
     InstrumentRef,
     get_instrument,
@@ -145,6 +145,8 @@ def _candles_body(
         rows, next_cursor = cursor_page(
             window, limit, lambda row: encode_cursor(int(row[0]), end), from_next_row=True
         )
+    # Rounded here, so the cached bytes and every later hit carry no binary noise either.
+    rows = round_rows(rows, ref.price_precision, ref.size_precision)
     return orjson.dumps(
         {"symbol": ref.symbol, "timeframe": timeframe, "rows": rows, "next_cursor": next_cursor}
     )

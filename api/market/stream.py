@@ -18,7 +18,7 @@ from flask import Flask, Response, current_app, stream_with_context
 from flask_smorest import abort
 from redis import Redis
 
-from api.market.hub import Entry, StreamHub, Subscriber, entry_of
+from api.market.hub import Entry, StreamHub, Subscriber, entry_of, text
 from models.market.cache import stream_key
 from models.market.tables import Instrument
 
@@ -97,6 +97,30 @@ class StreamSlots:
         self.redis.zrem(self.key, self.slot)
 
 
+def start_positions(
+    redis: Redis, symbols: tuple[str, ...], resume: dict[str, str]
+) -> dict[str, str]:
+    """Where each symbol's stream starts for this client, in ``symbols`` order.
+
+    A resumed symbol starts at the client's position; any other at its stream's last
+    id (``0-0`` for an empty stream), so every event id names a position for every
+    symbol and a later resume replays exactly what a quiet symbol got since.
+    """
+    fresh = [s for s in symbols if s not in resume]
+    pipe = redis.pipeline(transaction=False)
+    for symbol in fresh:
+        pipe.xrevrange(stream_key(symbol), count=1)
+    latest = dict(zip(fresh, pipe.execute() if fresh else [], strict=True))
+    positions = {}
+    for symbol in symbols:
+        if symbol in resume:
+            positions[symbol] = resume[symbol]
+        else:
+            last = latest[symbol]
+            positions[symbol] = text(last[0][0]) if last else "0-0"
+    return positions
+
+
 def _format(entry: Entry, positions: dict[str, str]) -> str:
     symbol, entry_id, fields = entry
     positions[symbol] = entry_id
@@ -123,15 +147,17 @@ def open_stream(
             "close one first.",
         )
     symbols = tuple(i.symbol for i in instruments)
-    resume = parse_last_event_id(last_event_id, symbols)
+    # Read the starting positions before subscribing, then replay after them: an entry
+    # that lands in between is replayed (and its live copy skipped), never lost.
+    start = start_positions(redis, symbols, parse_last_event_id(last_event_id, symbols))
     sub = Subscriber(symbols)
     the_hub.subscribe(sub)  # before the replay, so nothing falls between the two
 
     def generate() -> Iterator[str]:
-        positions = {s: resume.get(s, "") for s in symbols}
+        positions = dict(start)
         try:
             yield "retry: 2000\n\n"
-            for symbol, since in resume.items():
+            for symbol, since in start.items():
                 replay = redis.xrange(stream_key(symbol), min=f"({since}", count=REPLAY_MAX)
                 for entry_id, fields in replay or []:
                     yield _format(entry_of(symbol, entry_id, fields), positions)
@@ -143,7 +169,7 @@ def open_stream(
                     entry = None
                 if entry is not None:
                     seen = positions.get(entry[0])
-                    if not seen or _after(entry[1], seen):
+                    if seen is None or _after(entry[1], seen):
                         yield _format(entry, positions)
                 if time.monotonic() - last_beat >= HEARTBEAT_S:
                     slots.renew()

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.bots.bots import Bot
-from models.bots.strategy_specs import validate_risk, validate_strategy
+from models.bots.strategy_specs import merge_risk, validate_risk, validate_strategy
 from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, Invalid, NotFound
@@ -166,7 +166,8 @@ def build_spec(
         "start": start,
         "end": end,
         "strategy": validate_strategy(merged["strategy"]),
-        "risk": validate_risk(merged.get("risk") or {}),
+        # Given risk options merge over the bot's (RFC 7396), as a PATCH of the bot does.
+        "risk": validate_risk(merge_risk(base.get("risk"), merged.get("risk"))),
         "initial_capital": float(merged.get("initial_capital", 10_000.0)),
         "fee": float(merged.get("fee", 0.001)),
         "slippage_bps": float(merged.get("slippage_bps", 5.0)),

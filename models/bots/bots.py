@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.bots.strategy_specs import validate_risk, validate_strategy
+from models.bots.strategy_specs import merge_risk, validate_risk, validate_strategy
 from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, Invalid, NotFound
@@ -124,7 +124,7 @@ def _apply(bot: Bot, fields: dict[str, Any]) -> None:
     if "strategy" in fields:
         bot.strategy = validate_strategy(fields["strategy"])
     if "risk" in fields:
-        bot.risk = validate_risk(fields["risk"])
+        bot.risk = validate_risk(merge_risk(bot.risk, fields["risk"]))
     for key in ("name", "description", "initial_capital", "fee", "slippage_bps", "schedule"):
         if key in fields:
             setattr(bot, key, fields[key])

@@ -50,6 +50,24 @@ def validate_risk(risk: Mapping[str, Any]) -> dict[str, Any]:
         ) from exc
 
 
+def merge_risk(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any]:
+    """``patch`` applied to ``current`` as a JSON merge patch (RFC 7396), before validation.
+
+    Given options replace, absent ones keep their value, and ``null`` removes one, so that
+    validation gives it its default (no exit, or the default choice); a ``null`` patch
+    removes them all. Clients change one option without resending the others.
+    """
+    if patch is None:
+        return {}
+    merged = dict(current or {})
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
 def strategy_catalogue() -> dict[str, Any]:
     """Templates, parameter schemas, risk options and the rule grammar (JSON-safe)."""
     return catalogue()

@@ -41,9 +41,14 @@ def chunk_key(symbol: str, timeframe: str, index: int) -> str:
     return f"mkt:candles:{symbol}:{timeframe}:{index}"
 
 
+# Bumped when the body of a candle response changes (2: values rounded to the instrument's
+# precisions), so copies kept under the old format are never served after a deploy.
+RESPONSE_FORMAT = 2
+
+
 def response_key(symbol: str, timeframe: str, start: int, end: int, limit: int) -> str:
     """Redis key of a finished response body for a closed candle window."""
-    return f"mkt:resp:{symbol}:{timeframe}:{start}:{end}:{limit}"
+    return f"mkt:resp:{symbol}:{timeframe}:{start}:{end}:{limit}:v{RESPONSE_FORMAT}"
 
 
 # Store a chunk only if the symbol's generation is still the one read before its rows were:

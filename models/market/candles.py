@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import text
 
 from models.db import session as db
@@ -31,12 +32,15 @@ _UPSERT = text(
 )
 
 # Rebuild derived buckets from base rows. date_bin aligns buckets to the Unix epoch (UTC).
+# The volume is rounded to the size precision: a float sum of rounded volumes carries
+# binary noise (0.1 + 0.2), which would otherwise be stored and served.
 _DERIVE = text(
     """
     INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume)
     SELECT instrument_id, :tf, date_bin(CAST(:step AS interval), ts, timestamptz 'epoch'),
            (array_agg(open ORDER BY ts))[1], max(high), min(low),
-           (array_agg(close ORDER BY ts DESC))[1], sum(volume)
+           (array_agg(close ORDER BY ts DESC))[1],
+           CAST(round(CAST(sum(volume) AS numeric), :size_precision) AS float8)
     FROM candles
     WHERE instrument_id = :iid AND timeframe = :base
       AND ts >= to_timestamp(:start / 1000.0) AND ts < to_timestamp(:end / 1000.0)
@@ -96,6 +100,7 @@ def derive_timeframes(instrument: Instrument, start_ms: int, end_ms: int) -> Non
                 "step": f"{step // 1000} seconds",
                 "iid": instrument.id,
                 "base": instrument.base_timeframe,
+                "size_precision": instrument.size_precision,
                 "start": lo,
                 "end": hi,
             },
@@ -113,6 +118,26 @@ def read_candles(
     return [[int(r[0]), r[1], r[2], r[3], r[4], r[5]] for r in result]
 
 
+def round_rows(
+    rows: Sequence[Sequence[float]], price_precision: int, size_precision: int
+) -> list[Row]:
+    """``[ts_ms, o, h, l, c, v]`` rows with prices and volume rounded to the given decimals.
+
+    Each value becomes the double nearest its rounded decimal, so JSON shows ``1242.4``,
+    never binary noise such as ``1242.3999999999942`` (a sum or a difference of prices).
+    The timestamp comes back as a Python int.
+    """
+    if not rows:
+        return []
+    table = np.asarray(rows, dtype=np.float64)
+    columns = [
+        table[:, 0].astype(np.int64).tolist(),
+        *np.round(table[:, 1:5], price_precision).T.tolist(),
+        np.round(table[:, 5], size_precision).tolist(),
+    ]
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
 def last_candle_ms(instrument_id: int, timeframe: str) -> int | None:
     """Open time of the newest stored candle, or None."""
     value = db.scalar(
@@ -125,9 +150,13 @@ def last_candle_ms(instrument_id: int, timeframe: str) -> int | None:
     return int(value) if value is not None else None
 
 
+# Decimal places of a percentage change: hundredths of a percent, i.e. one basis point.
+PCT_DECIMALS = 2
+
+
 @dataclass(frozen=True)
 class Quote:
-    """Last price and 24-hour statistics of an instrument."""
+    """Last price and 24-hour statistics of an instrument, with its display precisions."""
 
     symbol: str
     price: float
@@ -136,20 +165,27 @@ class Quote:
     high_24h: float
     low_24h: float
     volume_24h: float
+    price_precision: int
+    size_precision: int
 
     def as_dict(self) -> dict[str, float | int | str | None]:
-        """The JSON body of the quote endpoint."""
+        """The JSON body of the quote endpoint (and of the stream's ``quote`` events).
+
+        Prices and the change are rounded to the price precision, the volume to the size
+        precision and the percentage to ``PCT_DECIMALS``: no binary noise reaches clients.
+        """
+        pp = self.price_precision
         change = self.price - self.open_24h
-        pct = change / self.open_24h * 100 if self.open_24h else None
+        pct = round(change / self.open_24h * 100, PCT_DECIMALS) if self.open_24h else None
         return {
             "symbol": self.symbol,
-            "price": self.price,
+            "price": round(self.price, pp),
             "ts": self.ts_ms,
-            "change_24h": change,
+            "change_24h": round(change, pp),
             "change_24h_pct": pct,
-            "high_24h": self.high_24h,
-            "low_24h": self.low_24h,
-            "volume_24h": self.volume_24h,
+            "high_24h": round(self.high_24h, pp),
+            "low_24h": round(self.low_24h, pp),
+            "volume_24h": round(self.volume_24h, self.size_precision),
         }
 
 
@@ -185,4 +221,6 @@ def quote_from_candles(instrument: Instrument) -> Quote | None:
         high_24h=float(row[3]),
         low_24h=float(row[4]),
         volume_24h=float(row[5]),
+        price_precision=instrument.price_precision,
+        size_precision=instrument.size_precision,
     )

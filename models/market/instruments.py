@@ -84,6 +84,8 @@ class InstrumentRef:
     symbol: str
     base_timeframe: str
     timeframes: tuple[str, ...]
+    price_precision: int
+    size_precision: int
 
 
 REF_TTL_S = 60.0
@@ -103,7 +105,14 @@ def instrument_ref(symbol: str) -> InstrumentRef:
     if cached is not None and cached[0] > now:
         return cached[1]
     inst = get_instrument(key)
-    ref = InstrumentRef(inst.id, inst.symbol, inst.base_timeframe, tuple(inst.timeframes()))
+    ref = InstrumentRef(
+        inst.id,
+        inst.symbol,
+        inst.base_timeframe,
+        tuple(inst.timeframes()),
+        inst.price_precision,
+        inst.size_precision,
+    )
     _refs[key] = (now + REF_TTL_S, ref)
     return ref
 

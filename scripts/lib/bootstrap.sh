@@ -11,7 +11,14 @@ BY_REDIS_PORT="${BOTYARD_REDIS_PORT:-63790}"
 BY_PORT_TRIES=20
 BY_APT_UPDATED=""
 
-by_log() { printf '\033[1m[botyard]\033[0m %s\n' "$*" >&2; }
+# Bold only on a terminal: a log file or CI output gets plain text.
+by_log() {
+    if [ -t 2 ]; then
+        printf '\033[1m[botyard]\033[0m %s\n' "$*" >&2
+    else
+        printf '[botyard] %s\n' "$*" >&2
+    fi
+}
 by_die() { by_log "error: $*"; exit 1; }
 
 # Installs Debian packages; apt-get update runs at most once per script run.

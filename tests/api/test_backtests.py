@@ -146,6 +146,18 @@ def test_inline_spec_and_a_changed_dataset_is_flagged(
     assert client.get(url, headers=owner).json["data_changed"] is True
 
 
+def test_risk_given_with_a_bot_merges_over_the_bots_risk(
+    client: FlaskClient, owner: dict[str, str], bot_id: str
+) -> None:
+    bot_risk = {"stop_loss": 0.05, "take_profit": 0.2}
+    client.patch(f"/api/v1/bots/{bot_id}", json={"risk": bot_risk}, headers=owner)
+    response = post(client, owner, bot_id=bot_id, risk={"take_profit": 0.3, "trailing_stop": None})
+    assert response.status_code == 202, response.json
+    risk = response.json["spec"]["risk"]
+    assert risk["stop_loss"] == 0.05 and risk["take_profit"] == 0.3  # kept, and replaced
+    assert risk["trailing_stop"] is None and risk["direction"] == "long_only"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "text_"),
     [

@@ -141,3 +141,60 @@ def test_rule_bots_are_accepted(
     response = new_bot(client, owner, strategy={"rules": rules})
     assert response.status_code == 201, response.json
     assert response.json["strategy"]["rules"]["entry"]["all"][1]["right"] == {"const": 70}
+
+
+def test_patching_risk_merges_keeps_absent_fields_and_null_clears_one(
+    client: FlaskClient, instruments: None, owner: dict[str, str]
+) -> None:
+    risk = {"stop_loss": 0.05, "take_profit": 0.2, "direction": "long_short", "sizing": "fraction"}
+    bot = new_bot(client, owner, risk={**risk, "fraction": 0.5}).json
+    url = f"{BOTS}/{bot['id']}"
+
+    # JSON merge patch (RFC 7396): the given field changes, the absent ones keep their value.
+    kept = client.patch(url, json={"risk": {"trailing_stop": 0.08}}, headers=owner)
+    assert kept.status_code == 200, kept.json
+    assert kept.json["risk"] == {**risk, "fraction": 0.5, "trailing_stop": 0.08}
+
+    # null clears a field: an exit is removed, a choice goes back to its default.
+    cleared = client.patch(
+        url, json={"risk": {"stop_loss": None, "direction": None}}, headers=owner
+    ).json
+    assert cleared["risk"] == {
+        "stop_loss": None,
+        "take_profit": 0.2,
+        "trailing_stop": 0.08,
+        "direction": "long_only",
+        "sizing": "fraction",
+        "fraction": 0.5,
+    }
+    assert client.get(url, headers=owner).json["risk"] == cleared["risk"]
+
+    # risk: null puts every risk option back to its default.
+    reset = client.patch(url, json={"risk": None}, headers=owner).json
+    assert reset["risk"] == new_bot(client, owner, name="Fresh").json["risk"]
+    assert reset["risk"]["take_profit"] is None and reset["risk"]["sizing"] == "all_in"
+
+
+def test_patching_strategy_replaces_it_whole(
+    client: FlaskClient, instruments: None, owner: dict[str, str]
+) -> None:
+    bot = new_bot(client, owner).json  # sma_crossover, fast 10, slow 30
+    url = f"{BOTS}/{bot['id']}"
+    patched = client.patch(
+        url, json={"strategy": {"template": "sma_crossover", "params": {"fast": 5}}}, headers=owner
+    ).json
+    catalogue = client.get("/api/v1/strategies").json["templates"]
+    sma = next(t for t in catalogue if t["key"] == "sma_crossover")
+    default_slow = next(p["default"] for p in sma["params"] if p["name"] == "slow")
+    assert patched["strategy"] == {
+        "template": "sma_crossover",
+        "params": {"fast": 5, "slow": default_slow},  # slow is not kept: the default again
+    }
+    price = {"price": "close"}
+    rules = {
+        "entry": {"op": "crosses_above", "left": price, "right": {"ind": "sma", "period": 20}},
+        "exit": {"op": "crosses_below", "left": price, "right": {"ind": "sma", "period": 20}},
+    }
+    replaced = client.patch(url, json={"strategy": {"rules": rules}}, headers=owner)
+    assert replaced.status_code == 200, replaced.json
+    assert set(replaced.json["strategy"]) == {"rules"}

@@ -84,6 +84,31 @@ def test_stream_delivers_entries_and_resumes_after_last_event_id(
     assert "BTC-USD=3000-1" in replay[-1]["id"] or "BTC-USD=3000-1" in replay[0]["id"]
 
 
+@pytest.mark.parametrize("earlier", [None, "500-0"], ids=["empty-stream", "old-entries"])
+def test_a_quiet_symbol_has_a_position_from_the_first_event_and_resumes_from_it(
+    client: FlaskClient, instruments: None, redis: Redis, earlier: str | None
+) -> None:
+    if earlier is not None:  # ETH-USD had entries before the client came, none since
+        redis.xadd(stream_key("ETH-USD"), {"type": "quote", "data": '{"price":0}'}, id=earlier)
+    events = open_events(client, "symbols=BTC-USD,ETH-USD")
+    try:
+        redis.xadd(stream_key("BTC-USD"), {"type": "quote", "data": '{"price":1}'}, id="1000-1")
+        first = events.next()
+    finally:
+        events.close()
+    assert first["id"] == f"BTC-USD=1000-1,ETH-USD={earlier or '0-0'}"
+
+    # While the client is away ETH-USD gets its first entry since the client's last id.
+    redis.xadd(stream_key("ETH-USD"), {"type": "quote", "data": '{"price":2}'}, id="2000-1")
+    resumed = open_events(client, "symbols=BTC-USD,ETH-USD", **{"Last-Event-ID": first["id"]})
+    try:
+        replayed = resumed.next()  # BTC-USD's replay (nothing after 1000-1) comes first
+    finally:
+        resumed.close()
+    assert replayed["data"] == '{"price":2}'
+    assert replayed["id"] == "BTC-USD=1000-1,ETH-USD=2000-1"
+
+
 def test_stream_limits_symbols_and_open_streams(
     app: Flask, client: FlaskClient, instruments: None
 ) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from flask import Flask
 from redis import Redis
 from sqlalchemy import text
 
+from engine.candles import Candles
+from engine.providers.base import InstrumentSpec
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
 from models.market.cache import CandleCache, cached_quote, stream_key
 from models.market.candles import read_candles
@@ -62,6 +65,73 @@ def test_closing_a_minute_twice_stores_and_announces_it_once(
     assert event["ts"] == minute
     assert event["timeframes"] == ["1m", "5m"]
     assert set(event["symbols"]) == {t.instrument.symbol for t in feed.tracked}
+
+
+class ProviderWithGap(SyntheticProvider):
+    """The synthetic provider, except that one symbol has no data at all."""
+
+    def __init__(self, silent: str) -> None:
+        super().__init__()
+        self.silent = silent
+
+    def candles(self, spec: InstrumentSpec, start_ms: int, end_ms: int) -> Candles:
+        if spec.symbol == self.silent:
+            return Candles.empty()
+        return super().candles(spec, start_ms, end_ms)
+
+
+def test_the_closed_event_carries_every_timeframe_whatever_the_last_instrument_closed(
+    feed: Feed, redis: Redis
+) -> None:
+    # The last instrument the feed walks has no candle this minute: the event must still
+    # carry the timeframes the others closed (it used to carry the last one's, i.e. none).
+    last = feed.tracked[-1].instrument.symbol
+    feed.provider = ProviderWithGap(silent=last)
+    minute = T0 + 14 * MINUTE  # completes the 5m and 15m buckets
+    feed.close_minute(minute)
+
+    events = redis.xrange(CANDLE_CLOSED_STREAM)
+    assert len(events) == 1
+    event = orjson.loads(events[0][1][b"data"])
+    assert event["timeframes"] == ["1m", "5m", "15m"]
+    others = {t.instrument.symbol for t in feed.tracked} - {last}
+    assert set(event["symbols"]) == others
+
+
+class NoisyProvider(SyntheticProvider):
+    """Synthetic candles whose highs carry more decimals than the instrument's (like an import)."""
+
+    def candles(self, spec: InstrumentSpec, start_ms: int, end_ms: int) -> Candles:
+        c = super().candles(spec, start_ms, end_ms)
+        volume = np.resize([0.1, 0.2], len(c.ts))
+        return Candles(c.ts, c.open, c.high + 0.000123, c.low, c.close, volume)
+
+
+def test_quotes_and_stream_candles_are_rounded_to_the_instrument_precisions(
+    feed: Feed, db: Any, redis: Redis
+) -> None:
+    btc = next(t for t in feed.tracked if t.instrument.symbol == "BTC-USD")  # 2 and 6 decimals
+    price = float(SyntheticProvider().quotes(btc.spec, T0)[5])
+    btc.day = {"open": price - 1242.4, "high": price + 0.123456, "low": price, "volume": 0.1 + 0.2}
+    feed.publish_quotes(T0 + 5_000)
+    quote = orjson.loads(cached_quote(redis, "BTC-USD") or b"{}")
+    assert quote["price"] == price
+    assert quote["change_24h"] == 1242.4
+    assert quote["change_24h_pct"] == round(1242.4 / (price - 1242.4) * 100, 2)
+    assert quote["high_24h"] == round(price + 0.12, 2)
+    assert quote["volume_24h"] == 0.3
+    entry = redis.xrange(stream_key("BTC-USD"))[-1][1]
+    assert orjson.loads(entry[b"data"]) == quote  # the stream's quote event is the same body
+
+    feed.provider = NoisyProvider()
+    minute = T0 + 4 * MINUTE
+    feed.close_minute(minute)
+    candle = orjson.loads(
+        redis.xrange(stream_key("BTC-USD"), min=f"{minute + MINUTE}-0")[0][1][b"data"]
+    )
+    stored = read_candles(btc.instrument.id, "1m", minute, minute + MINUTE, 1)[0]
+    assert candle["row"] == [minute, stored[1], round(stored[2], 2), stored[3], stored[4], 0.1]
+    assert candle["row"][2] != stored[2]  # the stored high had more decimals than served
 
 
 def test_restart_backfills_the_missed_minutes_without_gaps_or_duplicates(
