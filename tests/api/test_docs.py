@@ -41,12 +41,19 @@ def _section(text: str, heading: str) -> str:
 def test_the_endpoint_index_in_api_md_matches_the_openapi_document(client: FlaskClient) -> None:
     spec = client.get("/api/openapi.json").json
     operations = {
-        (method.upper(), path, "public" if op.get("security") == [] else "bearer")
+        (
+            method.upper(),
+            path,
+            op["operationId"],
+            "public" if op.get("security") == [] else "bearer",
+        )
         for path, ops in spec["paths"].items()
         for method, op in ops.items()
         if method in METHODS
     }
-    row = re.compile(r"^\| `(GET|POST|PUT|PATCH|DELETE) (/\S+)` \| (public|bearer) \|", re.M)
+    row = re.compile(
+        r"^\| `(GET|POST|PUT|PATCH|DELETE) (/\S+)` \| `(\w+)` \| (public|bearer) \|", re.M
+    )
     documented = set(row.findall(_section(API_MD, "Endpoints")))
     assert operations - documented == set(), "operations missing from docs/api.md"
     assert documented - operations == set(), "docs/api.md lists operations the API lacks"
