@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from redis import Redis
 
 from engine.candles import Candles, resample
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS, SyntheticProvider
+from models.market import cache as market_cache
 from models.market.cache import CandleCache, chunk_key, response_key
 from models.market.candles import read_candles
 from models.market.data import load_history
@@ -219,17 +219,46 @@ def test_a_new_candle_updates_the_cached_chunk(
     assert after[:10] == before and after[10] == new_row
 
 
-def test_stampede_loads_a_cold_chunk_once(redis: Redis) -> None:
+class LockCountingRedis:
+    """The real Redis client, counting attempts on the chunk fill locks."""
+
+    def __init__(self, redis: Redis, expected: int) -> None:
+        self._redis = redis
+        self._expected = expected
+        self._attempts = 0
+        self._count_lock = threading.Lock()
+        self.all_tried = threading.Event()
+
+    def set(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        result = self._redis.set(key, *args, **kwargs)
+        if key.startswith("mkt:lock:"):
+            with self._count_lock:
+                self._attempts += 1
+                if self._attempts == self._expected:
+                    self.all_tried.set()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._redis, name)
+
+
+def test_stampede_loads_a_cold_chunk_once(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    readers = 8
     calls: list[tuple[int, int]] = []
     rows = [[i * MINUTE, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(5)]
+    counting = LockCountingRedis(redis, expected=readers)
+    # Waiters give up on a slow filler after LOCK_WAIT_S; make that far longer than any
+    # stall of a loaded machine, so only the lock decides who loads.
+    monkeypatch.setattr(market_cache, "LOCK_WAIT_S", 60.0)
 
     def loader(lo: int, hi: int) -> list[list[float]]:
         calls.append((lo, hi))
-        time.sleep(0.05)
+        # The filler holds its lock until every reader has tried to take it.
+        assert counting.all_tried.wait(60)
         return [r for r in rows if lo <= r[0] < hi]
 
     results: list[list[list[float]]] = []
-    cache = CandleCache(redis)
+    cache = CandleCache(counting)  # type: ignore[arg-type]
 
     def read() -> None:
         results.append(
@@ -245,12 +274,13 @@ def test_stampede_loads_a_cold_chunk_once(redis: Redis) -> None:
             )
         )
 
-    threads = [threading.Thread(target=read) for _ in range(8)]
+    threads = [threading.Thread(target=read) for _ in range(readers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(calls) == 1
+    assert len(results) == readers
     assert all(r == rows for r in results)
 
 
