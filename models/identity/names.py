@@ -108,7 +108,7 @@ def email_problem(email: str) -> str | None:
     """
     local = split_email(email)[0]
     if not _LOCAL_RE.fullmatch(local) or len(local) > 64:
-        return "Use ASCII letters, digits and . _ + - before the @ (at most 64 characters)."
+        return "Before the @, use at most 64 ASCII letters, digits or symbols such as . _ + -"
     try:
         stored = display_email(email)
     except ValueError:
@@ -128,8 +128,8 @@ def public_email_problem(email: str) -> str | None:
     if problem is not None:
         return problem
     labels = display_email(email).rpartition("@")[2].split(".")
-    if len(labels) < 2:
+    if len(labels) < 2 or not _TLD_RE.fullmatch(labels[-1]):  # a single label, an IP address
         return "Use an email address on a public domain name (like example.org)."
-    if labels[-1] in RESERVED_TLDS or not _TLD_RE.fullmatch(labels[-1]):
+    if labels[-1] in RESERVED_TLDS:
         return f"Addresses under .{labels[-1]} cannot receive mail from the internet."
     return None
