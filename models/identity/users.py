@@ -33,6 +33,8 @@ def find_by_login(login: str) -> User | None:
 
     ``ALICE``, its full-width form and ``Alice@EXAMPLE.com`` all find the same account.
     """
+    if "\x00" in login:  # Postgres text cannot hold NUL: no stored name has one
+        return None
     if "@" in naming.nfkc(login):  # a full-width at sign (U+FF20) is "@" after NFKC
         stmt = select(User).where(User.email_key == naming.email_key(login))
     else:

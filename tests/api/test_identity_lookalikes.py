@@ -166,6 +166,15 @@ def test_lookalikes_that_do_not_fold_find_no_account(
     assert_error(response, 401)
 
 
+@pytest.mark.parametrize("login", ["ali\x00ce", "alice\x00@example.com"])
+def test_a_login_with_a_nul_byte_is_a_client_error(
+    client: FlaskClient, alice: dict[str, Any], login: str
+) -> None:
+    response = client.post(LOGIN, json={"login": login, "password": PASSWORD})
+    assert 400 <= response.status_code < 500, response.json  # was a 500 from Postgres
+    assert response.json["code"] == response.status_code
+
+
 def test_password_forgot_takes_internal_domains_it_only_looks_up(client: FlaskClient) -> None:
     # The development seed's accounts live on botyard.local: they can still ask for a reset.
     response = client.post("/api/v1/auth/password/forgot", json={"email": "admin@botyard.local"})
