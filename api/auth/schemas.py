@@ -53,7 +53,7 @@ class RegisterIn(StrictSchema):
     username = Nfkc(
         required=True,
         validate=USERNAME,
-        metadata={"description": "Shown as typed; unique ignoring case."},
+        metadata={"description": "Shown as typed; unique ignoring case and width."},
     )
     password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
 
