@@ -61,16 +61,20 @@ def _backfill(conn):
         )
     ).all()
     taken = set()
+    keys = []
     for row in rows:
         key = _email_key(row.email)
         if key in taken or len(key) > 254:
             log.warning("identity_key_duplicate", user_id=str(row.id))
             key = f"duplicate:{row.id}"
         taken.add(key)
+        keys.append({"uid": row.id, "ek": key, "uk": _fold(row.username)})
+    if keys:  # one executemany, not a round trip per account
         conn.execute(
             users.update()
-            .where(users.c.id == row.id)
-            .values(email_key=key, username_key=_fold(row.username))
+            .where(users.c.id == sa.bindparam("uid"))
+            .values(email_key=sa.bindparam("ek"), username_key=sa.bindparam("uk")),
+            keys,
         )
 
 
