@@ -17,7 +17,7 @@ from flask import current_app
 from models.db import session as db
 from models.identity.password_resets import issue_reset_token
 from models.identity.tables import User
-from models.identity.users import find_by_login, normalize_email
+from models.identity.users import find_by_login
 from settings import Settings
 from workers.mail import render, send
 
@@ -37,7 +37,7 @@ def send_password_reset(email: str) -> str:
     which supersedes the one that may not have been delivered.
     """
     settings = _settings()
-    user = find_by_login(normalize_email(email)) if "@" in email else None
+    user = find_by_login(email) if "@" in email else None
     if user is None or not user.is_active:
         log.info("password_reset_skipped", reason="no_active_account")
         return "no_account"

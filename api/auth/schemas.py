@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import marshmallow as ma
 
 from api.schemas import OutSchema, StrictSchema
+from models.identity import names as naming
 
-USERNAME = ma.validate.Regexp(
-    r"^[a-z0-9_]{3,32}$", error="Use 3-32 characters: lower-case letters, digits, underscore."
-)
+USERNAME = ma.validate.Regexp(naming.USERNAME_RE, error=naming.USERNAME_RULE)
 PASSWORD = ma.validate.Length(min=10, max=128, error="Use between {min} and {max} characters.")
 
 
-class RegisterIn(StrictSchema):
-    """A new account."""
+def refuse(problem: Callable[[str], str | None]) -> Callable[[str], None]:
+    """A field validator from a function that says what is wrong with a value, or None."""
 
-    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
-    username = ma.fields.String(required=True, validate=USERNAME)
+    def validate(value: str) -> None:
+        message = problem(value)
+        if message is not None:
+            raise ma.ValidationError(message)
+
+    return validate
+
+
+class Nfkc(ma.fields.String):
+    """A string NFKC-normalised and stripped before it is validated (full-width to ASCII)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return naming.nfkc(super()._deserialize(value, attr, data, **kwargs))
+
+
+class NfkcEmail(ma.fields.Email):
+    """An email address NFKC-normalised and stripped before it is validated."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return naming.nfkc(super()._deserialize(value, attr, data, **kwargs))
+
+
+class RegisterIn(StrictSchema):
+    """A new account; the name is kept as typed and compared ignoring case and width."""
+
+    email = NfkcEmail(
+        required=True,
+        validate=[ma.validate.Length(max=254), refuse(naming.public_email_problem)],
+        metadata={
+            "description": "On a public domain (no IP literal, localhost or special-use TLD "
+            "such as .test or .local); the part before the @ in ASCII. Unique ignoring case."
+        },
+    )
+    username = Nfkc(
+        required=True,
+        validate=USERNAME,
+        metadata={"description": "Shown as typed; unique ignoring case and width."},
+    )
     password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
 
 
@@ -60,7 +98,7 @@ class RevokedOut(OutSchema):
 class ForgotIn(StrictSchema):
     """Who forgot their password."""
 
-    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    email = NfkcEmail(required=True, validate=ma.validate.Length(max=254))
 
 
 class ResetIn(StrictSchema):

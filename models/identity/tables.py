@@ -62,17 +62,23 @@ class Role(Base):
 
 
 class User(Base):
-    """A person with an account. Emails are stored lower-cased, so unique ignoring case."""
+    """A person with an account.
+
+    ``email`` and ``username`` are shown as typed (NFKC); ``email_key`` and
+    ``username_key`` are their case-folded forms, unique, and what lookups compare
+    (models/identity/names.py).
+    """
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("email = lower(email)", name="email_lowercase"),
-        CheckConstraint("username ~ '^[a-z0-9_]{3,32}$'", name="username_format"),
+        CheckConstraint("username ~ '^[A-Za-z0-9_.-]{3,32}$'", name="username_format"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    username: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    email_key: Mapped[str] = mapped_column(String(254), unique=True)
+    username: Mapped[str] = mapped_column(String(32))
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(80))
     bio: Mapped[str | None] = mapped_column(Text)

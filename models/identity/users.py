@@ -10,14 +10,10 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from models.db import session as db
-from models.errors import Conflict, NotFound
+from models.errors import Conflict, Invalid, NotFound
+from models.identity import names as naming
 from models.identity.passwords import hash_password, needs_rehash, verify_password
 from models.identity.tables import Role, User
-
-
-def normalize_email(email: str) -> str:
-    """Emails compare case-insensitively; we store them lower-cased and stripped."""
-    return email.strip().lower()
 
 
 def get_user(user_id: uuid.UUID | str) -> User:
@@ -33,10 +29,17 @@ def get_user(user_id: uuid.UUID | str) -> User:
 
 
 def find_by_login(login: str) -> User | None:
-    """The user whose email or username is ``login`` (case-insensitive)."""
-    key = login.strip().lower()
-    column = User.email if "@" in key else User.username
-    return db.scalars(select(User).where(column == key)).one_or_none()
+    """The user whose email or username is ``login``, compared by canonical key.
+
+    ``ALICE``, its full-width form and ``Alice@EXAMPLE.com`` all find the same account.
+    """
+    if "\x00" in login:  # Postgres text cannot hold NUL: no stored name has one
+        return None
+    if "@" in naming.nfkc(login):  # a full-width at sign (U+FF20) is "@" after NFKC
+        stmt = select(User).where(User.email_key == naming.email_key(login))
+    else:
+        stmt = select(User).where(User.username_key == naming.username_key(login))
+    return db.scalars(stmt).one_or_none()
 
 
 def roles_by_name(names: Sequence[str]) -> list[Role]:
@@ -50,18 +53,35 @@ def roles_by_name(names: Sequence[str]) -> list[Role]:
 
 
 def create_user(email: str, username: str, password: str, roles: Sequence[str] = ("user",)) -> User:
-    """Create and flush an account; :class:`Conflict` when email or username is taken."""
-    email = normalize_email(email)
-    username = username.strip().lower()
+    """Create and flush an account; :class:`Conflict` when email or username is taken.
+
+    Both are stored NFKC-normalised as typed, and unique by their keys (see
+    models/identity/names.py); :class:`Invalid` when either cannot be stored. Whether an
+    email's domain is public is the API's rule, not this one (the seed uses ``.local``).
+    """
+    username = naming.nfkc(username)
+    problems = {
+        field: [problem]
+        for field, problem in (
+            ("email", naming.email_problem(email)),
+            ("username", naming.username_problem(username)),
+        )
+        if problem is not None
+    }
+    if problems:
+        raise Invalid(next(iter(problems.values()))[0], errors={"json": problems})
+    email_key, username_key = naming.email_key(email), naming.username_key(username)
     taken = db.scalars(
-        select(User).where(or_(User.email == email, User.username == username))
+        select(User).where(or_(User.email_key == email_key, User.username_key == username_key))
     ).first()
     if taken is not None:
-        field = "email" if taken.email == email else "username"
+        field = "email" if taken.email_key == email_key else "username"
         raise Conflict(f"That {field} is already registered.")
     user = User(
-        email=email,
+        email=naming.display_email(email),
+        email_key=email_key,
         username=username,
+        username_key=username_key,
         password_hash=hash_password(password),
         roles=roles_by_name(roles),
     )
@@ -90,16 +110,21 @@ def search_users(query: str | None) -> Select[User]:
     """Users matching ``query`` in email, username or display name; newest first."""
     stmt = select(User).order_by(User.created_at.desc(), User.username)
     if query:
-        escaped = query.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-        pattern = f"%{escaped}%"
+        key = _like_pattern(naming.fold(query))
         stmt = stmt.where(
             or_(
-                User.email.like(pattern),
-                User.username.like(pattern),
-                func.lower(User.display_name).like(pattern),
+                User.email_key.like(key),
+                User.username_key.like(key),
+                func.lower(User.display_name).like(_like_pattern(query.lower())),
             )
         )
     return stmt
+
+
+def _like_pattern(text: str) -> str:
+    """``%text%`` with LIKE's wildcards in ``text`` escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    return f"%{escaped}%"
 
 
 def count_admins() -> int:

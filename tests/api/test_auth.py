@@ -26,7 +26,7 @@ def test_register_returns_user_without_secrets(client: FlaskClient) -> None:
     response = register(client)
     assert response.status_code == 201
     body = response.json
-    assert body["email"] == "trader@example.com"
+    assert body["email"] == "Trader@example.com"  # as typed; the domain lower-cased
     assert body["username"] == "trader_1"
     assert body["roles"] == ["user"]
     assert body["is_active"] is True
@@ -70,7 +70,7 @@ def test_register_bounds_password_and_username(client: FlaskClient) -> None:
     assert register(client, password="x" * 129).status_code == 422
     assert register(client, password="x" * 9).status_code == 422
     assert register(client, username="a" * 33).status_code == 422
-    assert register(client, username="bad-name").status_code == 422
+    assert register(client, username="-bad-name").status_code == 422
     assert register(client, username="abc", password="x" * 128).status_code == 201
 
 

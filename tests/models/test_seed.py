@@ -101,7 +101,8 @@ def test_users_create_command(app: Flask, db: Any) -> None:
     )
     assert result.exit_code == 0, result.output
     user = db.scalars(sa.select(User).where(User.username == "ops_person")).one()
-    assert user.email == "ops@example.com"
+    assert user.email == "Ops@example.com"  # shown as typed, domain lower-cased
+    assert user.email_key == "ops@example.com"
     assert user.role_names == ["moderator", "user"]
     assert "a-long-password" not in result.output
 

@@ -98,8 +98,9 @@ def test_real_worker_process_drains_in_burst_mode(committed_db: str, redis: Redi
     with engine.begin() as conn:
         user_id = conn.execute(
             sa.text(
-                "INSERT INTO users (id, email, username, password_hash) "
-                "VALUES (gen_random_uuid(), 'w@example.com', 'worker_user', 'x') RETURNING id"
+                "INSERT INTO users (id, email, email_key, username, username_key, password_hash) "
+                "VALUES (gen_random_uuid(), 'w@example.com', 'w@example.com', 'worker_user', "
+                "'worker_user', 'x') RETURNING id"
             )
         ).scalar_one()
         for _ in range(3):
