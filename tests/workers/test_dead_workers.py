@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,10 +27,19 @@ from rq.scheduler import RQScheduler
 
 from models import db as database
 from models.backtests.backtests import Limits, build_spec, create_backtest
-from tests.workers.processes import DAY, END, SPAN_START, Procs, World, world_database
-from workers.enqueue import enqueue_backtest
+from tests.workers.processes import (
+    DAY,
+    END,
+    HOUR,
+    NEWEST,
+    SPAN_START,
+    Procs,
+    World,
+    world_database,
+)
+from workers.enqueue import TICK_RETRY, enqueue_backtest, enqueue_tick, tick_job_id
 from workers.main import build_worker
-from workers.queues import BACKTESTS, DEFAULT, get_queue
+from workers.queues import BACKTESTS, BOTS, DEFAULT, get_queue
 
 TTL = 4  # WORKER_HEARTBEAT_TTL of the spawned workers: a beat every 1.3 s
 
@@ -132,6 +142,30 @@ def lease(registry: StartedJobRegistry, job: Job) -> float:
     return float(score)
 
 
+def kill_worker(
+    procs: Procs, worker: subprocess.Popen[bytes], queue: str, redis: Redis, children_expected: int
+) -> None:
+    """SIGKILL the worker alone (not its process group); its children must exit too."""
+
+    def forked() -> set[int] | None:
+        found = children(worker.pid)
+        return found if len(found) == children_expected else None
+
+    kids = procs.wait_for(forked, 30, f"the worker's {children_expected} child process(es)")
+    os.kill(worker.pid, signal.SIGKILL)
+    assert worker.wait(10) == -signal.SIGKILL
+    procs.wait_for(lambda: all(gone(pid) for pid in kids), 10, "the children to exit")
+    # RQ's scheduler stopped cleanly: it released its lock for the next worker's scheduler.
+    assert not redis.exists(RQScheduler.get_locking_key(queue))
+
+
+def wait_abandoned(procs: Procs, registry: StartedJobRegistry, job: Job) -> None:
+    """Wait until no heartbeat has renewed the job's lease for a whole lease."""
+    procs.wait_for(
+        lambda: job.id in registry.get_expired_job_ids(), 3 * TTL, "the dead worker's lease to end"
+    )
+
+
 def status(job: Job) -> str:
     job.refresh()
     return job.get_status(refresh=False).value
@@ -160,26 +194,13 @@ def test_a_sigkilled_worker_s_backtest_is_requeued_from_missed_heartbeats(
         assert sweep(world, redis) == 0
         assert (row(world, backtest_id), status(job)) == (("running", 1), "started")
 
-        # RQ's scheduler, and with --fork the work horse running the job.
-        expected = 2 if fork else 1
-
-        def forked() -> set[int] | None:
-            found = children(worker.pid)
-            return found if len(found) == expected else None
-
-        kids = procs.wait_for(forked, 30, f"the worker's {expected} child process(es)")
-        os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its process group
-        assert worker.wait(10) == -signal.SIGKILL
-        procs.wait_for(lambda: all(gone(pid) for pid in kids), 10, "the children to exit")
-        # The scheduler stopped cleanly: it released its lock for the next worker's.
-        assert not redis.exists(RQScheduler.get_locking_key(BACKTESTS))
+        # RQ's scheduler, and with --fork the work horse running the job, die with it.
+        kill_worker(procs, worker, BACKTESTS, redis, children_expected=2 if fork else 1)
 
     # Dead: no heartbeat renews the lease; once it has run out, the sweep hands the job
     # back to RQ (a retry after 5 s) and shows the backtest queued again.
     assert status(job) == "started"
-    procs.wait_for(
-        lambda: job.id in started.get_expired_job_ids(), 3 * TTL, "the dead worker's lease to end"
-    )
+    wait_abandoned(procs, started, job)
     assert sweep(world, redis) == 1
     assert row(world, backtest_id) == ("queued", 1)
     assert status(job) == "scheduled" and job.retries_left == 1
@@ -190,3 +211,54 @@ def test_a_sigkilled_worker_s_backtest_is_requeued_from_missed_heartbeats(
     procs.wait_for(lambda: row(world, backtest_id) == ("succeeded", 2), 60, "the re-run to succeed")
     # RQ records the job's success just after the job function has committed it.
     procs.wait_for(lambda: status(job) == "finished", 30, "RQ to finish the job")
+
+
+def test_a_backtest_whose_worker_dies_on_its_last_attempt_fails(
+    world: World, redis: Redis, procs: Procs
+) -> None:
+    backtest_id = create(world)
+    with world.engine.begin() as conn:  # as if two runs had already died
+        conn.execute(
+            sa.text("UPDATE backtests SET attempts = 2 WHERE id = :id"),
+            {"id": uuid.UUID(backtest_id)},
+        )
+    job = enqueue_backtest(redis, backtest_id, timeout=1800)
+    job.retries_left = 0  # and RQ had retried its job twice
+    job.save()
+    started = StartedJobRegistry(BACKTESTS, connection=redis)
+    with saves_blocked(world):
+        worker = procs.spawn("worker", "workers.main", "--queues", BACKTESTS)
+        procs.wait_for(lambda: waiting_save(world), 30, "the backtest to wait inside its save")
+        assert row(world, backtest_id) == ("running", 3)
+        kill_worker(procs, worker, BACKTESTS, redis, children_expected=1)
+    wait_abandoned(procs, started, job)
+    assert sweep(world, redis) == 0
+    assert status(job) == "failed"
+    assert row(world, backtest_id) == ("failed", 3)
+    query = sa.text("SELECT error FROM backtests WHERE id = :id")
+    with world.engine.connect() as conn:
+        error = conn.scalar(query, {"id": uuid.UUID(backtest_id)})
+    assert error == "Stopped after 3 attempts that did not finish."
+
+
+def test_a_tick_job_whose_worker_dies_is_retried_and_ticks_each_run_once(
+    world: World, redis: Redis, procs: Procs
+) -> None:
+    runs = world.start_runs(3, ticked_to=NEWEST - 5 * HOUR)
+    before = world.snapshot(runs)
+    job = enqueue_tick(redis, runs, NEWEST, tick_job_id("BTC-USD", "1h", NEWEST, 0))
+    assert job is not None
+    started = StartedJobRegistry(BOTS, connection=redis)
+    with world.blocker():
+        worker = procs.spawn("worker", "workers.main", "--queues", BOTS)
+        procs.wait_for(world.waiting_insert, 30, "the tick to wait inside its insert")
+        kill_worker(procs, worker, BOTS, redis, children_expected=1)
+        assert world.snapshot(runs) == before
+    wait_abandoned(procs, started, job)
+    assert sweep(world, redis) == 0  # no backtest to show, but the tick job is handed back
+    assert status(job) == "scheduled"
+    assert job.retries_left == (TICK_RETRY.max or 0) - 1
+    procs.spawn("second", "workers.main", "--queues", BOTS)
+    procs.wait_for(lambda: status(job) == "finished", 30, "the retry to run")
+    assert job.latest_result().return_value == {"ticked": runs, "skipped": [], "failed": []}
+    world.assert_caught_up_once(runs, before)
