@@ -41,7 +41,7 @@ from workers.enqueue import TICK_RETRY, enqueue_backtest, enqueue_tick, tick_job
 from workers.main import build_worker
 from workers.queues import BACKTESTS, BOTS, DEFAULT, get_queue
 
-TTL = 4  # WORKER_HEARTBEAT_TTL of the spawned workers: a beat every 1.3 s
+TTL = 6  # WORKER_HEARTBEAT_TTL of the spawned workers: a beat every 2 s
 
 
 @pytest.fixture(scope="module")
