@@ -126,6 +126,8 @@ class Settings:
     backtest_max_bars: int = 1_000_000
     backtest_max_days: int = 3660
     backtest_timeout: int = 1800
+    # A worker that misses its heartbeats this long is dead: its jobs are re-queued.
+    worker_heartbeat_ttl: int = 30
     # Live bots: running + paused per user, by best role (docs/execution.md).
     bot_limit_user: int = 5
     bot_limit_moderator: int = 10
@@ -225,6 +227,7 @@ class Settings:
             backtest_max_bars=_int(env, "BACKTEST_MAX_BARS", defaults.backtest_max_bars),
             backtest_max_days=_int(env, "BACKTEST_MAX_DAYS", defaults.backtest_max_days),
             backtest_timeout=_int(env, "BACKTEST_TIMEOUT", defaults.backtest_timeout),
+            worker_heartbeat_ttl=_int(env, "WORKER_HEARTBEAT_TTL", defaults.worker_heartbeat_ttl),
             bot_limit_user=_int(env, "BOT_LIMIT_USER", defaults.bot_limit_user),
             bot_limit_moderator=_int(env, "BOT_LIMIT_MODERATOR", defaults.bot_limit_moderator),
             bot_limit_admin=_int(env, "BOT_LIMIT_ADMIN", defaults.bot_limit_admin),
@@ -301,3 +304,5 @@ class Settings:
             raise SettingsError("BOT_SWEEP_LIMIT must be at least 1, BOT_SWEEP_GRACE_S >= 0")
         if self.bot_tick_log_days < 1:
             raise SettingsError("BOT_TICK_LOG_DAYS must be at least 1")
+        if not 3 <= self.worker_heartbeat_ttl <= 600:
+            raise SettingsError("WORKER_HEARTBEAT_TTL must be between 3 and 600 seconds")

@@ -11,6 +11,11 @@ work. Without it, isolation comes from the job timeout (SIGALRM in the worker),
 the process supervisor restarting a worker that dies, and the sweeps that
 re-queue what a dead worker was running. With ``--fork`` the pool inherited from
 the parent is dropped in the child.
+
+Liveness (``workers/liveness.py``): a running job's lease in RQ's started registry lasts
+``WORKER_HEARTBEAT_TTL`` seconds and is renewed every third of that, so the sweep finds a
+dead worker's jobs within that time; and the children the worker forks (RQ's scheduler, a
+work horse) get SIGTERM from the kernel when it dies, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from rq.queue import Queue
 from models import db
 from workers import account_mail, backtests, bot_schedules, catchup, housekeeping, ticks
 from workers.context import create_worker_app
+from workers.liveness import JobHeartbeat, beat_interval, children_die_with_worker
 from workers.queues import ALL_QUEUES, get_queue, redis_connection
 
 log = structlog.get_logger(__name__)
@@ -37,12 +43,22 @@ log = structlog.get_logger(__name__)
 # of importing the engine again for each job (tens of milliseconds a job).
 JOB_MODULES = (account_mail, backtests, bot_schedules, catchup, housekeeping, ticks)
 
+# RQ's maintenance (its registries' cleanup, and starting this worker's scheduler when the
+# one that held the lock has gone) runs every 10 minutes by default; once a minute, a
+# scheduled retry never waits long for a scheduler after the worker that ran one died.
+MAINTENANCE_INTERVAL_S = 60
+
 
 class AppContextMixin:
     """Run every job inside the worker's app context, with the job bound to the logs."""
 
     flask_app: Flask
     parent_pid: int
+    heartbeat_ttl: int
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """A started job's lease: short, because heartbeats renew it while the job runs."""
+        return self.heartbeat_ttl
 
     def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
         if os.getpid() != self.parent_pid:
@@ -63,17 +79,40 @@ class AppWorker(AppContextMixin, Worker):
 
 
 class AppSimpleWorker(AppContextMixin, SimpleWorker):
-    """Runs jobs in its own process: the default, and what tests use."""
+    """Runs jobs in its own process: the default, and what tests use.
+
+    Nothing else runs while the job does, so a thread renews the job's lease (RQ's
+    ``--fork`` worker does it from its work-horse monitoring loop).
+    """
+
+    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
+        execution = args[0] if args else self.execution
+        if execution is None:  # (RQ always prepares one before it performs a job)
+            return bool(super().perform_job(job, queue, *args, **kwargs))
+
+        def beat() -> None:
+            self.maintain_heartbeats(job, execution)
+
+        with JobHeartbeat(beat, beat_interval(self.heartbeat_ttl), job.id):
+            return super().perform_job(job, queue, *args, **kwargs)
 
 
 def build_worker(
     app: Flask, queue_names: tuple[str, ...], simple: bool = False, **kwargs: Any
 ) -> AppWorker | AppSimpleWorker:
     """A worker bound to ``app`` listening on ``queue_names`` in priority order."""
-    connection = redis_connection(app.extensions["botyard.settings"])
+    settings = app.extensions["botyard.settings"]
+    connection = redis_connection(settings)
     queues = [get_queue(name, connection) for name in queue_names]
     cls: type[AppWorker] | type[AppSimpleWorker] = AppSimpleWorker if simple else AppWorker
-    worker = cls(queues, connection=connection, **kwargs)
+    ttl = settings.worker_heartbeat_ttl
+    options: dict[str, Any] = {
+        "worker_ttl": ttl,
+        "job_monitoring_interval": max(1, int(beat_interval(ttl))),  # an alarm(): whole seconds
+        "maintenance_interval": MAINTENANCE_INTERVAL_S,
+    }
+    worker = cls(queues, connection=connection, **{**options, **kwargs})
+    worker.heartbeat_ttl = ttl
     worker.flask_app = app
     worker.parent_pid = os.getpid()
     return worker
@@ -93,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(ALL_QUEUES)}")
     app = create_worker_app()
+    children_die_with_worker()
     worker = build_worker(app, names, simple=not args.fork)
     log.info(
         "worker_starting", queues=list(names), burst=args.burst, fork=args.fork, name=worker.name

@@ -24,7 +24,9 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    and_,
     func,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -235,14 +237,21 @@ def request_cancel(backtest: Backtest, now: datetime) -> Backtest:
 
 
 def stale_backtests(before: datetime) -> list[Backtest]:
-    """Queued or running backtests created before ``before`` that nobody asked to cancel."""
+    """Backtests to check against their RQ job: queued ones created before ``before``, and
+    running ones of any age, that nobody asked to cancel.
+
+    A queued backtest younger than ``before`` may still be on its way onto the queue; a
+    running one has a started job, so its worker's heartbeats tell whether it is alive.
+    """
     return list(
         db.scalars(
             select(Backtest)
             .where(
-                Backtest.status.in_(ACTIVE_BACKTEST_STATUSES),
+                or_(
+                    and_(Backtest.status == "queued", Backtest.created_at < before),
+                    Backtest.status == "running",
+                ),
                 Backtest.cancel_requested.is_(False),
-                Backtest.created_at < before,
             )
             .order_by(Backtest.created_at)
             .limit(500)
