@@ -11,6 +11,9 @@ work. Without it, isolation comes from the job timeout (SIGALRM in the worker),
 the process supervisor restarting a worker that dies, and the sweeps that
 re-queue what a dead worker was running. With ``--fork`` the pool inherited from
 the parent is dropped in the child.
+
+A Redis outage never ends the worker: :class:`workers.resilient.OutageMixin` waits it
+out, RQ's scheduler child included, and registers the worker again if Redis lost it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from models import db
 from workers import account_mail, backtests, bot_schedules, catchup, housekeeping, ticks
 from workers.context import create_worker_app
 from workers.queues import ALL_QUEUES, get_queue, redis_connection
+from workers.resilient import OutageMixin
 
 log = structlog.get_logger(__name__)
 
@@ -58,11 +62,11 @@ class AppContextMixin:
                 structlog.contextvars.unbind_contextvars("job_id", "job")
 
 
-class AppWorker(AppContextMixin, Worker):
+class AppWorker(OutageMixin, AppContextMixin, Worker):
     """Forks a work horse per job (``--fork``): isolation from crashes, at a cost per job."""
 
 
-class AppSimpleWorker(AppContextMixin, SimpleWorker):
+class AppSimpleWorker(OutageMixin, AppContextMixin, SimpleWorker):
     """Runs jobs in its own process: the default, and what tests use."""
 
 
