@@ -1,0 +1,331 @@
+"""A Redis outage, ended by a restart with no data, under the Procfile's long-running processes.
+
+The test runs a Redis server of its own (stopping the suite's would break other tests)
+and a database of its own, starts gunicorn (``web``), the worker, the scheduler, the
+dispatcher and the feed on a fast clock (a candle a second), starts three bots on BTC-USD
+1m, and once they tick, kills Redis. When every process has logged the outage (and the
+API answers 503), Redis starts again empty. Then: no process exited or restarted, the
+dispatcher's group, the periodic jobs, the worker's registration and the leader key are
+back, and the bots' equity has one point per candle across the outage, none missing and
+none doubled. See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Worker
+from sqlalchemy.pool import NullPool
+
+from api.app import create_app
+from models import db as database
+from models.bots.bots import create_bot
+from models.bots.runs import current_run, start_bot
+from models.identity.rbac import sync_roles
+from models.identity.users import create_user
+from models.market.cache import stream_key
+from models.market.instruments import forget_instrument_refs
+from tests.helpers import PASSWORD, create_database, drop_database, make_settings
+from tests.workers.processes import Procs
+from workers.dispatch import GROUP
+from workers.feed import CANDLE_CLOSED_STREAM
+from workers.schedule import LEADER_KEY, PERIODIC
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+MINUTE = 60_000
+# Every process that loops on Redis, as it names itself in service_unavailable/_restored.
+LOOPS = {"worker", "worker-scheduler", "scheduler", "dispatcher", "feed"}
+BOT = {
+    "symbol": "BTC-USD",
+    "timeframe": "1m",
+    "strategy": {"template": "sma_crossover", "params": {"fast": 3, "slow": 8}},
+    "initial_capital": 10_000.0,
+    "fee": 0.001,
+    "slippage_bps": 0.0,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of this test's own, without persistence: a restart starts it empty."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = Redis(port=port, socket_connect_timeout=1, socket_timeout=5)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self.workdir)]
+        with (self.workdir / "redis.log").open("ab") as out:
+            self.proc = subprocess.Popen([REDIS_SERVER, *args], stdout=out, stderr=out)
+        deadline = time.monotonic() + 30
+        while True:
+            with suppress(RedisError):
+                if self.client.ping():
+                    return
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.client.connection_pool.disconnect()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def outage_db(own_redis: RedisServer) -> Iterator[tuple[str, uuid.UUID, Any]]:
+    """A migrated database of its own with one user; the app bound to it and to our Redis."""
+    try:
+        previous: str | None = database.get_engine().url.render_as_string(hide_password=False)
+    except RuntimeError:
+        previous = None
+    url = create_database("botyard_outage")
+    try:
+        app = create_app(make_settings(url, redis_url=own_redis.url))
+        forget_instrument_refs()
+        with app.app_context():
+            upgrade()
+            sync_roles()
+            owner = create_user("owner@example.com", "owner", PASSWORD)
+            database.session.commit()
+            owner_id = owner.id
+            database.session.remove()
+        yield url, owner_id, app
+    finally:
+        database.session.remove()
+        forget_instrument_refs()
+        if previous is not None:
+            database.configure(previous)
+        else:
+            database.get_engine().dispose()
+        drop_database(url)
+
+
+def events(procs: Procs, name: str) -> list[dict[str, Any]]:
+    """The JSON log lines the named process wrote so far."""
+    found = []
+    for line in procs.output(name).splitlines():
+        with suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                found.append(entry)
+    return found
+
+
+def loops_that_logged(procs: Procs, event: str) -> set[str]:
+    return {
+        e.get("process", "")
+        for name, _proc in procs.started
+        for e in events(procs, name)
+        if e.get("event") == event and e.get("service") == "redis"
+    }
+
+
+def test_processes_ride_out_a_redis_outage_and_a_restart_with_no_data(
+    own_redis: RedisServer, outage_db: tuple[str, uuid.UUID, Any], tmp_path: Path
+) -> None:
+    url, owner_id, app = outage_db
+    engine = sa.create_engine(url, poolclass=NullPool)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": own_redis.url,
+        "BOTYARD_ENV": "test",
+        "LOG_LEVEL": "INFO",
+        "LOG_JSON": "1",
+        "FEED_SPEED": "60",  # a 1m candle every second
+        "SEED_HISTORY_DAYS": "1",
+        "BOT_SWEEP_GRACE_S": "1",
+        "WEB_PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "20",
+    }
+    procs = Procs(env, tmp_path)
+    try:
+        _run(procs, own_redis, engine, owner_id, app, f"http://127.0.0.1:{port}")
+    finally:
+        procs.kill_all()
+        engine.dispose()
+
+
+def _run(
+    procs: Procs, server: RedisServer, engine: sa.Engine, owner_id: uuid.UUID, app: Any, api: str
+) -> None:
+    r = server.client
+    feed = procs.spawn("feed", "workers.feed")
+    procs.wait_for(lambda: "feed_starting" in procs.output("feed"), 120, "the feed to start")
+    runs = _start_bots(app, owner_id, 3)
+    started = {
+        "web": procs.spawn("web", "gunicorn", "--config", "scripts/gunicorn_conf.py", "wsgi:app"),
+        "worker": procs.spawn("worker", "workers.main"),
+        "scheduler": procs.spawn("scheduler", "workers.schedule"),
+        "dispatcher": procs.spawn("dispatcher", "workers.dispatch"),
+        "feed": feed,
+    }
+    procs.wait_for(lambda: _ticked(engine, runs, 3), 120, "the bots to tick")
+    procs.wait_for(lambda: _ready(api) == 200, 60, "the API to be ready")
+
+    server.kill()  # Redis is gone, with everything it held
+    procs.wait_for(
+        lambda: loops_that_logged(procs, "service_unavailable") >= LOOPS or _exited(started),
+        60,
+        "every process to notice the outage",
+    )
+    assert not _exited(started), procs.logs()
+    with httpx.Client(timeout=10) as client:
+        answer = client.get(f"{api}/health/ready")
+    assert answer.status_code == 503
+    body = answer.json()
+    assert body["code"] == 503 and body["checks"]["redis"]["ok"] is False, body
+    newest_during = _newest_candle(engine)
+
+    server.start()  # empty: no RDB, no AOF
+    procs.wait_for(
+        lambda: loops_that_logged(procs, "service_restored") >= LOOPS or _exited(started),
+        60,
+        "every process to resume",
+    )
+    assert not _exited(started), procs.logs()
+    procs.wait_for(lambda: _group_exists(r), 60, "the dispatcher's group")
+    ids = [spec.job_id for spec in PERIODIC]
+    procs.wait_for(
+        lambda: None not in r.zmscore("rq:scheduler:scheduled_jobs", ids),
+        60,
+        "the periodic jobs to be scheduled again",
+    )
+    procs.wait_for(
+        lambda: any(w.pid == started["worker"].pid for w in Worker.all(connection=r)),
+        60,
+        "the worker to be registered again",
+    )
+    leader = procs.wait_for(lambda: r.get(LEADER_KEY), 60, "a leader")
+    assert leader.decode().endswith(f"-{started['scheduler'].pid}")
+    assert r.xlen(stream_key("BTC-USD")) > 0  # the feed's streams carry on
+    # Ticks go on past the candles closed before and during the outage.
+    target = newest_during + 5 * MINUTE
+    procs.wait_for(lambda: _ticked_to(engine, runs, target), 120, "the bots to tick again")
+    procs.wait_for(lambda: _ready(api) == 200, 60, "the API to be ready again")
+
+    assert not _exited(started), procs.logs()
+    _assert_one_point_per_candle(engine, runs)
+
+
+def _exited(started: dict[str, subprocess.Popen[bytes]]) -> list[str]:
+    """The processes that are no longer running (same Popen: a restart would show as one)."""
+    return [name for name, proc in started.items() if proc.poll() is not None]
+
+
+def _start_bots(app: Any, owner_id: uuid.UUID, count: int) -> list[str]:
+    with app.app_context():
+        run_ids = []
+        for _ in range(count):
+            bot = create_bot(owner_id, {**BOT, "name": f"bot-{uuid.uuid4().hex[:8]}"})
+            start_bot(owner_id, bot.id, limit=100, now=datetime.now(UTC))
+            run = current_run(bot)
+            assert run is not None
+            run_ids.append(str(run.id))
+        database.session.commit()
+        database.session.remove()
+    return run_ids
+
+
+def _ready(api: str) -> int:
+    with suppress(httpx.HTTPError), httpx.Client(timeout=5) as client:
+        return client.get(f"{api}/health/ready").status_code
+    return 0
+
+
+def _group_exists(r: Redis) -> bool:
+    with suppress(RedisError):
+        return any(g["name"] == GROUP.encode() for g in r.xinfo_groups(CANDLE_CLOSED_STREAM))
+    return False
+
+
+def _newest_candle(engine: sa.Engine) -> int:
+    query = sa.text(
+        "SELECT CAST(extract(epoch FROM max(c.ts)) * 1000 AS bigint) FROM candles c"
+        " JOIN instruments i ON i.id = c.instrument_id"
+        " WHERE i.symbol = 'BTC-USD' AND c.timeframe = '1m'"
+    )
+    with engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
+
+
+def _ticks(engine: sa.Engine, runs: list[str]) -> list[tuple[int | None, int]]:
+    query = sa.text(
+        "SELECT r.last_candle_ts, (SELECT count(*) FROM bot_equity e WHERE e.run_id = r.id)"
+        " FROM bot_runs r WHERE r.id = ANY(CAST(:ids AS uuid[]))"
+    )
+    with engine.connect() as conn:
+        return [(row[0], int(row[1])) for row in conn.execute(query, {"ids": runs})]
+
+
+def _ticked(engine: sa.Engine, runs: list[str], points: int) -> bool:
+    rows = _ticks(engine, runs)
+    return len(rows) == len(runs) and all(count >= points for _ts, count in rows)
+
+
+def _ticked_to(engine: sa.Engine, runs: list[str], target: int) -> bool:
+    rows = _ticks(engine, runs)
+    return len(rows) == len(runs) and all((ts or 0) >= target for ts, _count in rows)
+
+
+def _assert_one_point_per_candle(engine: sa.Engine, runs: list[str]) -> None:
+    """Each run's equity timestamps are exactly the BTC-USD 1m candles it has processed."""
+    points = sa.text("SELECT ts FROM bot_equity WHERE run_id = CAST(:id AS uuid) ORDER BY ts")
+    candles = sa.text(
+        "SELECT CAST(extract(epoch FROM c.ts) * 1000 AS bigint) FROM candles c"
+        " JOIN instruments i ON i.id = c.instrument_id"
+        " WHERE i.symbol = 'BTC-USD' AND c.timeframe = '1m'"
+        " AND c.ts BETWEEN to_timestamp(:lo / 1000.0) AND to_timestamp(:hi / 1000.0) ORDER BY 1"
+    )
+    last = sa.text("SELECT last_candle_ts FROM bot_runs WHERE id = CAST(:id AS uuid)")
+    with engine.connect() as conn:
+        for run_id in runs:
+            ts = [int(t) for t in conn.scalars(points, {"id": run_id})]
+            newest = int(conn.scalar(last, {"id": run_id}))
+            assert len(ts) == len(set(ts)), f"doubled equity points in {run_id}"
+            assert ts[-1] == newest
+            expected = [int(t) for t in conn.scalars(candles, {"lo": ts[0], "hi": newest})]
+            missing = sorted(set(expected) - set(ts))
+            assert ts == expected, f"{run_id}: {len(missing)} candles without equity: {missing}"
