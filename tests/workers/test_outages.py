@@ -1,13 +1,14 @@
-"""A Redis outage, ended by a restart with no data, under the Procfile's long-running processes.
+"""Redis and Postgres outages under the Procfile's long-running processes (docs/operations.md).
 
-The test runs a Redis server of its own (stopping the suite's would break other tests)
-and a database of its own, starts gunicorn (``web``), the worker, the scheduler, the
-dispatcher and the feed on a fast clock (a candle a second), starts three bots on BTC-USD
-1m, and once they tick, kills Redis. When every process has logged the outage (and the
-API answers 503), Redis starts again empty. Then: no process exited or restarted, the
-dispatcher's group, the periodic jobs, the worker's registration and the leader key are
-back, and the bots' equity has one point per candle across the outage, none missing and
-none doubled. See docs/operations.md.
+The tests run a Redis server of their own (stopping the suite's would break other tests)
+and a database of their own, start gunicorn (``web``), the worker, the scheduler, the
+dispatcher and the feed on a fast clock (a candle a second), and three bots on BTC-USD 1m.
+Once the bots tick, one test kills Redis and, when every loop has logged the outage (and
+the API answers 503), starts it again empty; the other makes the database refuse
+connections. Afterwards no process has exited or restarted, what Redis lost (the
+dispatcher's group, the periodic jobs, the worker's registration, the leader key) is back,
+and the bots' equity has one point per candle across the outage, none missing and none
+doubled.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from models.identity.rbac import sync_roles
 from models.identity.users import create_user
 from models.market.cache import stream_key
 from models.market.instruments import forget_instrument_refs
-from tests.helpers import PASSWORD, create_database, drop_database, make_settings
+from tests.helpers import ADMIN_URL, PASSWORD, create_database, drop_database, make_settings
 from tests.workers.processes import Procs
 from workers.dispatch import GROUP
 from workers.feed import CANDLE_CLOSED_STREAM
@@ -160,11 +162,32 @@ def loops_that_logged(procs: Procs, event: str) -> set[str]:
     }
 
 
-def test_processes_ride_out_a_redis_outage_and_a_restart_with_no_data(
+@dataclass
+class Stack:
+    """The Procfile's long-running processes on our Redis and database, with bots ticking."""
+
+    procs: Procs
+    redis: RedisServer
+    engine: sa.Engine
+    database: str
+    api: str
+    runs: list[str]
+    started: dict[str, subprocess.Popen[bytes]]
+
+    def exited(self) -> list[str]:
+        """The processes that are no longer running (same Popen: a restart would show as one)."""
+        return [name for name, proc in self.started.items() if proc.poll() is not None]
+
+    def readiness(self) -> httpx.Response:
+        with httpx.Client(timeout=10) as client:
+            return client.get(f"{self.api}/health/ready")
+
+
+@pytest.fixture
+def stack(
     own_redis: RedisServer, outage_db: tuple[str, uuid.UUID, Any], tmp_path: Path
-) -> None:
+) -> Iterator[Stack]:
     url, owner_id, app = outage_db
-    engine = sa.create_engine(url, poolclass=NullPool)
     port = free_port()
     env = {
         **os.environ,
@@ -181,51 +204,50 @@ def test_processes_ride_out_a_redis_outage_and_a_restart_with_no_data(
         "WEB_THREADS": "20",
     }
     procs = Procs(env, tmp_path)
+    engine = sa.create_engine(url, poolclass=NullPool)
     try:
-        _run(procs, own_redis, engine, owner_id, app, f"http://127.0.0.1:{port}")
+        feed = procs.spawn("feed", "workers.feed")
+        procs.wait_for(lambda: "feed_starting" in procs.output("feed"), 120, "the feed to start")
+        runs = _start_bots(app, owner_id, 3)
+        web = ("--config", "scripts/gunicorn_conf.py", "wsgi:app")
+        started = {
+            "web": procs.spawn("web", "gunicorn", *web),
+            "worker": procs.spawn("worker", "workers.main"),
+            "scheduler": procs.spawn("scheduler", "workers.schedule"),
+            "dispatcher": procs.spawn("dispatcher", "workers.dispatch"),
+            "feed": feed,
+        }
+        running = Stack(procs, own_redis, engine, url, f"http://127.0.0.1:{port}", runs, started)
+        procs.wait_for(lambda: _ticked(engine, runs, 3), 120, "the bots to tick")
+        procs.wait_for(lambda: _ready(running.api) == 200, 60, "the API to be ready")
+        yield running
     finally:
         procs.kill_all()
         engine.dispose()
 
 
-def _run(
-    procs: Procs, server: RedisServer, engine: sa.Engine, owner_id: uuid.UUID, app: Any, api: str
-) -> None:
-    r = server.client
-    feed = procs.spawn("feed", "workers.feed")
-    procs.wait_for(lambda: "feed_starting" in procs.output("feed"), 120, "the feed to start")
-    runs = _start_bots(app, owner_id, 3)
-    started = {
-        "web": procs.spawn("web", "gunicorn", "--config", "scripts/gunicorn_conf.py", "wsgi:app"),
-        "worker": procs.spawn("worker", "workers.main"),
-        "scheduler": procs.spawn("scheduler", "workers.schedule"),
-        "dispatcher": procs.spawn("dispatcher", "workers.dispatch"),
-        "feed": feed,
-    }
-    procs.wait_for(lambda: _ticked(engine, runs, 3), 120, "the bots to tick")
-    procs.wait_for(lambda: _ready(api) == 200, 60, "the API to be ready")
-
-    server.kill()  # Redis is gone, with everything it held
+def test_processes_ride_out_a_redis_outage_and_a_restart_with_no_data(stack: Stack) -> None:
+    procs, r = stack.procs, stack.redis.client
+    stack.redis.kill()  # Redis is gone, with everything it held
     procs.wait_for(
-        lambda: loops_that_logged(procs, "service_unavailable") >= LOOPS or _exited(started),
+        lambda: loops_that_logged(procs, "service_unavailable") >= LOOPS or stack.exited(),
         60,
         "every process to notice the outage",
     )
-    assert not _exited(started), procs.logs()
-    with httpx.Client(timeout=10) as client:
-        answer = client.get(f"{api}/health/ready")
+    assert not stack.exited(), procs.logs()
+    answer = stack.readiness()
     assert answer.status_code == 503
     body = answer.json()
     assert body["code"] == 503 and body["checks"]["redis"]["ok"] is False, body
-    newest_during = _newest_candle(engine)
+    newest_during = _newest_candle(stack.engine)
 
-    server.start()  # empty: no RDB, no AOF
+    stack.redis.start()  # empty: no RDB, no AOF
     procs.wait_for(
-        lambda: loops_that_logged(procs, "service_restored") >= LOOPS or _exited(started),
+        lambda: loops_that_logged(procs, "service_restored") >= LOOPS or stack.exited(),
         60,
         "every process to resume",
     )
-    assert not _exited(started), procs.logs()
+    assert not stack.exited(), procs.logs()
     procs.wait_for(lambda: _group_exists(r), 60, "the dispatcher's group")
     ids = [spec.job_id for spec in PERIODIC]
     procs.wait_for(
@@ -233,26 +255,76 @@ def _run(
         60,
         "the periodic jobs to be scheduled again",
     )
+    worker_pid = stack.started["worker"].pid
     procs.wait_for(
-        lambda: any(w.pid == started["worker"].pid for w in Worker.all(connection=r)),
+        lambda: any(w.pid == worker_pid for w in Worker.all(connection=r)),
         60,
         "the worker to be registered again",
     )
     leader = procs.wait_for(lambda: r.get(LEADER_KEY), 60, "a leader")
-    assert leader.decode().endswith(f"-{started['scheduler'].pid}")
+    assert leader.decode().endswith(f"-{stack.started['scheduler'].pid}")
     assert r.xlen(stream_key("BTC-USD")) > 0  # the feed's streams carry on
-    # Ticks go on past the candles closed before and during the outage.
+    _assert_resumed(stack, newest_during)
+
+
+def test_processes_ride_out_a_postgres_outage(stack: Stack) -> None:
+    procs, r = stack.procs, stack.redis.client
+    name = sa.make_url(stack.database).database
+    admin = sa.create_engine(ADMIN_URL or "", poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    refuse = sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    drop = sa.text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = :name AND pid <> pg_backend_pid()"
+    )
+    try:
+        newest_before = _newest_candle(stack.engine)
+        with admin.connect() as conn:  # the database refuses connections and drops its own
+            conn.execute(refuse)
+            conn.execute(drop, {"name": name})
+        # A candle-closed event while Postgres is away: the dispatcher meets the outage too.
+        event = {"ts": newest_before, "symbols": ["BTC-USD"], "timeframes": ["1m"]}
+        r.xadd(CANDLE_CLOSED_STREAM, {"data": json.dumps(event)})
+        hit = {"feed", "dispatcher"}
+        procs.wait_for(
+            lambda: _postgres_loops(procs, "service_unavailable") >= hit or stack.exited(),
+            60,
+            "the feed and the dispatcher to notice the outage",
+        )
+        assert not stack.exited(), procs.logs()
+        answer = stack.readiness()
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["postgres"]["ok"] is False
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    procs.wait_for(
+        lambda: _postgres_loops(procs, "service_restored") >= hit or stack.exited(),
+        60,
+        "the feed and the dispatcher to resume",
+    )
+    assert not stack.exited(), procs.logs()
+    _assert_resumed(stack, _newest_candle(stack.engine))
+
+
+def _assert_resumed(stack: Stack, newest_during: int) -> None:
+    """Ticks go on past the candles closed before and during the outage, with no gap."""
     target = newest_during + 5 * MINUTE
-    procs.wait_for(lambda: _ticked_to(engine, runs, target), 120, "the bots to tick again")
-    procs.wait_for(lambda: _ready(api) == 200, 60, "the API to be ready again")
+    stack.procs.wait_for(
+        lambda: _ticked_to(stack.engine, stack.runs, target), 120, "the bots to tick again"
+    )
+    stack.procs.wait_for(lambda: _ready(stack.api) == 200, 60, "the API to be ready again")
+    assert not stack.exited(), stack.procs.logs()
+    _assert_one_point_per_candle(stack.engine, stack.runs)
 
-    assert not _exited(started), procs.logs()
-    _assert_one_point_per_candle(engine, runs)
 
-
-def _exited(started: dict[str, subprocess.Popen[bytes]]) -> list[str]:
-    """The processes that are no longer running (same Popen: a restart would show as one)."""
-    return [name for name, proc in started.items() if proc.poll() is not None]
+def _postgres_loops(procs: Procs, event: str) -> set[str]:
+    return {
+        e.get("process", "")
+        for name, _proc in procs.started
+        for e in events(procs, name)
+        if e.get("event") == event and e.get("service") == "postgres"
+    }
 
 
 def _start_bots(app: Any, owner_id: uuid.UUID, count: int) -> list[str]:
