@@ -123,6 +123,7 @@ def outage_db(own_redis: RedisServer) -> Iterator[tuple[str, uuid.UUID, Any]]:
     url = create_database("botyard_outage")
     try:
         app = create_app(make_settings(url, redis_url=own_redis.url))
+        database.session.remove()  # a session left by an earlier test is bound elsewhere
         forget_instrument_refs()
         with app.app_context():
             upgrade()
