@@ -94,12 +94,21 @@ class OutageMixin:
             except Exception as exc:
                 if not _redis_error(exc):
                     raise
-                if self._stop_requested:
+                if self.stop_requested:
                     raise StopRequested from exc
-                self.outage_watch.pause(exc, stop=lambda: self._stop_requested)
+                self.outage_watch.pause(exc, stop=lambda: self.stop_requested)
                 continue
             self.outage_watch.recovered()
             return result
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked for (False while RQ's constructor is still running)."""
+        return bool(getattr(self, "_stop_requested", False))
+
+    def _set_ip_address(self, connection: Any) -> None:
+        # Called by RQ's constructor: a worker started while Redis is away waits for it.
+        self.through_outage(super()._set_ip_address, connection)  # type: ignore[misc]
 
     def register_birth(self) -> None:
         self.through_outage(super().register_birth)  # type: ignore[misc]

@@ -184,16 +184,12 @@ class Stack:
             return client.get(f"{self.api}/health/ready")
 
 
-@pytest.fixture
-def stack(
-    own_redis: RedisServer, outage_db: tuple[str, uuid.UUID, Any], tmp_path: Path
-) -> Iterator[Stack]:
-    url, owner_id, app = outage_db
-    port = free_port()
-    env = {
+def _env(database: str, redis_url: str, port: int) -> dict[str, str]:
+    """The environment of the Procfile's processes on our database and Redis."""
+    return {
         **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": own_redis.url,
+        "DATABASE_URL": database,
+        "REDIS_URL": redis_url,
         "BOTYARD_ENV": "test",
         "LOG_LEVEL": "INFO",
         "LOG_JSON": "1",
@@ -204,6 +200,15 @@ def stack(
         "WEB_CONCURRENCY": "1",
         "WEB_THREADS": "20",
     }
+
+
+@pytest.fixture
+def stack(
+    own_redis: RedisServer, outage_db: tuple[str, uuid.UUID, Any], tmp_path: Path
+) -> Iterator[Stack]:
+    url, owner_id, app = outage_db
+    port = free_port()
+    env = _env(url, own_redis.url, port)
     procs = Procs(env, tmp_path)
     engine = sa.create_engine(url, poolclass=NullPool)
     try:
@@ -306,6 +311,47 @@ def test_processes_ride_out_a_postgres_outage(stack: Stack) -> None:
     )
     assert not stack.exited(), procs.logs()
     _assert_resumed(stack, _newest_candle(stack.engine))
+
+
+def test_processes_started_while_redis_is_away_wait_for_it(
+    own_redis: RedisServer, outage_db: tuple[str, uuid.UUID, Any], tmp_path: Path
+) -> None:
+    url, _owner_id, _app = outage_db
+    own_redis.kill()
+    port = free_port()
+    procs = Procs(_env(url, own_redis.url, port), tmp_path)
+    try:
+        web = ("--config", "scripts/gunicorn_conf.py", "wsgi:app")
+        started = {
+            "web": procs.spawn("web", "gunicorn", *web),
+            "worker": procs.spawn("worker", "workers.main"),
+            "scheduler": procs.spawn("scheduler", "workers.schedule"),
+            "dispatcher": procs.spawn("dispatcher", "workers.dispatch"),
+            "feed": procs.spawn("feed", "workers.feed"),
+        }
+        loops = {"worker", "scheduler", "dispatcher", "feed"}  # the feed needs Redis to publish
+
+        def gone() -> list[str]:
+            return [name for name, proc in started.items() if proc.poll() is not None]
+
+        procs.wait_for(
+            lambda: loops_that_logged(procs, "service_unavailable") >= loops or gone(),
+            120,
+            "every process to wait for Redis",
+        )
+        assert not gone(), procs.logs()
+        procs.wait_for(lambda: _ready(f"http://127.0.0.1:{port}") == 503, 60, "a 503")
+        own_redis.start()
+        procs.wait_for(
+            lambda: loops_that_logged(procs, "service_restored") >= loops or gone(),
+            60,
+            "every process to start working",
+        )
+        procs.wait_for(lambda: _group_exists(own_redis.client), 60, "the dispatcher's group")
+        procs.wait_for(lambda: _ready(f"http://127.0.0.1:{port}") == 200, 60, "the API")
+        assert not gone(), procs.logs()
+    finally:
+        procs.kill_all()
 
 
 def _assert_resumed(stack: Stack, newest_during: int) -> None:
