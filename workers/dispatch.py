@@ -9,6 +9,12 @@ of its symbols on one of its closed timeframes and enqueues ``tick_bots`` on the
 twice. An entry is acknowledged only after its jobs are queued; a dispatcher that
 dies before that leaves the entry pending, and it is read again on restart (or claimed
 by another dispatcher once idle for ``CLAIM_IDLE_MS``). See docs/execution.md.
+
+Redis or Postgres going away never stops the process: it waits with backoff and goes on
+(workers/outage.py). If Redis lost the group (a flush, a restart without persistence),
+the next read fails with ``NOGROUP`` and the group is created again, starting at most
+``REPLAY_ENTRIES`` entries back, so the events the feed announced since Redis came back
+are dispatched too; anything older is the catch-up sweep's (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from settings import Settings
 from workers.context import create_worker_app
 from workers.enqueue import enqueue_tick, tick_job_id
 from workers.feed import CANDLE_CLOSED_STREAM
+from workers.outage import Backoff, ServiceWatch, end_transaction
+from workers.transient import backing_service
 
 log = structlog.get_logger(__name__)
 
@@ -43,21 +51,33 @@ READ_COUNT = 100
 CLAIM_IDLE_MS = 60_000
 # A consumer idle this long with nothing pending is a dispatcher that is gone.
 PRUNE_IDLE_MS = 24 * 3_600_000
+# A group created again after Redis lost it replays this many entries at most (an hour of
+# 1m events): after a flush they are all new; the sweep covers whatever is older.
+REPLAY_ENTRIES = 60
 
 Entry = tuple[str, dict[bytes, bytes]]
 
 
-def ensure_group(redis: Redis) -> None:
-    """Create the consumer group (and the stream) if missing; a no-op otherwise.
+def ensure_group(redis: Redis, replay: int = 0) -> bool:
+    """Create the consumer group (and the stream) if missing; True if it was created.
 
-    A new group starts at the end of the stream: older events are the sweep's job, not
-    a flood of ticks for a history the runs have no use for.
+    A new group starts at the end of the stream, or ``replay`` entries before it: older
+    events are the sweep's job, not a flood of ticks for a history the runs have no use for.
     """
+    start = "$"
+    if replay > 0:
+        newest: Any = redis.xrevrange(CANDLE_CLOSED_STREAM, count=replay + 1)
+        if len(newest) > replay:
+            start = _text(newest[-1][0])  # delivery starts after this id
+        elif newest:
+            start = "0"
     try:
-        redis.xgroup_create(CANDLE_CLOSED_STREAM, GROUP, id="$", mkstream=True)
+        redis.xgroup_create(CANDLE_CLOSED_STREAM, GROUP, id=start, mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+        return False
+    return True
 
 
 def closed_bucket_open(minute_ms: int, timeframe: str) -> int:
@@ -144,18 +164,37 @@ def prune_consumers(redis: Redis, keep: str, idle_ms: int = PRUNE_IDLE_MS) -> li
 def run(redis: Redis, settings: Settings, consumer: str, stop: list[bool]) -> None:
     """Dispatch until ``stop[0]`` is set; each read blocks at most ``BLOCK_MS``.
 
-    A Redis or database error is logged and the loop goes on a second later: the
+    Redis or Postgres away: one ``service_unavailable`` line, waits with backoff, then one
+    ``service_restored``. A missing group is created again. Any other Redis or database
+    error is logged (``dispatch_failed``) and the loop goes on after a backoff: the
     entries it was handling stay pending and are read again.
     """
-    ensure_group(redis)
-    prune_consumers(redis, keep=consumer)
+    watch = ServiceWatch("dispatcher")
+    errors = Backoff()
+    started = group_lost = False
     while not stop[0]:
         try:
+            if not started:
+                if ensure_group(redis):
+                    log.info("dispatcher_group_created", stream=CANDLE_CLOSED_STREAM)
+                prune_consumers(redis, keep=consumer)
+                started = True
+            if group_lost and ensure_group(redis, replay=REPLAY_ENTRIES):
+                log.warning("dispatcher_group_recreated", stream=CANDLE_CLOSED_STREAM)
+            group_lost = False
             dispatch_once(redis, consumer, settings.bot_tick_chunk, BLOCK_MS)
         except (RedisError, SQLAlchemyError) as exc:
-            db.rollback()
-            log.warning("dispatch_failed", error_type=type(exc).__name__)
-            time.sleep(1)
+            end_transaction()
+            if backing_service(exc) is not None:
+                watch.pause(exc, stop=lambda: stop[0])
+            elif isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP"):
+                group_lost = True  # Redis lost its data: create the group again, next pass
+            else:
+                log.warning("dispatch_failed", error_type=type(exc).__name__)
+                time.sleep(errors.next())
+            continue
+        watch.recovered()
+        errors.reset()
 
 
 def dispatcher_connection(settings: Settings) -> Redis:

@@ -10,6 +10,10 @@ the symbol's capped stream, and ``XADD`` one "candle closed" event per minute to
 ``mkt:events:candle_closed`` for the bot dispatcher. Stream ids come from the
 simulated clock, so announcing the same candle twice leaves one entry. On start the feed first
 backfills every minute it missed, so restarts leave no gap and no duplicate.
+
+Redis or Postgres away: the feed waits with backoff (workers/outage.py) and closes the
+minutes it could not close, in order, once both answer again; its streams, recreated by
+the next ``XADD`` after a flush, carry on from the simulated clock.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from models.market.instruments import sync_instruments
 from models.market.tables import TIMEFRAME_MS, Instrument
 from settings import Settings
 from workers.context import create_worker_app
+from workers.outage import Backoff, ServiceWatch, end_transaction, until_available
 from workers.queues import redis_connection
+from workers.transient import backing_service
 
 log = structlog.get_logger(__name__)
 
@@ -228,15 +234,18 @@ class SimulatedClock:
         return self.anchor_ms + int((time.monotonic() - self.wall0) * 1000 * self.speed)
 
 
-def run(feed: Feed, speed: float, stop: list[bool]) -> None:
+def run(feed: Feed, speed: float, stop: list[bool], watch: ServiceWatch | None = None) -> None:
     """Backfill, then publish quotes each simulated second and close candles each minute."""
+    watch = watch or ServiceWatch("feed")
     wall_ms = int(time.time() * 1000)
-    feed.backfill(wall_ms)
+    if not until_available(lambda: feed.backfill(wall_ms), watch, stop):
+        return
     # A fast clock may have stored minutes ahead of the wall clock: continue after them.
-    anchor = max(wall_ms, feed.newest_end())
+    anchor = max(wall_ms, until_available(feed.newest_end, watch, stop) or 0)
     clock = SimulatedClock(anchor, speed)
     next_second = anchor // 1000 * 1000 + 1000
     last_closed = anchor // MINUTE_MS * MINUTE_MS
+    errors = Backoff()
     while not stop[0]:
         now = clock.now_ms()
         if now < next_second:
@@ -247,9 +256,18 @@ def run(feed: Feed, speed: float, stop: list[bool]) -> None:
                 feed.close_minute(last_closed)
                 last_closed += MINUTE_MS
             feed.publish_quotes(min(now, last_closed + MINUTE_MS - 1) // 1000 * 1000)
-        except RedisError as exc:
-            log.warning("feed_redis_error", error_type=type(exc).__name__)
-            time.sleep(1)
+        except Exception as exc:
+            if backing_service(exc) is None and not isinstance(exc, RedisError):
+                raise
+            end_transaction()
+            if backing_service(exc) is not None:
+                watch.pause(exc, stop=lambda: stop[0])
+            else:
+                log.warning("feed_redis_error", error_type=type(exc).__name__)
+                time.sleep(errors.next())
+            continue
+        watch.recovered()
+        errors.reset()
         next_second = now // 1000 * 1000 + 1000
 
 
@@ -265,9 +283,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with app.app_context():
-        feed = Feed(redis_connection(settings), settings)
-        log.info("feed_starting", instruments=len(feed.tracked), speed=settings.feed_speed)
-        run(feed, settings.feed_speed, stop)
+        watch = ServiceWatch("feed")
+        feed = until_available(lambda: Feed(redis_connection(settings), settings), watch, stop)
+        if feed is not None:
+            log.info("feed_starting", instruments=len(feed.tracked), speed=settings.feed_speed)
+            run(feed, settings.feed_speed, stop, watch)
     log.info("feed_stopped")
     return 0
 

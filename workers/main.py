@@ -16,6 +16,9 @@ Liveness (``workers/liveness.py``): a running job's lease in RQ's started regist
 ``WORKER_HEARTBEAT_TTL`` seconds and is renewed every third of that, so the sweep finds a
 dead worker's jobs within that time; and the children the worker forks (RQ's scheduler, a
 work horse) get SIGTERM from the kernel when it dies, even by SIGKILL.
+
+A Redis outage never ends the worker: :class:`workers.resilient.OutageMixin` waits it
+out, RQ's scheduler child included, and registers the worker again if Redis lost it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from workers import account_mail, backtests, bot_schedules, catchup, housekeepin
 from workers.context import create_worker_app
 from workers.liveness import JobHeartbeat, beat_interval, children_die_with_worker
 from workers.queues import ALL_QUEUES, get_queue, redis_connection
+from workers.resilient import OutageMixin
 
 log = structlog.get_logger(__name__)
 
@@ -74,11 +78,11 @@ class AppContextMixin:
                 structlog.contextvars.unbind_contextvars("job_id", "job")
 
 
-class AppWorker(AppContextMixin, Worker):
+class AppWorker(OutageMixin, AppContextMixin, Worker):
     """Forks a work horse per job (``--fork``): isolation from crashes, at a cost per job."""
 
 
-class AppSimpleWorker(AppContextMixin, SimpleWorker):
+class AppSimpleWorker(OutageMixin, AppContextMixin, SimpleWorker):
     """Runs jobs in its own process: the default, and what tests use.
 
     Nothing else runs while the job does, so a thread renews the job's lease (RQ's

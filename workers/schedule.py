@@ -7,12 +7,21 @@ alone, so restarting (or starting twice) never duplicates anything.
 
 Only one scheduler enqueues at a time: a leader key in Redis, renewed every
 loop, makes any other instance idle until the leader stops renewing it.
+
+The loop is ours, not rq-scheduler's ``run``, so that Redis going away never ends the
+process: it waits with backoff and goes on (workers/outage.py). Each pass re-registers
+the scheduler if Redis forgot it, and the leader checks with one ``ZMSCORE`` that every
+periodic job is still scheduled, reconciling when one is missing (a flush, a restart
+without persistence, or a pass cut short between rq-scheduler's enqueue and re-schedule).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +32,9 @@ from rq_scheduler import Scheduler
 
 from settings import Settings
 from workers.context import create_worker_app
+from workers.outage import ServiceWatch
 from workers.queues import DEFAULT, redis_connection
+from workers.transient import backing_service
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +133,9 @@ def reconcile(scheduler: Scheduler, periodic: tuple[PeriodicJob, ...] = PERIODIC
 class LeaderScheduler(Scheduler):  # type: ignore[misc]
     """rq-scheduler that only enqueues while it holds the leader key."""
 
+    _registered = False  # set once this scheduler's key was first written
+    _reconciled = False  # set once this scheduler reconciled the periodic jobs as leader
+
     def _holds_leadership(self) -> bool:
         ttl = int(self._interval) * 3 + 5
         conn: Redis = self.connection
@@ -141,6 +155,77 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
         self.connection.eval(_RELEASE_IF_MINE, 1, LEADER_KEY, self.name)
         super().register_death()
 
+    def heartbeat(self) -> None:
+        """Extend this scheduler's key; register it again if Redis no longer has it."""
+        ttl = int(self._interval) + 10
+        if self.connection.expire(self.key, ttl):
+            return
+        self.connection.hset(self.key, "birth", time.time())
+        self.connection.expire(self.key, ttl)
+        if self._registered:
+            log.warning("scheduler_reregistered", name=self.name)
+        self._registered = True
+
+    def ensure_periodic(self) -> None:
+        """Reconcile the periodic jobs on the first pass, then whenever one is missing."""
+        if not self._reconciled:
+            counts = reconcile(self)
+            self._reconciled = True
+            log.info("periodic_jobs_reconciled", **counts)
+            return
+        ids = [spec.job_id for spec in PERIODIC]
+        scores = self.connection.zmscore(self.scheduled_jobs_key, ids)
+        missing = [job_id for job_id, score in zip(ids, scores, strict=True) if score is None]
+        if missing:
+            counts = reconcile(self)
+            log.warning("periodic_jobs_restored", missing=len(missing), **counts)
+
+    def run(self, burst: bool = False) -> None:
+        """Enqueue due jobs every ``interval`` seconds while leader, whatever Redis does."""
+        self._install_signal_handlers()
+        watch = ServiceWatch("scheduler")
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    self.heartbeat()
+                    self.pass_once()
+                except Exception as exc:
+                    if backing_service(exc) is None:
+                        raise
+                    watch.pause(exc)
+                    continue
+                watch.recovered()
+                if burst:
+                    break
+                time.sleep(max(0.0, self._interval - (time.monotonic() - started)))
+        finally:
+            # Redis may be away: then the lock and the leader key expire on their own.
+            with suppress(Exception):
+                self.remove_lock()
+            with suppress(Exception):
+                self.register_death()
+
+    def pass_once(self) -> None:
+        """One pass: enqueue what is due if we lead, checking the periodic jobs first."""
+        if not self.acquire_lock():
+            self.log.warning("Lock already taken - skipping run")
+            return
+        try:
+            self.ensure_periodic()
+            self.enqueue_jobs()
+        finally:
+            self.remove_lock()
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT leave the loop at once; ``run`` cleans up as well as Redis allows."""
+
+        def stop(_signum: int, _frame: object) -> None:
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
 
 def build_scheduler(settings: Settings, connection: Redis | None = None) -> LeaderScheduler:
     """A leader-elected scheduler polling every ``POLL_SECONDS``."""
@@ -153,11 +238,10 @@ def build_scheduler(settings: Settings, connection: Redis | None = None) -> Lead
 
 
 def main() -> int:
-    """Reconcile the periodic jobs, then run the scheduler loop until stopped."""
+    """Run the scheduler loop until stopped; the first pass as leader reconciles the jobs."""
     app = create_worker_app()
     scheduler = build_scheduler(app.extensions["botyard.settings"])
-    counts = reconcile(scheduler)
-    log.info("scheduler_starting", name=scheduler.name, **counts)
+    log.info("scheduler_starting", name=scheduler.name, jobs=len(PERIODIC))
     scheduler.run()
     return 0
 

@@ -29,3 +29,18 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def backing_service(exc: BaseException) -> str | None:
+    """``"redis"`` or ``"postgres"`` when ``exc`` means that service is unreachable, else None.
+
+    A long-running process waits and retries on these (workers/outage.py); anything else
+    is a bug or bad data, handled where it happens.
+    """
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "redis"
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return "postgres"
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "postgres"
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -152,3 +153,60 @@ def test_consumers_of_dead_dispatchers_are_pruned_unless_they_hold_entries(
     assert dispatch.prune_consumers(redis, keep="me", idle_ms=0) == ["idle"]
     left = {info["name"] for info in redis.xinfo_consumers(CANDLE_CLOSED_STREAM, GROUP)}
     assert left == {b"holding", b"me"}  # the test client returns bytes
+
+
+def test_a_group_that_redis_lost_is_created_again_and_the_new_events_dispatched(
+    redis: Redis, fleet: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "BLOCK_MS", 50)
+    stop = [False]
+    entry = f"{EVENT['ts'] + MINUTE}-0"
+
+    seen: list[str | None] = []
+
+    def flush_then_publish() -> None:
+        try:
+            wait(lambda: redis.exists(CANDLE_CLOSED_STREAM))  # the loop created its group
+            redis.delete(CANDLE_CLOSED_STREAM)  # the stream and its group, as a FLUSHALL does
+            publish(redis, EVENT)  # the feed's first event once Redis is back
+            wait(lambda: seen.append(_delivered(redis)) or seen[-1] == entry)
+        finally:
+            stop[0] = True
+
+    helper = threading.Thread(target=flush_then_publish)
+    helper.start()
+    dispatch.run(redis, Settings(env="test"), "one", stop)
+    helper.join(10)
+    assert seen[-1] == entry
+    assert redis.xpending(CANDLE_CLOSED_STREAM, GROUP)["pending"] == 0
+    assert f"tick-BTC-USD-1h-{END - HOUR}-0" in queued(redis)
+
+
+def test_a_recreated_group_replays_at_most_the_newest_entries(redis: Redis) -> None:
+    for n in range(dispatch.REPLAY_ENTRIES + 10):
+        publish(redis, {**EVENT, "ts": END + n * MINUTE})
+    assert ensure_group(redis, replay=dispatch.REPLAY_ENTRIES) is True
+    assert ensure_group(redis, replay=dispatch.REPLAY_ENTRIES) is False  # exists now
+    read: Any = redis.xreadgroup(GROUP, "one", {CANDLE_CLOSED_STREAM: ">"}, count=1000)
+    ids = [entry_id.decode() for entry_id, _fields in read[0][1]]
+    assert len(ids) == dispatch.REPLAY_ENTRIES
+    assert ids[-1] == f"{END + (dispatch.REPLAY_ENTRIES + 10) * MINUTE}-0"
+    redis.delete(CANDLE_CLOSED_STREAM)
+    publish(redis, EVENT)
+    assert ensure_group(redis, replay=dispatch.REPLAY_ENTRIES) is True
+    read = redis.xreadgroup(GROUP, "one", {CANDLE_CLOSED_STREAM: ">"}, count=1000)
+    assert len(read[0][1]) == 1  # a short stream is read from its start
+
+
+def _delivered(redis: Redis) -> str | None:
+    groups = redis.xinfo_groups(CANDLE_CLOSED_STREAM) if redis.exists(CANDLE_CLOSED_STREAM) else []
+    if not groups or groups[0]["pending"]:
+        return None
+    return str(groups[0]["last-delivered-id"].decode())
+
+
+def wait(check: Callable[[], Any], timeout: float = 30) -> None:
+    """Poll ``check`` until it is truthy or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)

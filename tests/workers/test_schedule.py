@@ -6,10 +6,18 @@ import json
 from typing import Any
 
 from redis import Redis
+from structlog.testing import capture_logs
 
 from settings import Settings
 from tests.helpers import REDIS_URL
-from workers.schedule import PERIODIC, LeaderScheduler, PeriodicJob, build_scheduler, reconcile
+from workers.schedule import (
+    LEADER_KEY,
+    PERIODIC,
+    LeaderScheduler,
+    PeriodicJob,
+    build_scheduler,
+    reconcile,
+)
 
 
 def _scheduler(redis: Redis, name: str = "a") -> LeaderScheduler:
@@ -69,3 +77,30 @@ def test_build_scheduler_names_are_unique_per_process() -> None:
     scheduler = build_scheduler(settings)
     assert scheduler.name.startswith("botyard-")
     assert scheduler._interval == 5
+
+
+def test_the_leader_registers_the_periodic_jobs_again_after_redis_lost_them(
+    redis: Redis,
+) -> None:
+    scheduler = _scheduler(redis)
+    with capture_logs() as logs:
+        scheduler.heartbeat()
+        scheduler.pass_once()
+        assert _ids(scheduler) == sorted(spec.job_id for spec in PERIODIC)
+        redis.flushdb()  # Redis restarted without persistence
+        scheduler.heartbeat()
+        scheduler.pass_once()
+    assert _ids(scheduler) == sorted(spec.job_id for spec in PERIODIC)
+    assert redis.exists(scheduler.key)
+    assert redis.get(LEADER_KEY) == scheduler.name.encode()
+    events = [e["event"] for e in logs]
+    assert events == [
+        "scheduler_became_leader",
+        "periodic_jobs_reconciled",
+        "scheduler_reregistered",
+        "scheduler_became_leader",
+        "periodic_jobs_restored",
+    ]
+    with capture_logs() as logs:
+        scheduler.pass_once()  # nothing missing: one ZMSCORE, nothing else
+    assert logs == []

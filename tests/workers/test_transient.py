@@ -9,7 +9,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from engine.params import ParamError
-from workers.transient import is_transient
+from workers.transient import backing_service, is_transient
 
 
 def _dbapi(cls: type[DBAPIError], invalidated: bool = False) -> DBAPIError:
@@ -31,3 +31,18 @@ def _dbapi(cls: type[DBAPIError], invalidated: bool = False) -> DBAPIError:
 )
 def test_what_counts_as_transient(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
+
+
+@pytest.mark.parametrize(
+    ("error", "service"),
+    [
+        (RedisConnectionError("refused"), "redis"),
+        (_dbapi(OperationalError), "postgres"),
+        (_dbapi(DBAPIError, invalidated=True), "postgres"),
+        (JobTimeoutException("too slow"), None),  # transient for a job, but no service is away
+        (ResponseError("NOGROUP"), None),
+        (_dbapi(IntegrityError), None),
+    ],
+)
+def test_which_service_an_error_says_is_away(error: BaseException, service: str | None) -> None:
+    assert backing_service(error) == service
