@@ -233,23 +233,36 @@ class SimulatedClock:
         """The current simulated time."""
         return self.anchor_ms + int((time.monotonic() - self.wall0) * 1000 * self.speed)
 
+    def wait(self, sim_ms: int) -> None:
+        """Let about ``sim_ms`` simulated milliseconds pass (at most 0.2 s of wall time)."""
+        time.sleep(min(0.2, sim_ms / 1000 / self.speed))
 
-def run(feed: Feed, speed: float, stop: list[bool], watch: ServiceWatch | None = None) -> None:
-    """Backfill, then publish quotes each simulated second and close candles each minute."""
+
+def run(
+    feed: Feed,
+    speed: float,
+    stop: list[bool],
+    watch: ServiceWatch | None = None,
+    clock_type: type[SimulatedClock] = SimulatedClock,
+) -> None:
+    """Backfill, then publish quotes each simulated second and close candles each minute.
+
+    ``clock_type`` lets a test drive the loop with a clock of its own.
+    """
     watch = watch or ServiceWatch("feed")
     wall_ms = int(time.time() * 1000)
     if not until_available(lambda: feed.backfill(wall_ms), watch, stop):
         return
     # A fast clock may have stored minutes ahead of the wall clock: continue after them.
     anchor = max(wall_ms, until_available(feed.newest_end, watch, stop) or 0)
-    clock = SimulatedClock(anchor, speed)
+    clock = clock_type(anchor, speed)
     next_second = anchor // 1000 * 1000 + 1000
     last_closed = anchor // MINUTE_MS * MINUTE_MS
     errors = Backoff()
     while not stop[0]:
         now = clock.now_ms()
         if now < next_second:
-            time.sleep(min(0.2, (next_second - now) / 1000 / speed))
+            clock.wait(next_second - now)
             continue
         try:
             while last_closed + MINUTE_MS <= now:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from models.market.cache import CandleCache, cached_quote, stream_key
 from models.market.candles import read_candles
 from models.market.data import load_history
 from tests.helpers import assert_rows_close
-from workers.feed import CANDLE_CLOSED_STREAM, Feed, run
+from workers.feed import CANDLE_CLOSED_STREAM, Feed, SimulatedClock, run
 
 MINUTE = 60_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -188,13 +187,29 @@ def test_the_loop_publishes_quotes_and_closes_candles_on_a_fast_clock(
     feed: Feed, db: Any, redis: Redis
 ) -> None:
     stop = [False]
-    timer = threading.Timer(2.0, lambda: stop.__setitem__(0, True))
-    timer.start()
-    run(feed, speed=120.0, stop=stop)  # two simulated minutes per wall second
-    timer.cancel()
+    minutes_to_run = 3
+    clocks: list[SimulatedClock] = []
+
+    class SteppedClock(SimulatedClock):
+        """Simulated time that moves only when the loop waits: no wall clock, no load."""
+
+        def __init__(self, anchor_ms: int, speed: float) -> None:
+            super().__init__(anchor_ms, speed)
+            self.sim_ms = anchor_ms
+            self.end_ms = (anchor_ms // MINUTE + minutes_to_run) * MINUTE
+            clocks.append(self)
+
+        def now_ms(self) -> int:
+            return self.sim_ms
+
+        def wait(self, sim_ms: int) -> None:
+            self.sim_ms += sim_ms
+            stop[0] = self.sim_ms > self.end_ms
+
+    run(feed, speed=120.0, stop=stop, clock_type=SteppedClock)
 
     closed = redis.xrange(CANDLE_CLOSED_STREAM)
-    assert 2 <= len(closed) <= 6
+    assert len(closed) == minutes_to_run
     minutes = [orjson.loads(e[1][b"data"])["ts"] for e in closed]
     assert minutes == list(range(minutes[0], minutes[0] + len(minutes) * MINUTE, MINUTE))
     assert _count(db, "1m") == len(minutes) * len(feed.tracked)
@@ -203,6 +218,9 @@ def test_the_loop_publishes_quotes_and_closes_candles_on_a_fast_clock(
     assert quote["symbol"] == "BTC-USD" and quote["price"] > 0
     kinds = [e[1][b"type"] for e in redis.xrange(stream_key("BTC-USD"))]
     assert kinds.count(b"candle") == len(minutes)
-    assert kinds.count(b"quote") >= 60  # one per simulated second
+    # One per simulated second, from the first whole second after the start to the end.
+    [clock] = clocks
+    first_second = clock.anchor_ms // 1000 * 1000 + 1000
+    assert kinds.count(b"quote") == (clock.end_ms - first_second) // 1000 + 1
     ids = [e[0] for e in redis.xrange(stream_key("BTC-USD"))]
     assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in i.split(b"-")))
