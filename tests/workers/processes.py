@@ -131,6 +131,19 @@ class World:
             database.session.remove()
         return sorted(run_ids)
 
+    def stop_running_runs(self) -> None:
+        """Stop every run (and its bot) still running or paused in this database."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE bot_runs SET status = 'stopped', stopped_at = now() "
+                    "WHERE status IN ('running', 'paused')"
+                )
+            )
+            conn.execute(
+                sa.text("UPDATE bots SET status = 'stopped' WHERE status IN ('running', 'paused')")
+            )
+
     def snapshot(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         """What each run has committed: its row's tick fields and its rows in the other tables."""
         query = sa.text(
