@@ -130,6 +130,11 @@ def run(db_url: str, redis_url: str, prepare_db: bool) -> dict[str, Any]:
 
 
 def assert_503(result: dict[str, Any], limit_s: float) -> None:
+    """A 503 in the error shape, given before ``limit_s``.
+
+    The limits are far above the timeouts (2 s to connect): they tell "gave up on time"
+    from "hung" (which would last until ``run``'s 120 s), and hold on a loaded machine.
+    """
     assert result["status"] == 503, result
     assert result["body"]["code"] == 503
     assert result["body"]["message"]
@@ -139,8 +144,8 @@ def assert_503(result: dict[str, Any], limit_s: float) -> None:
 def test_postgres_refusing_connections() -> None:
     dead = f"postgresql+psycopg://botyard@127.0.0.1:{_closed_port()}/botyard"
     out = run(dead, REDIS_URL or "", prepare_db=False)
-    assert_503(out["login"], 2.0)
-    assert_503(out["register"], 2.0)
+    assert_503(out["login"], 15.0)
+    assert_503(out["register"], 15.0)
     assert out["live"]["status"] == 200
     assert out["ready"]["status"] == 503
     checks = out["ready"]["body"]["checks"]
@@ -151,8 +156,8 @@ def test_postgres_refusing_connections() -> None:
 def test_postgres_accepting_but_silent(silent_server: int) -> None:
     hung = f"postgresql+psycopg://botyard@127.0.0.1:{silent_server}/botyard"
     out = run(hung, REDIS_URL or "", prepare_db=False)
-    # libpq's connect_timeout is 2 s at minimum; allow scheduling noise on top.
-    assert_503(out["login"], 3.5)
+    # libpq's connect_timeout is 2 s at minimum; without it the login would wait forever.
+    assert_503(out["login"], 20.0)
 
 
 def test_redis_down_degrades_without_errors(scratch_db: str) -> None:
