@@ -154,7 +154,7 @@ def kill_worker(
     kids = procs.wait_for(forked, 30, f"the worker's {children_expected} child process(es)")
     os.kill(worker.pid, signal.SIGKILL)
     assert worker.wait(10) == -signal.SIGKILL
-    procs.wait_for(lambda: all(gone(pid) for pid in kids), 10, "the children to exit")
+    procs.wait_for(lambda: all(gone(pid) for pid in kids), 90, "the children to exit")
     # RQ's scheduler stopped cleanly: it released its lock for the next worker's scheduler.
     assert not redis.exists(RQScheduler.get_locking_key(queue))
 
@@ -181,7 +181,7 @@ def test_a_sigkilled_worker_s_backtest_is_requeued_from_missed_heartbeats(
     started = StartedJobRegistry(BACKTESTS, connection=redis)
     with saves_blocked(world):
         worker = procs.spawn("worker", *args)
-        procs.wait_for(lambda: waiting_save(world), 30, "the backtest to wait inside its save")
+        procs.wait_for(lambda: waiting_save(world), 90, "the backtest to wait inside its save")
         assert row(world, backtest_id) == ("running", 1)
         assert status(job) == "started"
 
@@ -210,7 +210,7 @@ def test_a_sigkilled_worker_s_backtest_is_requeued_from_missed_heartbeats(
     procs.wait_for(lambda: row(world, backtest_id)[0] != "queued", 60, "the re-run to start")
     procs.wait_for(lambda: row(world, backtest_id) == ("succeeded", 2), 60, "the re-run to succeed")
     # RQ records the job's success just after the job function has committed it.
-    procs.wait_for(lambda: status(job) == "finished", 30, "RQ to finish the job")
+    procs.wait_for(lambda: status(job) == "finished", 90, "RQ to finish the job")
 
 
 def test_a_backtest_whose_worker_dies_on_its_last_attempt_fails(
@@ -228,7 +228,7 @@ def test_a_backtest_whose_worker_dies_on_its_last_attempt_fails(
     started = StartedJobRegistry(BACKTESTS, connection=redis)
     with saves_blocked(world):
         worker = procs.spawn("worker", "workers.main", "--queues", BACKTESTS)
-        procs.wait_for(lambda: waiting_save(world), 30, "the backtest to wait inside its save")
+        procs.wait_for(lambda: waiting_save(world), 90, "the backtest to wait inside its save")
         assert row(world, backtest_id) == ("running", 3)
         kill_worker(procs, worker, BACKTESTS, redis, children_expected=1)
     wait_abandoned(procs, started, job)
@@ -251,7 +251,7 @@ def test_a_tick_job_whose_worker_dies_is_retried_and_ticks_each_run_once(
     started = StartedJobRegistry(BOTS, connection=redis)
     with world.blocker():
         worker = procs.spawn("worker", "workers.main", "--queues", BOTS)
-        procs.wait_for(world.waiting_insert, 30, "the tick to wait inside its insert")
+        procs.wait_for(world.waiting_insert, 90, "the tick to wait inside its insert")
         kill_worker(procs, worker, BOTS, redis, children_expected=1)
         assert world.snapshot(runs) == before
     wait_abandoned(procs, started, job)
@@ -259,6 +259,6 @@ def test_a_tick_job_whose_worker_dies_is_retried_and_ticks_each_run_once(
     assert status(job) == "scheduled"
     assert job.retries_left == (TICK_RETRY.max or 0) - 1
     procs.spawn("second", "workers.main", "--queues", BOTS)
-    procs.wait_for(lambda: status(job) == "finished", 30, "the retry to run")
+    procs.wait_for(lambda: status(job) == "finished", 90, "the retry to run")
     assert job.latest_result().return_value == {"ticked": runs, "skipped": [], "failed": []}
     world.assert_caught_up_once(runs, before)

@@ -73,14 +73,14 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
         worker = procs.spawn("worker", *WORKER)
         job = enqueue_tick(redis, runs, NEWEST, tick_job_id("BTC-USD", "1h", NEWEST, 0))
         assert job is not None
-        backend = procs.wait_for(world.waiting_insert, 30, "the job to wait inside its insert")
+        backend = procs.wait_for(world.waiting_insert, 90, "the job to wait inside its insert")
         assert status(job) == "started"
         # The worker alone: RQ's scheduler child it forked dies with it (PR_SET_PDEATHSIG).
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.wait(10) == -signal.SIGKILL
         assert world.snapshot(runs) == before
     # The killed worker's session finds its client gone once it can go on: it rolls back.
-    procs.wait_for(lambda: not world.backend_alive(backend), 10, "the dead worker's session")
+    procs.wait_for(lambda: not world.backend_alive(backend), 90, "the dead worker's session")
     assert world.snapshot(runs) == before
 
     # RQ lists the job as started until the dead worker's lease (its heartbeats) runs out;
@@ -110,8 +110,8 @@ def test_a_job_past_its_timeout_fails_and_is_retried_without_counting_against_bo
             result_ttl=3600,
             failure_ttl=3600,
         )
-        backend = procs.wait_for(world.waiting_insert, 30, "the job to wait inside its insert")
-        procs.wait_for(lambda: status(job) == "scheduled", 10, "the timeout to fail the job")
+        backend = procs.wait_for(world.waiting_insert, 90, "the job to wait inside its insert")
+        procs.wait_for(lambda: status(job) == "scheduled", 90, "the timeout to fail the job")
         assert job.retries_left == 2
         assert job.id in ScheduledJobRegistry(queue=get_queue(BOTS, redis)).get_job_ids()
         [rq_worker] = Worker.all(queue=get_queue(BOTS, redis))
@@ -120,9 +120,9 @@ def test_a_job_past_its_timeout_fails_and_is_retried_without_counting_against_bo
         assert world.snapshot(runs) == before  # not the bots' fault: no failure counted
         # The statement the timeout cut short is cancelled on the server (its row locks go
         # with it) while the block still holds, and the worker lives on for the retry.
-        procs.wait_for(lambda: not world.backend_alive(backend), 5, "the statement's cancel")
+        procs.wait_for(lambda: not world.backend_alive(backend), 90, "the statement's cancel")
         assert worker.poll() is None
-    procs.wait_for(lambda: status(job) == "finished", 30, "RQ's scheduler to run the retry")
+    procs.wait_for(lambda: status(job) == "finished", 90, "RQ's scheduler to run the retry")
     assert job.latest_result().return_value == outcome(runs)
     world.assert_caught_up_once(runs, before)
 
@@ -136,14 +136,14 @@ def test_a_lost_database_connection_fails_the_job_for_a_retry(
         worker = procs.spawn("worker", *WORKER)
         job = enqueue_tick(redis, runs, NEWEST, tick_job_id("BTC-USD", "1h", NEWEST, 0))
         assert job is not None
-        backend = procs.wait_for(world.waiting_insert, 30, "the job to wait inside its insert")
+        backend = procs.wait_for(world.waiting_insert, 90, "the job to wait inside its insert")
         assert world.terminate(backend)
-        procs.wait_for(lambda: status(job) == "scheduled", 10, "the job to fail")
+        procs.wait_for(lambda: status(job) == "scheduled", 90, "the job to fail")
         assert job.retries_left == (TICK_RETRY.max or 0) - 1
         assert "AdminShutdown" in procs.output("worker")
         assert world.snapshot(runs) == before
         assert worker.poll() is None
-    procs.wait_for(lambda: status(job) == "finished", 30, "RQ's scheduler to run the retry")
+    procs.wait_for(lambda: status(job) == "finished", 90, "RQ's scheduler to run the retry")
     assert job.latest_result().return_value == outcome(runs)
     world.assert_caught_up_once(runs, before)
 
@@ -159,7 +159,7 @@ def test_downtime_is_caught_up_by_the_sweep(world: World, redis: Redis, procs: P
         lambda: sweep in get_queue(DEFAULT, redis).job_ids, 20, "the scheduler to queue the sweep"
     )
     worker = procs.spawn("worker", "workers.main", "--burst", "--queues", f"{BOTS},{DEFAULT}")
-    assert procs.exit_code(worker, 30) == 0
+    assert procs.exit_code(worker, 90) == 0
     assert Job.fetch(sweep, connection=redis).latest_result().return_value == {"runs": 3, "jobs": 1}
     [catch_up] = [job for job in get_queue(BOTS, redis).finished_job_registry.get_job_ids()]
     assert catch_up.startswith("catchup-BTC-USD-1h-")
@@ -175,7 +175,7 @@ def test_a_second_scheduler_stays_idle_until_the_leader_stops(
     world: World, redis: Redis, procs: Procs
 ) -> None:
     first = procs.spawn("first", "workers.schedule")
-    leader = procs.wait_for(lambda: redis.get(LEADER_KEY), 20, "a leader")
+    leader = procs.wait_for(lambda: redis.get(LEADER_KEY), 90, "a leader")
     assert leader.decode().endswith(f"-{first.pid}")
     second = procs.spawn("second", "workers.schedule")
     procs.wait_for(lambda: "Lock already taken" in procs.output("second"), 60, "a standby")
@@ -201,7 +201,7 @@ def test_a_second_scheduler_stays_idle_until_the_leader_stops(
     assert redis.get(LEADER_KEY) == leader
 
     first.send_signal(signal.SIGTERM)
-    assert procs.exit_code(first, 10) == 0  # its leadership released on the way out
+    assert procs.exit_code(first, 90) == 0  # its leadership released on the way out
     successor = procs.wait_for(lambda: redis.get(LEADER_KEY), 60, "the standby to take over")
     assert successor.decode().endswith(f"-{second.pid}")
     procs.wait_for(
