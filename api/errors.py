@@ -27,6 +27,8 @@ from models.errors import DomainError
 log = structlog.get_logger(__name__)
 
 UNAVAILABLE_MESSAGE = "A backing service is unavailable; try again shortly."
+# Retry-After on every 503, as documented in docs/api.md.
+UNAVAILABLE_RETRY_AFTER = "5"
 
 
 class ErrorOut(ma.Schema):
@@ -132,7 +134,18 @@ def handle_outage(exc: BaseException) -> Response:
     """Postgres or Redis is unreachable: 503, never a traceback."""
     log.error("backing_service_unavailable", error_type=type(exc).__name__)
     response = error_response(503, UNAVAILABLE_MESSAGE)
-    response.headers["Retry-After"] = "5"
+    response.headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
+    return response
+
+
+def documented_retry_after(response: Response) -> Response:
+    """after_request: a 503 says when to retry by our value, not the rate limiter's.
+
+    flask-limiter rewrites ``Retry-After`` to the later of the header and its window's
+    reset (up to a minute away), so a client told to wait 5 s would wait 60 (issue 12).
+    """
+    if response.status_code == 503:
+        response.headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
     return response
 
 
@@ -154,7 +167,12 @@ def _handle_dbapi_error(exc: DBAPIError) -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Wire domain errors and outages; HTTP errors go through BotyardApi."""
+    """Wire domain errors and outages; HTTP errors go through BotyardApi.
+
+    Call before ``limiter.init_app``: after_request hooks run in reverse order, so
+    :func:`documented_retry_after` then runs after the limiter's own.
+    """
+    app.after_request(documented_retry_after)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
     for exc_type in _OUTAGE_ERRORS:
