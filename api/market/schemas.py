@@ -93,7 +93,7 @@ class CandlesQuery(StrictSchema):
     limit = ma.fields.Integer(
         load_default=DEFAULT_LIMIT, validate=ma.validate.Range(min=1, max=MAX_LIMIT)
     )
-    cursor = ma.fields.String(validate=ma.validate.Length(max=64))
+    cursor = ma.fields.String(validate=ma.validate.Length(min=1, max=64))
 
     @ma.post_load
     def _range(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
