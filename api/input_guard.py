@@ -48,8 +48,9 @@ class _Unreadable(ValueError):
 def json_depth(body: bytes) -> int:
     """How deeply arrays and objects nest in ``body`` (brackets inside strings not counted).
 
-    Linear and without recursion: only quotes, backslashes and brackets are visited. Stops
-    counting once past :data:`MAX_JSON_DEPTH`.
+    Linear and without recursion: only quotes, backslashes and brackets are visited. Exact
+    up to ``MAX_JSON_DEPTH + 1``, where it stops; 0 for a body with too few brackets to
+    exceed the limit.
     """
     if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
         return 0  # cannot exceed the limit: skip the scan for ordinary bodies
