@@ -330,7 +330,9 @@ class BotLogQuery(StrictSchema):
     event = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
     since = Timestamp(metadata={"description": "entries written at or after this time"})
     cursor = ma.fields.Integer(
-        validate=ma.validate.Range(min=1), metadata={"description": "next_cursor of the last page"}
+        # Log ids are bigints: a larger cursor would overflow in Postgres (a 500).
+        validate=ma.validate.Range(min=1, max=2**63 - 1),
+        metadata={"description": "next_cursor of the last page"},
     )
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=MAX_LOG_PAGE))
 
