@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from openapi_schema_validator import OAS30Validator
 
 from api.input_guard import MAX_JSON_DEPTH, json_depth
 from tests.api.conftest import BOT
@@ -212,3 +213,58 @@ def test_post_and_put_without_a_body_are_422(
     put = client.put(f"/api/v1/admin/users/{user.id}/roles", headers=admin_headers)
     assert assert_error(put, 422)["errors"]["json"]["_schema"]
     assert_error(client.post("/api/v1/auth/login"), 422)
+
+
+def _valid_per_document(spec: dict[str, Any], schema: dict[str, Any], value: Any) -> bool:
+    validator = OAS30Validator({**schema, "components": spec["components"]})
+    return bool(validator.is_valid(value))
+
+
+def _body_schema(spec: dict[str, Any], path: str, method: str) -> dict[str, Any]:
+    op = spec["paths"][path][method]
+    return dict(op["requestBody"]["content"]["application/json"]["schema"])
+
+
+def _query_schema(spec: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    params = spec["paths"][path]["get"]["parameters"]
+    return dict(next(p["schema"] for p in params if p["name"] == name))
+
+
+def test_the_document_and_the_server_agree_on_schemathesis_findings(
+    client: FlaskClient, owner: dict[str, str], bot_id: str
+) -> None:
+    """Each value schemathesis sent as valid is invalid by the document and refused (422)."""
+    spec = client.get("/api/openapi.json").json
+    candles = "/api/v1/market/instruments/{symbol}/candles"
+    logs = "/api/v1/bots/{bot_id}/logs"
+    equity = "/api/v1/bots/{bot_id}/equity"
+    for path, url, name in [
+        (candles, "/api/v1/market/instruments/BTC-USD/candles", "cursor"),
+        (logs, f"/api/v1/bots/{bot_id}/logs", "since"),
+        (candles, "/api/v1/market/instruments/BTC-USD/candles", "start"),
+        (equity, f"/api/v1/bots/{bot_id}/equity", "cursor"),
+    ]:
+        assert not _valid_per_document(spec, _query_schema(spec, path, name), ""), name
+        response = client.get(f"{url}?{name}=", headers=owner)
+        assert name in assert_error(response, 422)["errors"]["query"]
+
+    bots = _body_schema(spec, "/api/v1/bots", "post")
+    window = {"start": "09:00", "end": "17:00"}
+    refused = [
+        {**BOT, "strategy": {}},
+        {**BOT, "schedule": {"windows": [{**window, "days": []}]}},
+        {**BOT, "schedule": {"windows": [{**window, "start": None}]}},
+        {**BOT, "schedule": {"windows": [{**window, "end": None}]}},
+    ]
+    for body in refused:
+        assert not _valid_per_document(spec, bots, body), body
+        assert_error(client.post("/api/v1/bots", json=body, headers=owner), 422)
+    backtests = _body_schema(spec, "/api/v1/backtests", "post")
+    for field in ("start", "end"):
+        body = {"bot_id": bot_id, "start": 1767225600000, "end": 1767312000000, field: None}
+        assert not _valid_per_document(spec, backtests, body), field
+        assert_error(client.post("/api/v1/backtests", json=body, headers=owner), 422)
+    # What the document calls valid, the server takes.
+    accepted = {**BOT, "name": "agreed", "schedule": {"windows": [{**window, "days": ["mon"]}]}}
+    assert _valid_per_document(spec, bots, accepted)
+    assert client.post("/api/v1/bots", json=accepted, headers=owner).status_code == 201
