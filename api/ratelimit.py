@@ -31,6 +31,7 @@ from flask_jwt_extended import decode_token
 from flask_limiter import Limiter
 
 from api.input_guard import parsed_json
+from api.ratelimit_storage import OneTripRedisStorage
 from models.identity.sessions import logged_in_from
 from models.identity.users import find_by_login
 
@@ -135,6 +136,25 @@ def setting(name: str) -> Callable[[], str]:
 def failed_only(response: Any) -> bool:
     """Deduct only for failed attempts (bad credentials), not for successes."""
     return bool(response.status_code in (400, 401, 403, 422))
+
+
+# The login's account budgets take an entry before the password check and give it back
+# after anything but a failure: counting failures only, without deduct_when's race.
+REFUNDED_SCOPES = frozenset({"login-account", "login-account-ip"})
+
+
+def refund_unless_failed(response: Any) -> Any:
+    """after_request of the login: an attempt that did not fail gives back its account entries."""
+    if failed_only(response):
+        return response
+    storage = limiter.storage
+    if not isinstance(storage, OneTripRedisStorage):
+        return response  # another storage (none is configured): failures and successes count
+    for applied in limiter.current_limits:
+        scope = applied.request_args[-1].rsplit(":", 1)[-1]  # "<endpoint>:<scope>"
+        if scope in REFUNDED_SCOPES and not applied.breached:
+            storage.refund_entry(applied.key)
+    return response
 
 
 def _token_caller(token: str) -> tuple[str, tuple[str, ...]] | None:

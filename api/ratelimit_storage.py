@@ -152,6 +152,23 @@ class OneTripRedisStorage(RedisStorage):
             lambda: self.memory.get_moving_window(key, limit, expiry),
         )
 
+    def refund_entry(self, key: str) -> None:
+        """Give back the newest entry of a moving window: an attempt that turned out not to count.
+
+        Taking an entry up front and refunding it is race-free where flask-limiter's
+        ``deduct_when`` is not: that tests the window before the view and deducts after, so
+        concurrent requests all pass the test (a burst of guesses would overrun the budget).
+        """
+
+        def in_memory() -> None:
+            with self.memory.locks[key]:
+                events = self.memory.events.get(key)
+                if events:
+                    events.pop(0)  # entries are newest first, as in Redis
+
+        redis: Any = self.get_connection()
+        self._failover(lambda: redis.lpop(self.prefixed_key(key)), in_memory)
+
     def clear(self, key: str) -> None:
         """Forget ``key`` wherever it is counted."""
         self.memory.clear(key)

@@ -23,11 +23,11 @@ from api.errors import ErrorOut
 from api.extensions import settings
 from api.ratelimit import (
     body_field_key,
-    failed_only,
     from_known_address,
     limiter,
     login_account_ip_key,
     login_account_key,
+    refund_unless_failed,
     setting,
 )
 from api.schemas import UserOut
@@ -75,17 +75,17 @@ class Register(MethodView):
 class Login(MethodView):
     # Policy and reasons: docs/api.md, "Rate limits".
     @limiter.limit(setting("rate_limit_login_ip"), scope="login-ip")
+    # The account budgets count every attempt up front and refund what did not fail
+    # (refund_unless_failed below): deduct_when would let a concurrent burst through.
     @limiter.limit(
         setting("rate_limit_login_account_ip"),
         key_func=login_account_ip_key,
         scope="login-account-ip",
-        deduct_when=failed_only,
     )
     @limiter.limit(
         setting("rate_limit_login_account"),
         key_func=login_account_key,
         scope="login-account",
-        deduct_when=failed_only,
         exempt_when=from_known_address,
     )
     @public
@@ -109,6 +109,13 @@ class Login(MethodView):
         )
         db.commit()
         return {**issue_tokens(sess, fresh=True), "session": _session_out(sess, sess.id)}
+
+
+@blp.after_request
+def _refund_login_budget(response: Any) -> Any:
+    if request.endpoint == "auth.Login":
+        return refund_unless_failed(response)
+    return response
 
 
 @blp.route("/refresh")

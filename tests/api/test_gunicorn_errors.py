@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from tests.helpers import REDIS_URL
-
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).with_name("gunicorn")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.api.gunicorn_process import running_gunicorn
 
 
 def _exchange(port: int, raw: bytes) -> bytes:
@@ -58,41 +44,8 @@ def _parse(response: bytes) -> tuple[int, dict[str, str], Any]:
 
 @pytest.fixture(scope="module")
 def server(app: Flask) -> Iterator[int]:
-    port = _free_port()
-    database_url = app.extensions["botyard.settings"].database_url
-    env = {
-        **os.environ,
-        "WEB_PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "WEB_THREADS": "4",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL or "",
-        "BOTYARD_ENV": "test",
-    }
-    env.pop("WEB_BIND", None)
-    proc = subprocess.Popen(
-        [str(GUNICORN), "--config", "scripts/gunicorn_conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            try:
-                response = _exchange(port, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-                if response.startswith(b"HTTP/1.1 200"):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
-            time.sleep(0.1)  # polling for readiness, not synchronising on timing
+    with running_gunicorn(app.extensions["botyard.settings"].database_url) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _assert_shape(response: bytes, status: int) -> dict[str, Any]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
@@ -13,6 +18,11 @@ from redis.exceptions import ResponseError
 
 from api.ratelimit import limiter, normalize_identity
 from api.ratelimit_storage import OneTripRedisStorage, storage_uri
+from models import db as database
+from models.identity.rbac import sync_roles
+from models.identity.tables import User
+from models.identity.users import create_user
+from tests.api.gunicorn_process import running_gunicorn
 from tests.helpers import PASSWORD, REDIS_URL
 
 LOGIN = "/api/v1/auth/login"
@@ -149,12 +159,17 @@ def test_storage_fails_over_on_connection_errors_only(redis: Redis) -> None:
     assert [dead.acquire_entry("k", 2, 60) for _ in range(3)] == [True, True, False]
     assert dead.in_memory
     assert dead.get_moving_window("k", 2, 60)[1] == 2
+    dead.refund_entry("k")  # an attempt that did not count gives its entry back
+    assert dead.get_moving_window("k", 2, 60)[1] == 1
+    assert dead.acquire_entry("k", 2, 60) is True
 
     live = OneTripRedisStorage(storage_uri(REDIS_URL or ""))
     redis.set(live.prefixed_key("wrong-type"), "not a list")
     with pytest.raises(ResponseError):
         live.acquire_entry("wrong-type", 2, 60)
     assert not live.in_memory
+    assert [live.acquire_entry("fine", 2, 60) for _ in range(3)] == [True, True, False]
+    live.refund_entry("fine")
     assert live.acquire_entry("fine", 2, 60) is True
 
 
@@ -172,3 +187,55 @@ def test_retry_after_on_503_is_the_documented_value(
     assert response.status_code == 503 and response.json["code"] == 503
     assert response.headers["X-RateLimit-Limit"] == "3"  # the limiter did see it
     assert response.headers["Retry-After"] == "5"
+
+
+def _post_login(port: int, body: bytes) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", LOGIN, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        payload = json.loads(response.read())
+        assert payload["code"] == response.status, payload
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def committed_user(app: Flask, redis: Redis) -> Iterator[str]:
+    """A user another process can see (committed, not in a rolled-back test transaction)."""
+    name = f"burst_{uuid.uuid4().hex[:8]}"
+    with app.app_context():
+        sync_roles()
+        user = create_user(f"{name}@example.com", name, PASSWORD)
+        database.session.commit()
+        user_id = user.id
+        database.session.remove()
+    yield name
+    with app.app_context():
+        database.session.execute(sa.delete(User).where(User.id == user_id))
+        database.session.commit()
+        database.session.remove()
+
+
+def test_the_account_limit_holds_across_processes_and_a_concurrent_burst(
+    app: Flask, committed_user: str
+) -> None:
+    limits = {
+        "RATE_LIMIT_LOGIN_ACCOUNT": "10/minute",
+        "RATE_LIMIT_LOGIN_ACCOUNT_IP": "1000/minute",
+        "RATE_LIMIT_LOGIN_IP": "1000/minute",
+        "RATE_LIMIT_ANONYMOUS": "10000/minute",
+    }
+    database_url = app.extensions["botyard.settings"].database_url
+    with running_gunicorn(database_url, WEB_CONCURRENCY="2", WEB_THREADS="16", **limits) as port:
+        deep = b'{"login": "' + committed_user.encode() + b'", "password": ' + b"[" * 30000
+        # The trick that switched a process to counting in memory: several times, so that
+        # both workers see it.
+        assert {_post_login(port, deep) for _ in range(6)} == {400}
+        wrong = json.dumps({"login": committed_user, "password": "wrong-password"}).encode()
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            statuses = list(pool.map(lambda _: _post_login(port, wrong), range(30)))
+        # Ten guesses reached the password check (401); the other twenty were refused
+        # before it, however the burst was spread over threads and processes.
+        assert sorted(statuses) == [401] * 10 + [429] * 20, statuses
