@@ -100,7 +100,7 @@ class BotyardApi(Api):  # type: ignore[misc]
         payload, code, headers = super().handle_http_exception(error)
         original = getattr(error, "original_exception", None)
         if original is not None and error.code == 500:
-            if _is_outage(original):
+            if is_outage(original):
                 return handle_outage(original)
             log.error("unhandled_exception", exc_info=original)
             payload["message"] = _message_for(error)
@@ -122,7 +122,8 @@ _OUTAGE_ERRORS = (
 )
 
 
-def _is_outage(exc: BaseException) -> bool:
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means Postgres or Redis is unreachable (not a bug of ours)."""
     if isinstance(exc, _OUTAGE_ERRORS):
         return True
     if isinstance(exc, DBAPIError):
@@ -155,7 +156,7 @@ def handle_domain_error(exc: DomainError) -> Response:
 
 
 def _handle_dbapi_error(exc: DBAPIError) -> Response:
-    if _is_outage(exc):
+    if is_outage(exc):
         return handle_outage(exc)
     if isinstance(exc, IntegrityError):
         # Helpers check uniqueness first; this is the race two requests can still run.

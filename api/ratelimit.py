@@ -13,8 +13,9 @@ change them without touching decorators. Keys:
   addresses and spellings is still limited per account;
 - a body field (``email``), NFKC-normalised and case-folded.
 
-Key functions never raise, whatever the body: flask-limiter would take an exception
-for a storage failure. They read the body that api/input_guard.py checked and parsed.
+Key functions never raise because of the body (flask-limiter's own fallback took any
+exception for a storage failure); they read the body that api/input_guard.py checked and
+parsed. Only an unreachable database propagates, to be answered 503 at once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from flask import current_app, request
 from flask_jwt_extended import decode_token
 from flask_limiter import Limiter
 
+from api.errors import is_outage as _is_outage
 from api.input_guard import parsed_json
 from api.ratelimit_storage import OneTripRedisStorage
 from models.identity.sessions import logged_in_from
@@ -50,6 +52,17 @@ def normalize_identity(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()[:_MAX_KEY_TEXT]
 
 
+def _key_failed(event: str, exc: Exception, **fields: Any) -> None:
+    """Log a key function's failure (a bug), or re-raise an outage.
+
+    An unreachable database is no fault of the body: it propagates to the outage handler,
+    which answers 503 at once, instead of the view waiting out a second connect timeout.
+    """
+    if _is_outage(exc):
+        raise exc
+    log.error(event, exc_info=exc, **fields)
+
+
 def _body_text(field: str) -> str | None:
     body = parsed_json()
     value = body.get(field) if isinstance(body, dict) else None
@@ -63,8 +76,8 @@ def body_field_key(field: str) -> Callable[[], str]:
         try:
             value = _body_text(field)
             return f"{field}:{normalize_identity(value) if value else '-'}"
-        except Exception:  # a key function must not fail the limiter (see the module doc)
-            log.exception("rate_limit_key_failed", field=field)
+        except Exception as exc:  # a key function must not fail the limiter (module doc)
+            _key_failed("rate_limit_key_failed", exc, field=field)
             return f"{field}:-"
 
     key.__name__ = f"key_{field}"
@@ -87,19 +100,19 @@ def _login_account() -> tuple[str, Any]:
             normalized = normalize_identity(login)
             user = find_by_login(normalized) or find_by_login(login[:_MAX_KEY_TEXT])
             found = (f"user:{user.id}", user.id) if user else (f"login:{normalized}", None)
-    except Exception:  # the database may be down: the view will answer 503 for it
-        log.exception("rate_limit_key_failed", field="login")
+    except Exception as exc:  # a bug, or the database is down (re-raised: 503)
+        _key_failed("rate_limit_key_failed", exc, field="login")
     request.environ["botyard.login_account"] = found
     return found
 
 
 def login_account_key() -> str:
-    """The per-account login budget's key; never raises."""
+    """The per-account login budget's key; raises only when the database is down."""
     return _login_account()[0]
 
 
 def login_account_ip_key() -> str:
-    """The per-account-and-address login budget's key; never raises."""
+    """The per-account-and-address budget's key; raises only when the database is down."""
     return f"{_login_account()[0]}|ip:{client_ip()}"
 
 
@@ -107,7 +120,8 @@ def from_known_address() -> bool:
     """Whether the account named has logged in from this address within a refresh lifetime.
 
     Such an address is exempt from the account-wide budget (its own per-address budgets
-    still apply), so guessing from elsewhere cannot lock the owner out. Never raises.
+    still apply), so guessing from elsewhere cannot lock the owner out. Raises only when the
+    database is down.
     """
     user_id = _login_account()[1]
     try:
@@ -119,8 +133,8 @@ def from_known_address() -> bool:
     try:
         ttl = current_app.extensions["botyard.settings"].refresh_token_ttl
         return logged_in_from(user_id, address, datetime.now(UTC) - timedelta(seconds=ttl))
-    except Exception:  # the database is down: no exemption (the view answers 503)
-        log.exception("rate_limit_known_address_failed")
+    except Exception as exc:  # a bug (no exemption), or the database is down (503)
+        _key_failed("rate_limit_known_address_failed", exc)
         return False
 
 
