@@ -52,15 +52,14 @@ def normalize_identity(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()[:_MAX_KEY_TEXT]
 
 
-def _key_failed(event: str, exc: Exception, **fields: Any) -> None:
-    """Log a key function's failure (a bug), or re-raise an outage.
+def _raise_outage(exc: Exception) -> None:
+    """Re-raise ``exc`` if it is an outage; a key function then logs anything else as a bug.
 
     An unreachable database is no fault of the body: it propagates to the outage handler,
     which answers 503 at once, instead of the view waiting out a second connect timeout.
     """
     if _is_outage(exc):
         raise exc
-    log.error(event, exc_info=exc, **fields)
 
 
 def _body_text(field: str) -> str | None:
@@ -77,7 +76,8 @@ def body_field_key(field: str) -> Callable[[], str]:
             value = _body_text(field)
             return f"{field}:{normalize_identity(value) if value else '-'}"
         except Exception as exc:  # a key function must not fail the limiter (module doc)
-            _key_failed("rate_limit_key_failed", exc, field=field)
+            _raise_outage(exc)
+            log.error("rate_limit_key_failed", field=field, exc_info=exc)
             return f"{field}:-"
 
     key.__name__ = f"key_{field}"
@@ -101,7 +101,8 @@ def _login_account() -> tuple[str, Any]:
             user = find_by_login(normalized) or find_by_login(login[:_MAX_KEY_TEXT])
             found = (f"user:{user.id}", user.id) if user else (f"login:{normalized}", None)
     except Exception as exc:  # a bug, or the database is down (re-raised: 503)
-        _key_failed("rate_limit_key_failed", exc, field="login")
+        _raise_outage(exc)
+        log.error("rate_limit_key_failed", field="login", exc_info=exc)
     request.environ["botyard.login_account"] = found
     return found
 
@@ -134,7 +135,8 @@ def from_known_address() -> bool:
         ttl = current_app.extensions["botyard.settings"].refresh_token_ttl
         return logged_in_from(user_id, address, datetime.now(UTC) - timedelta(seconds=ttl))
     except Exception as exc:  # a bug (no exemption), or the database is down (503)
-        _key_failed("rate_limit_known_address_failed", exc)
+        _raise_outage(exc)
+        log.error("rate_limit_known_address_failed", exc_info=exc)
         return False
 
 
