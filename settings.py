@@ -96,6 +96,7 @@ class Settings:
     rate_limit_moderator: str = "1200/minute"
     rate_limit_login_ip: str = "20/minute"
     rate_limit_login_account: str = "10/minute"
+    rate_limit_login_account_ip: str = "5/minute"
     rate_limit_register_ip: str = "10/minute"
     log_level: str = "INFO"
     log_json: bool = False
@@ -192,6 +193,9 @@ class Settings:
             rate_limit_login_ip=env.get("RATE_LIMIT_LOGIN_IP", defaults.rate_limit_login_ip),
             rate_limit_login_account=env.get(
                 "RATE_LIMIT_LOGIN_ACCOUNT", defaults.rate_limit_login_account
+            ),
+            rate_limit_login_account_ip=env.get(
+                "RATE_LIMIT_LOGIN_ACCOUNT_IP", defaults.rate_limit_login_account_ip
             ),
             rate_limit_register_ip=env.get(
                 "RATE_LIMIT_REGISTER_IP", defaults.rate_limit_register_ip

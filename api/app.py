@@ -20,6 +20,7 @@ from api.docs_assets import SWAGGER_UI_URL, docs_assets_bp
 from api.errors import BotyardApi, register_error_handlers
 from api.extensions import jwt, limiter, migrate
 from api.health import blp as health_blp
+from api.input_guard import init_input_guard
 from api.market import blp as market_blp
 from api.me import blp as me_blp
 from api.request_context import init_request_context
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     smorest = BotyardApi(app)
     register_error_handlers(app)
     init_jwt(app, jwt)
+    init_input_guard(app)  # before the limiter: its key functions read the checked body
     limiter.init_app(app)
     migrate.init_app(app, db=None, directory=MIGRATIONS_DIR)
     for blueprint in BLUEPRINTS:

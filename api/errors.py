@@ -27,6 +27,8 @@ from models.errors import DomainError
 log = structlog.get_logger(__name__)
 
 UNAVAILABLE_MESSAGE = "A backing service is unavailable; try again shortly."
+# Retry-After on every 503, as documented in docs/api.md.
+UNAVAILABLE_RETRY_AFTER = "5"
 
 
 class ErrorOut(ma.Schema):
@@ -98,7 +100,7 @@ class BotyardApi(Api):  # type: ignore[misc]
         payload, code, headers = super().handle_http_exception(error)
         original = getattr(error, "original_exception", None)
         if original is not None and error.code == 500:
-            if _is_outage(original):
+            if is_outage(original):
                 return handle_outage(original)
             log.error("unhandled_exception", exc_info=original)
             payload["message"] = _message_for(error)
@@ -120,7 +122,8 @@ _OUTAGE_ERRORS = (
 )
 
 
-def _is_outage(exc: BaseException) -> bool:
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means Postgres or Redis is unreachable (not a bug of ours)."""
     if isinstance(exc, _OUTAGE_ERRORS):
         return True
     if isinstance(exc, DBAPIError):
@@ -132,7 +135,18 @@ def handle_outage(exc: BaseException) -> Response:
     """Postgres or Redis is unreachable: 503, never a traceback."""
     log.error("backing_service_unavailable", error_type=type(exc).__name__)
     response = error_response(503, UNAVAILABLE_MESSAGE)
-    response.headers["Retry-After"] = "5"
+    response.headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
+    return response
+
+
+def documented_retry_after(response: Response) -> Response:
+    """after_request: a 503 says when to retry by our value, not the rate limiter's.
+
+    flask-limiter rewrites ``Retry-After`` to the later of the header and its window's
+    reset (up to a minute away), so a client told to wait 5 s would wait 60 (issue 12).
+    """
+    if response.status_code == 503:
+        response.headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
     return response
 
 
@@ -142,7 +156,7 @@ def handle_domain_error(exc: DomainError) -> Response:
 
 
 def _handle_dbapi_error(exc: DBAPIError) -> Response:
-    if _is_outage(exc):
+    if is_outage(exc):
         return handle_outage(exc)
     if isinstance(exc, IntegrityError):
         # Helpers check uniqueness first; this is the race two requests can still run.
@@ -154,7 +168,12 @@ def _handle_dbapi_error(exc: DBAPIError) -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Wire domain errors and outages; HTTP errors go through BotyardApi."""
+    """Wire domain errors and outages; HTTP errors go through BotyardApi.
+
+    Call before ``limiter.init_app``: after_request hooks run in reverse order, so
+    :func:`documented_retry_after` then runs after the limiter's own.
+    """
+    app.after_request(documented_retry_after)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
     for exc_type in _OUTAGE_ERRORS:

@@ -10,7 +10,9 @@ Rules on top of apispec's marshmallow plugin (each schema's docstring is its des
   $ref]`` and generators would make a plain dict of it; a nullable enum lists null
   among its values, without ``nullable``;
 - a partial schema (``BotPatch``) documents no defaults, or a generated client would
-  send them and overwrite what the PATCH left out.
+  send them and overwrite what the PATCH left out;
+- a schema's own ``openapi`` class attribute (``StrategyIn``'s "template or rules") is
+  merged into its JSON schema, for rules across fields that the fields cannot state.
 
 Operation ids are not derived here: each view declares its own with
 ``@blp.doc(operationId=...)`` (tests/api/test_openapi_contract.py checks them).
@@ -60,6 +62,7 @@ class ContractConverter(OpenAPIConverter):
         doc = cls.__dict__.get("__doc__")  # its own, never a base class's
         if doc and "description" not in jsonschema:
             jsonschema["description"] = inspect.cleandoc(doc)
+        jsonschema.update(cls.__dict__.get("openapi", {}))
         if isinstance(schema, OutSchema) or (
             isinstance(schema, type) and issubclass(schema, OutSchema)
         ):

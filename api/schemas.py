@@ -80,13 +80,49 @@ class PageQuery(StrictSchema):
     page_size = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=100))
 
 
+# Times the API takes, from either spelling, lie in [1970, 2100]: the same range for epoch
+# milliseconds and ISO 8601 (an ISO time used to bypass it, and years 1 and 9999 with an
+# offset overflowed Python's datetime on conversion to UTC: a 500, issue 12).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+LATEST_MS = 4_102_444_800_000
+TIME_RANGE_MESSAGE = "Times must be between 1970-01-01 and 2100-01-01 (UTC)."
+
+
+def utc_in_range(value: datetime) -> datetime:
+    """An aware ``value`` in UTC; ValidationError outside [1970, 2100] or past datetime's range."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ma.ValidationError(TIME_RANGE_MESSAGE) from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise ma.ValidationError(TIME_RANGE_MESSAGE)
+    return utc
+
+
+class UtcDateTime(ma.fields.AwareDateTime):
+    """An ISO 8601 time (UTC when no offset is given), loaded in UTC within [1970, 2100]."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        return utc_in_range(super()._deserialize(value, attr, data, **kwargs))
+
+
 class Timestamp(ma.fields.Field[int]):
     """Epoch milliseconds or an ISO 8601 time (UTC assumed when no offset is given)."""
 
     OPENAPI: ClassVar[dict[str, Any]] = {
         "oneOf": [
-            {"type": "integer", "format": "int64", "description": "epoch milliseconds"},
-            {"type": "string", "format": "date-time"},
+            {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "maximum": LATEST_MS,
+                "description": "epoch milliseconds",
+            },
+            {"type": "string", "format": "date-time", "minLength": 1},
         ]
     }
 
@@ -98,9 +134,11 @@ class Timestamp(ma.fields.Field[int]):
         text = str(value).strip()
         digits = text.lstrip("-")
         if digits.isascii() and digits.isdigit():  # not "²", which isdigit() accepts
+            if len(digits) > 16:  # no int() of a 4,000-digit string
+                raise ma.ValidationError(TIME_RANGE_MESSAGE)
             number = int(text)
-            if not 0 <= number < 4_102_444_800_000:  # 2100-01-01
-                raise ma.ValidationError("Milliseconds since 1970 must be between 1970 and 2100.")
+            if not 0 <= number <= LATEST_MS:
+                raise ma.ValidationError(TIME_RANGE_MESSAGE)
             return number
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -110,7 +148,7 @@ class Timestamp(ma.fields.Field[int]):
             ) from exc
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
+        return int(utc_in_range(parsed).timestamp() * 1000)
 
 
 MAX_EQUITY_PAGE = 5000

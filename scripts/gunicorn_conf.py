@@ -9,7 +9,8 @@ import multiprocessing
 import os
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:" + os.environ.get("WEB_PORT", "8000"))
-worker_class = "gthread"
+# gthread, with gunicorn's own error pages (414, 431, 400 ...) in the API's JSON error shape.
+worker_class = "api.gunicorn_worker.JsonErrorThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count())))
 # An open SSE stream holds a thread; the app caps streams at threads - 16 per process
 # (SSE_MAX_STREAMS_PER_PROCESS), so ordinary requests always find a free one.

@@ -55,6 +55,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         jwt_secret_key="test-secret-" + "x" * 40,
         rate_limit_login_ip="1000/minute",
         rate_limit_login_account="1000/minute",
+        rate_limit_login_account_ip="1000/minute",
         rate_limit_register_ip="1000/minute",
         rate_limit_anonymous="10000/minute",
         rate_limit_user="10000/minute",

@@ -21,7 +21,15 @@ from api.auth.schemas import LoginIn, RegisterIn, RevokedOut, SessionOut, Tokens
 from api.auth.tokens import issue_tokens, mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.extensions import settings
-from api.ratelimit import body_field_key, failed_only, limiter, setting
+from api.ratelimit import (
+    body_field_key,
+    from_known_address,
+    limiter,
+    login_account_ip_key,
+    login_account_key,
+    refund_unless_failed,
+    setting,
+)
 from api.schemas import UserOut
 from models.db import session as db
 from models.errors import Unauthorized
@@ -65,12 +73,20 @@ class Register(MethodView):
 
 @blp.route("/login")
 class Login(MethodView):
+    # Policy and reasons: docs/api.md, "Rate limits".
     @limiter.limit(setting("rate_limit_login_ip"), scope="login-ip")
+    # The account budgets count every attempt up front and refund what did not fail
+    # (refund_unless_failed below): deduct_when would let a concurrent burst through.
+    @limiter.limit(
+        setting("rate_limit_login_account_ip"),
+        key_func=login_account_ip_key,
+        scope="login-account-ip",
+    )
     @limiter.limit(
         setting("rate_limit_login_account"),
-        key_func=body_field_key("login"),
+        key_func=login_account_key,
         scope="login-account",
-        deduct_when=failed_only,
+        exempt_when=from_known_address,
     )
     @public
     @blp.doc(operationId="login", security=[])
@@ -93,6 +109,13 @@ class Login(MethodView):
         )
         db.commit()
         return {**issue_tokens(sess, fresh=True), "session": _session_out(sess, sess.id)}
+
+
+@blp.after_request
+def _refund_login_budget(response: Any) -> Any:
+    if request.endpoint == "auth.Login":
+        return refund_unless_failed(response)
+    return response
 
 
 @blp.route("/refresh")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
+from typing import Any, ClassVar
 
 import marshmallow as ma
 
@@ -18,6 +18,7 @@ from api.schemas import (
     StrictSchema,
     Timestamp,
     TradeOut,
+    UtcDateTime,
     one_of,
     timeframe_enum,
 )
@@ -53,6 +54,11 @@ class RiskIn(StrictSchema):
 class StrategyIn(StrictSchema):
     """A template with parameters, or declarative rules (checked by the engine)."""
 
+    # Not empty, in the document too (api/openapi.py). "Exactly one of template and rules"
+    # would be a oneOf of required lists, which client generators turn into anonymous
+    # unions; the description says it instead.
+    openapi: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
     template = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
     params = ma.fields.Dict(keys=ma.fields.String())
     rules = ma.fields.Dict(keys=ma.fields.String())
@@ -80,6 +86,9 @@ class WindowIn(StrictSchema):
 
     days = ma.fields.List(
         ma.fields.String(**one_of(DAYS)),
+        validate=ma.validate.Length(
+            min=1, error="Give at least one day, or leave days out for every day."
+        ),
         metadata={"description": "the days a window starts on; every day if left out"},
     )
     start = ma.fields.String(required=True, validate=HHMM, metadata={"example": "09:00"})
@@ -93,13 +102,7 @@ class WindowIn(StrictSchema):
     def _check(self, data: dict[str, Any], **_kwargs: object) -> None:
         if data["start"] == data["end"]:
             raise ma.ValidationError("end must differ from start.", "end")
-        days = data.get("days")
-        if days is None:
-            return
-        if not days:
-            raise ma.ValidationError(
-                "Give at least one day, or leave days out for every day.", "days"
-            )
+        days = data.get("days") or []
         twice = sorted({day for day in days if days.count(day) > 1}, key=DAYS.index)
         if twice:
             raise ma.ValidationError(
@@ -119,16 +122,14 @@ class WindowIn(StrictSchema):
 class ScheduleIn(StrictSchema):
     """When a bot starts and stops, and the daily windows it may run in; all in UTC."""
 
-    start_at = ma.fields.AwareDateTime(
+    start_at = UtcDateTime(
         allow_none=True,
         load_default=None,
-        default_timezone=UTC,
         metadata={"description": "start the bot then (once), if it is a draft or stopped"},
     )
-    stop_at = ma.fields.AwareDateTime(
+    stop_at = UtcDateTime(
         allow_none=True,
         load_default=None,
-        default_timezone=UTC,
         metadata={"description": "stop the bot then, if it is running or paused"},
     )
     windows = ma.fields.List(
@@ -329,7 +330,9 @@ class BotLogQuery(StrictSchema):
     event = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
     since = Timestamp(metadata={"description": "entries written at or after this time"})
     cursor = ma.fields.Integer(
-        validate=ma.validate.Range(min=1), metadata={"description": "next_cursor of the last page"}
+        # Log ids are bigints: a larger cursor would overflow in Postgres (a 500).
+        validate=ma.validate.Range(min=1, max=2**63 - 1),
+        metadata={"description": "next_cursor of the last page"},
     )
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=MAX_LOG_PAGE))
 

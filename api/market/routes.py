@@ -25,6 +25,7 @@ from api.market.schemas import (
     QuoteOut,
     StreamQuery,
     encode_cursor,
+    range_too_long,
 )
 from api.market.stream import open_stream
 from api.pagination import cursor_page, paged
@@ -175,6 +176,12 @@ class InstrumentCandles(MethodView):
         latest = start is None  # the newest `limit` rows before end, no paging
         if start is None:
             start = max(0, end - (limit + 1) * tf_ms)
+        elif "end" not in query:
+            # The schema checks the span when both ends are given; up to now, it is checked
+            # here (a start in 1970 would walk 56 years of cache chunks: minutes, issue 12).
+            too_long = range_too_long(start, end, timeframe)
+            if too_long:
+                abort(422, message=too_long, errors={"query": {"start": [too_long]}})
         start = -(-start // tf_ms) * tf_ms  # the first bucket that opens at or after start
         window = {"start": start, "end": end, "limit": limit, "latest": latest, "now_ms": now_ms}
         if end > now_ms // tf_ms * tf_ms:  # holds the forming bucket: changes every minute

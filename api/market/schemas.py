@@ -84,6 +84,17 @@ class QuoteOut(OutSchema):
     volume_24h = ma.fields.Float()
 
 
+def range_too_long(start: int, end: int, timeframe: str) -> str | None:
+    """The message when [start, end) spans more than MAX_RANGE_BARS bars, else None."""
+    bars = (end - start) // TIMEFRAME_MS[timeframe]
+    if bars <= MAX_RANGE_BARS:
+        return None
+    return (
+        f"The range spans {bars} {timeframe} bars; at most {MAX_RANGE_BARS} per request "
+        "(page through it with limit and cursor, or use a larger timeframe)."
+    )
+
+
 class CandlesQuery(StrictSchema):
     """A candle window: [start, end), at most ``limit`` rows, or a cursor from a previous page."""
 
@@ -93,7 +104,7 @@ class CandlesQuery(StrictSchema):
     limit = ma.fields.Integer(
         load_default=DEFAULT_LIMIT, validate=ma.validate.Range(min=1, max=MAX_LIMIT)
     )
-    cursor = ma.fields.String(validate=ma.validate.Length(max=64))
+    cursor = ma.fields.String(validate=ma.validate.Length(min=1, max=64))
 
     @ma.post_load
     def _range(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
@@ -103,14 +114,9 @@ class CandlesQuery(StrictSchema):
         if start is not None and end is not None:
             if start >= end:
                 raise ma.ValidationError("start must be before end.", "start")
-            bars = (end - start) // TIMEFRAME_MS[data["timeframe"]]
-            if bars > MAX_RANGE_BARS:
-                raise ma.ValidationError(
-                    f"The range spans {bars} {data['timeframe']} bars; at most "
-                    f"{MAX_RANGE_BARS} per request (page through it with limit and cursor, "
-                    "or use a larger timeframe).",
-                    "end",
-                )
+            too_long = range_too_long(start, end, data["timeframe"])
+            if too_long:
+                raise ma.ValidationError(too_long, "end")
         return data
 
     def fast_load(self, args: MultiDict[str, str]) -> dict[str, Any] | None:

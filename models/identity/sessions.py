@@ -53,6 +53,24 @@ def start_session(
     return sess
 
 
+def logged_in_from(user_id: uuid.UUID, ip: str, since: datetime) -> bool:
+    """Whether ``user_id`` started a session from address ``ip`` at or after ``since``.
+
+    The login limiter's "known address" (docs/api.md, Rate limits). ``ip`` must be a valid
+    address: Postgres casts it to ``inet``.
+    """
+    found = db.scalar(
+        select(AuthSession.id)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.ip == ip,
+            AuthSession.created_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def _parse_id(session_id: uuid.UUID | str) -> uuid.UUID | None:
     if isinstance(session_id, uuid.UUID):
         return session_id

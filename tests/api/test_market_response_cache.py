@@ -183,7 +183,7 @@ def test_without_redis_nothing_is_served_from_or_kept_in_memory(
         "limit=1.5",
         "limit=",
         "start=-1",
-        "start=4102444800000",
+        "start=4102444800001",
         "start=yesterday",
         "colour=red",
         "limit=5&limit=6",
