@@ -117,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "WEB_PORT": str(port),
             "WEB_CONCURRENCY": "1",
             "WEB_THREADS": "24",
-            "SSE_MAX_STREAMS_PER_PROCESS": "8",
+            "WEB_MAX_STREAMS": "8",
             "LOG_LEVEL": "WARNING",
         }
         procs = Procs(env, tmp_path_factory.mktemp("browser-stack"))
