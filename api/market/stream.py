@@ -29,7 +29,6 @@ from redis import Redis
 
 from api.market.hub import Entry, StreamHub, Subscriber, entry_of, text
 from models.market.cache import stream_key
-from models.market.tables import Instrument
 
 REPLAY_MAX = 1000
 SLOT_TTL_S = 60
@@ -158,7 +157,7 @@ def _sse_response(body: Any, passthrough: bool = False) -> Response:
 
 
 def open_stream(
-    instruments: list[Instrument], caller: str, last_event_id: str | None, redis: Redis
+    symbols: tuple[str, ...], caller: str, last_event_id: str | None, redis: Redis
 ) -> Response:
     """The SSE response, after checking the per-process and per-caller stream limits.
 
@@ -183,7 +182,6 @@ def open_stream(
     except BaseException:
         registry.unreserve()
         raise
-    symbols = tuple(i.symbol for i in instruments)
     try:
         # Read the starting positions before subscribing, then replay after them: an entry
         # that lands in between is replayed (and its live copy skipped), never lost.

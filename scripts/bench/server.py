@@ -1,4 +1,4 @@
-"""The web process under test: gunicorn with scripts/gunicorn_conf.py on a loopback port."""
+"""The server under test: gunicorn with scripts/gunicorn_conf.py (web) or the streams process."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ class Gunicorn:
         self.config: dict[str, Any] = {}
         self.log_path = Path(tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")[1])
 
+    def command(self) -> list[str]:
+        """The Procfile's `web` command line."""
+        return [str(VENV_BIN / "gunicorn"), "--config", "scripts/gunicorn_conf.py", self.app]
+
     def resolved_config(self) -> dict[str, Any]:
         """What scripts/gunicorn_conf.py resolves to under this server's environment."""
         code = (
@@ -74,7 +78,7 @@ class Gunicorn:
             check=True,
         )
         config: dict[str, Any] = json.loads(done.stdout)
-        for name in ("SSE_MAX_STREAMS_PER_PROCESS", "SSE_MAX_STREAMS_PER_USER"):
+        for name in ("WEB_MAX_STREAMS", "SSE_MAX_STREAMS_PER_USER"):
             if name in self.env:
                 config[name.lower()] = self.env[name]
         return config
@@ -82,7 +86,7 @@ class Gunicorn:
     def __enter__(self) -> Gunicorn:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(VENV_BIN / "gunicorn"), "--config", "scripts/gunicorn_conf.py", self.app],
+                self.command(),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -95,7 +99,7 @@ class Gunicorn:
             self.stop()
             raise
         self.config = self.resolved_config()
-        note(f"gunicorn pid {self.proc.pid} on 127.0.0.1:{self.port}: {self.config}")
+        note(f"server pid {self.proc.pid} on 127.0.0.1:{self.port}: {self.config}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,7 +107,7 @@ class Gunicorn:
         if exc[0] is None and not self.keep_log:
             self.log_path.unlink(missing_ok=True)
         else:
-            note(f"gunicorn log kept at {self.log_path}")
+            note(f"server log kept at {self.log_path}")
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of gunicorn's output."""
@@ -122,12 +126,12 @@ class Gunicorn:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BenchError(f"gunicorn exited {self.proc.returncode}:\n{self.log_tail()}")
+                raise BenchError(f"server exited {self.proc.returncode}:\n{self.log_tail()}")
             with contextlib.suppress(OSError, http.client.HTTPException):
                 if http_get(self.port, "/health/live", timeout=2)[0] == 200:
                     return
             time.sleep(0.1)
-        raise BenchError(f"gunicorn did not answer within {timeout:.0f}s:\n{self.log_tail()}")
+        raise BenchError(f"server did not answer within {timeout:.0f}s:\n{self.log_tail()}")
 
     def stop(self, grace: float = 25) -> None:
         """TERM the master (graceful), then KILL its process group if anything is left."""
@@ -138,7 +142,7 @@ class Gunicorn:
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
-                note("gunicorn did not stop in time; killing its process group")
+                note("server did not stop in time; killing its process group")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -159,3 +163,35 @@ class Gunicorn:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 used[pid] = (int(fields[11]) + int(fields[12])) / ticks
         return used
+
+
+class StreamsProcess(Gunicorn):
+    """``python -m api.streams`` (the Procfile's `streams` process) on a free loopback port.
+
+    Started, stopped and measured like :class:`Gunicorn`; its one process is its own worker.
+    """
+
+    def __init__(self, env: Mapping[str, str], keep_log: bool = False) -> None:
+        super().__init__(env, keep_log=keep_log)
+        self.env = {**env, "STREAMS_PORT": str(self.port), "STREAMS_HOST": "127.0.0.1"}
+
+    def command(self) -> list[str]:
+        """The Procfile's command line."""
+        return [str(VENV_BIN / "python"), "-m", "api.streams"]
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The streams settings this process runs with."""
+        names = (
+            "SSE_MAX_STREAMS_PER_PROCESS",
+            "SSE_MAX_STREAMS_PER_USER",
+            "SSE_HEARTBEAT_S",
+            "STREAMS_THREADS",
+        )
+        config: dict[str, Any] = {"server": "python -m api.streams", "port": self.port}
+        config.update({n.lower(): self.env[n] for n in names if n in self.env})
+        return config
+
+    def worker_pids(self) -> list[int]:
+        """The process itself: it has no workers."""
+        assert self.proc is not None  # noqa: S101
+        return [self.proc.pid]

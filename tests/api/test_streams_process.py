@@ -238,10 +238,11 @@ def test_the_process_cap_is_exact_under_concurrent_connects(
                 assert body == b"retry: 2000\n"
         # A stream that ends gives its place back.
         next(conn for status, conn, _ in results if status == 200).close()
-        conn, response = wait_for(
+        again, _ = wait_for(
             lambda: _stream_or_none(streams), 15, "a place to free up after a stream closed"
         )
-        conn.close()
+        assert streams.status_of(f"{STREAM}?symbols=BTC-USD")[0] == 503  # full again
+        again.close()
     finally:
         for _, conn, _ in results:
             conn.close()
