@@ -35,6 +35,7 @@ log = structlog.get_logger("botyard.streams")
 
 REQUEST_TIMEOUT_S = 10.0  # a request's head and body must arrive within this
 MAX_HEAD_BYTES = 16 * 1024
+MAX_BUFFER_BYTES = 512 * 1024  # unsent bytes after which a stream's client is dropped
 LISTENER_KEY = "botyard.stream_listener"
 
 
@@ -56,6 +57,7 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Wait for a request, for at most REQUEST_TIMEOUT_S."""
+        transport.set_write_buffer_limits(high=MAX_BUFFER_BYTES)  # type: ignore[attr-defined]
         self.transport = transport  # type: ignore[assignment]
         self.timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT_S, self.close)
 
@@ -81,12 +83,16 @@ class Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         """Write without blocking (the transport buffers what the socket does not take)."""
-        if self.transport is not None:
-            self.transport.write(data)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
-    def buffered(self) -> int:
-        """Bytes waiting in the transport's buffer."""
-        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+    def pause_writing(self) -> None:
+        """More than MAX_BUFFER_BYTES unsent: a client this far behind is dropped (its
+        EventSource reconnects and resumes from its last id)."""
+        if self.listener is not None:
+            log.info("streams_client_too_slow")
+            self.close()
 
     def close(self) -> None:
         """Close the connection (its connection_lost follows)."""

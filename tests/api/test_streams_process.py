@@ -174,10 +174,15 @@ def test_a_stream_carries_events_and_heartbeats_and_resumes_after_its_last_event
             "event": "quote",
             "data": '{"price":1}',
         }
-        # Nothing else is published: the next block is a heartbeat (SSE_HEARTBEAT_S=0.3).
+        # Nothing else is published: the next block is a heartbeat (SSE_HEARTBEAT_S=0.3) ...
+        (key,) = redis.keys("sse:open:*")
+        ((_, lease),) = redis.zrange(key, 0, -1, withscores=True)
         assert read_event(response) == {"comment": "heartbeat"}
+        # ... which renews the caller's slot.
+        wait_for(lambda: redis.zrange(key, 0, -1, withscores=True)[0][1] > lease, 15, "a renewal")
     finally:
         conn.close()
+    wait_for(lambda: redis.zcard(key) == 0, 15, "the slot to be released")
 
     # While the client is away each symbol gets an entry; resuming replays exactly those.
     redis.xadd(stream_key("BTC-USD"), {"type": "quote", "data": '{"price":2}'}, id="2000-1")
