@@ -168,30 +168,98 @@ class Gunicorn:
 class StreamsProcess(Gunicorn):
     """``python -m api.streams`` (the Procfile's `streams` process) on a free loopback port.
 
-    Started, stopped and measured like :class:`Gunicorn`; its one process is its own worker.
+    ``processes`` copies share the port (``SO_REUSEPORT``), as ``honcho start -c streams=N``
+    would run them; each is its own worker for the CPU figures.
     """
 
-    def __init__(self, env: Mapping[str, str], keep_log: bool = False) -> None:
+    def __init__(self, env: Mapping[str, str], processes: int = 1, keep_log: bool = False) -> None:
         super().__init__(env, keep_log=keep_log)
         self.env = {**env, "STREAMS_PORT": str(self.port), "STREAMS_HOST": "127.0.0.1"}
+        self.processes = processes
+        self.procs: list[subprocess.Popen[bytes]] = []
 
     def command(self) -> list[str]:
         """The Procfile's command line."""
         return [str(VENV_BIN / "python"), "-m", "api.streams"]
 
+    def __enter__(self) -> StreamsProcess:
+        with self.log_path.open("ab") as log:
+            for _ in range(self.processes):
+                self.procs.append(
+                    subprocess.Popen(
+                        self.command(),
+                        cwd=ROOT,
+                        env=self.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        self.proc = self.procs[0]
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
+        self.config = self.resolved_config()
+        pids = [p.pid for p in self.procs]
+        note(f"streams pids {pids} on 127.0.0.1:{self.port}: {self.config}")
+        return self
+
+    def _wait_listening(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise BenchError(f"streams exited {proc.returncode}:\n{self.log_tail()}")
+            if all(self._listens(proc.pid) for proc in self.procs):
+                return
+            time.sleep(0.1)
+        raise BenchError(f"streams did not listen within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _listens(self, pid: int) -> bool:
+        """Whether ``pid`` holds a listening socket on this port (its logs are at WARNING)."""
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    port = int(fields[1].rsplit(":", 1)[1], 16)
+                    if port == self.port and fields[3] == "0A":  # LISTEN
+                        inodes.add(f"socket:[{fields[9]}]")
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return True
+        return False
+
+    def stop(self, grace: float = 25) -> None:
+        """TERM every copy, then KILL what is left."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                note(f"streams pid {proc.pid} did not stop in time; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
     def resolved_config(self) -> dict[str, Any]:
-        """The streams settings this process runs with."""
+        """The streams settings these processes run with."""
         names = (
             "SSE_MAX_STREAMS_PER_PROCESS",
             "SSE_MAX_STREAMS_PER_USER",
             "SSE_HEARTBEAT_S",
             "STREAMS_THREADS",
         )
-        config: dict[str, Any] = {"server": "python -m api.streams", "port": self.port}
+        config: dict[str, Any] = {"server": "python -m api.streams", "processes": self.processes}
         config.update({n.lower(): self.env[n] for n in names if n in self.env})
         return config
 
     def worker_pids(self) -> list[int]:
-        """The process itself: it has no workers."""
-        assert self.proc is not None  # noqa: S101
-        return [self.proc.pid]
+        """Every copy: they have no workers of their own."""
+        return [proc.pid for proc in self.procs]

@@ -71,6 +71,7 @@ def parse_args() -> argparse.Namespace:
         default="lean",
         help="lean: store what arrives and parse after the run; parsing: parse as it arrives",
     )
+    parser.add_argument("--processes", type=int, default=1, help="streams: copies sharing the port")
     parser.add_argument("--workers", type=int, default=2, help="web: WEB_CONCURRENCY")
     parser.add_argument("--threads", type=int, default=700, help="web: WEB_THREADS per worker")
     parser.add_argument(
@@ -346,7 +347,7 @@ def server_for(args: argparse.Namespace, env: dict[str, str]) -> Gunicorn:
         )
     if cap is not None:
         env = {**env, "SSE_MAX_STREAMS_PER_PROCESS": str(cap)}
-    return StreamsProcess(env, keep_log=args.keep_server_log)
+    return StreamsProcess(env, processes=args.processes, keep_log=args.keep_server_log)
 
 
 def main() -> int:
