@@ -268,6 +268,11 @@ class Fanout:
             asyncio.get_running_loop().create_task(self._flush_releases())
 
     async def _flush_releases(self) -> None:
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Release the slots of every stream dropped so far (shutdown waits for this, so the
+        clients' reconnects elsewhere are not refused by their own stale slots)."""
         with self._lock:
             slots, self._releases = self._releases, []
             self._flush_scheduled = False

@@ -14,6 +14,7 @@ h11 parses requests (no parser of our own); one request per connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sys
 import uuid
@@ -36,6 +37,7 @@ log = structlog.get_logger("botyard.streams")
 REQUEST_TIMEOUT_S = 10.0  # a request's head and body must arrive within this
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BUFFER_BYTES = 512 * 1024  # unsent bytes after which a stream's client is dropped
+SHUTDOWN_FLUSH_S = 5.0
 LISTENER_KEY = "botyard.stream_listener"
 
 
@@ -279,6 +281,8 @@ class StreamsServer:
         finally:
             server.close()
             self.fanout.close_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.fanout.flush(), SHUTDOWN_FLUSH_S)
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             self.pool.shutdown(wait=False, cancel_futures=True)

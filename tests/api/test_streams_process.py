@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -425,3 +426,18 @@ def test_it_rides_out_redis_going_away_and_coming_back(
         assert streams.proc.poll() is None
     finally:
         server.stop()
+
+
+def test_sigterm_ends_the_streams_frees_their_slots_and_exits(
+    start: Callable[..., Streams], redis: Redis
+) -> None:
+    streams = start()
+    conn, response = open_stream(streams)
+    (key,) = redis.keys("sse:open:*")
+    assert redis.zcard(key) == 1
+    streams.proc.send_signal(signal.SIGTERM)
+    assert streams.procs.exit_code(streams.proc, 30) == 0
+    while response.readline():  # heartbeats until the server ends the stream
+        pass
+    conn.close()
+    assert redis.zcard(key) == 0  # released before exiting: a reconnect elsewhere is not refused
