@@ -202,11 +202,16 @@ async def loop_lag(samples: list[float], stop: asyncio.Event, period: float = 0.
         samples.append((loop.time() - before - period) * 1000)
 
 
-class _StreamProtocol(asyncio.Protocol):
-    """One connection of a :class:`LeanClient`: the head is parsed as it comes, the body kept."""
+class _StreamProtocol(asyncio.BufferedProtocol):
+    """One connection of a :class:`LeanClient`: the head is parsed as it comes, the body kept.
+
+    A buffered protocol reads into a small buffer of its own: a plain one gets a fresh
+    256 KB bytes object from every ``recv``.
+    """
 
     def __init__(self, client: LeanClient, request: bytes) -> None:
         self.client, self.request = client, request
+        self.buffer = memoryview(bytearray(16384))
         self.head = b""
         self.status: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -215,6 +220,12 @@ class _StreamProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.transport.write(self.request)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         if self.status.done():
