@@ -8,6 +8,7 @@ SIGTERM or SIGINT ends every stream (clients reconnect and resume) and exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import signal
@@ -55,6 +56,10 @@ def main() -> None:
     server = StreamsServer(
         app, settings.streams_host, settings.streams_port, settings.streams_threads
     )
+    # The app's objects live as long as the process: keep them out of every garbage
+    # collection, whose full passes would otherwise walk them while streams wait.
+    gc.collect()
+    gc.freeze()
     asyncio.run(_serve(server))
 
 

@@ -152,6 +152,8 @@ class Connection(asyncio.Protocol):
         prelude = body.prelude
         self.send(head + (b"%x\r\n%s\r\n" % (len(prelude), prelude) if self.chunked else prelude))
         self.server.fanout.attach(body.listener, self)
+        # A stream's connection has nothing more to parse: let the parser and request go.
+        self.request, self.body = None, bytearray()
 
     def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         if self.transport is None:
