@@ -73,6 +73,11 @@ def parse_args() -> argparse.Namespace:
         help="lean: store what arrives and parse after the run; parsing: parse as it arrives",
     )
     parser.add_argument("--processes", type=int, default=1, help="streams: copies sharing the port")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="this client on the last CPU, the server's processes on the others (Linux)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="web: WEB_CONCURRENCY")
     parser.add_argument("--threads", type=int, default=700, help="web: WEB_THREADS per worker")
     parser.add_argument(
@@ -282,6 +287,7 @@ def render(report: dict[str, Any]) -> str:
         f"machine: {m['nproc']} cpu(s), Python {m['python']}, {m['platform']}, "
         f"load avg {m['loadavg_1m']} at start",
         f"server:  {cfg['target']}: " + ", ".join(f"{k}={v}" for k, v in cfg["server"].items()),
+        f"client:  {cfg['client']}" + (", pinned apart from the server" if cfg["pinned"] else ""),
         f"publish: XADD {cfg['stream']} every {cfg['interval_s']}s for {cfg['duration_s']}s "
         f"(+{cfg['warmup_s']}s warm-up, {cfg['drain_s']}s drain), maxlen ~{STREAM_MAXLEN}",
         "",
@@ -340,6 +346,24 @@ def _show(value: object) -> object:
     return "-" if value is None else value
 
 
+def pin(server: Gunicorn) -> None:
+    """Keep the client and the server off each other's CPU.
+
+    On the 2-core host the 10,000 clients are one process beside the server; without
+    this the scheduler often runs a woken client on the core of the server that woke it,
+    and a burst of writes takes turns with its own readers. In production the clients
+    are elsewhere.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise BenchError("--pin needs at least 2 CPUs")
+    os.sched_setaffinity(0, {cpus[-1]})
+    for pid in server.worker_pids():
+        for task in Path(f"/proc/{pid}/task").iterdir():  # every thread of it
+            os.sched_setaffinity(int(task.name), set(cpus[:-1]))
+    note(f"client pinned to CPU {cpus[-1]}, server to CPU(s) {cpus[:-1]}")
+
+
 def server_for(args: argparse.Namespace, env: dict[str, str]) -> Gunicorn:
     """The server under test, with its stream cap."""
     cap = args.max_streams_per_process
@@ -374,6 +398,8 @@ def main() -> int:
         )
         prepare_database(env, args.seed_days, attempts=args.seed_attempts)
         with server_for(args, env) as server:
+            if args.pin:
+                pin(server)
             figures = asyncio.run(measure(server, services, args))
             config = server.config
             figures["server_log"] = server.log_problems()
@@ -385,6 +411,7 @@ def main() -> int:
         "config": {
             "target": args.target,
             "client": args.client,
+            "pinned": args.pin,
             "server": config,
             "stream": stream_key(args.symbol),
             "interval_s": args.interval,
