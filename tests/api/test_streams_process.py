@@ -441,3 +441,27 @@ def test_sigterm_ends_the_streams_frees_their_slots_and_exits(
         pass
     conn.close()
     assert redis.zcard(key) == 0  # released before exiting: a reconnect elsewhere is not refused
+
+
+def test_what_never_reaches_the_app_is_answered_in_the_error_shape(
+    start: Callable[..., Streams],
+) -> None:
+    streams = start(MAX_BODY_BYTES="1024")
+
+    def raw(request: bytes) -> tuple[int, dict[str, Any]]:
+        with socket.create_connection(("127.0.0.1", streams.port), timeout=15) as sock:
+            sock.sendall(request)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)
+
+    status, error = raw(b"NOT HTTP AT ALL\r\n\r\n")
+    assert status == 400 and error["code"] == 400 and error["request_id"]
+    body = b'{"login": "' + b"x" * 2000 + b'"}'
+    status, error = raw(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    assert status == 413 and error["code"] == 413
