@@ -107,7 +107,15 @@ class Settings:
     feed_speed: float = 1.0
     sse_max_symbols: int = 10
     sse_max_streams_per_user: int = 5
-    sse_max_streams_per_process: int = 48
+    # The streams process (api.streams): open streams it holds, where it listens, the threads
+    # that run a stream's opening request through the app. A web process serves streams too,
+    # each on a gunicorn thread, at most web_max_streams (WEB_THREADS - 16 by default).
+    sse_max_streams_per_process: int = 10_000
+    sse_heartbeat_s: float = 15.0
+    web_max_streams: int = 48
+    streams_host: str = "127.0.0.1"
+    streams_port: int = 8001
+    streams_threads: int = 8
     seed_history_days: int = 30
     # Email (password reset and, later, notifications); see docs/email.md.
     smtp_url: str = "smtp://127.0.0.1:1025"
@@ -209,12 +217,19 @@ class Settings:
             sse_max_streams_per_user=_int(
                 env, "SSE_MAX_STREAMS_PER_USER", defaults.sse_max_streams_per_user
             ),
-            # Each open stream holds one of gunicorn's threads: keep some for other requests.
             sse_max_streams_per_process=_int(
+                env, "SSE_MAX_STREAMS_PER_PROCESS", defaults.sse_max_streams_per_process
+            ),
+            sse_heartbeat_s=_float(env, "SSE_HEARTBEAT_S", defaults.sse_heartbeat_s),
+            # Each stream on web holds one of gunicorn's threads: keep some for other requests.
+            web_max_streams=_int(
                 env,
-                "SSE_MAX_STREAMS_PER_PROCESS",
+                "WEB_MAX_STREAMS",
                 max(1, _int(env, "WEB_THREADS", defaults.web_threads) - SSE_RESERVED_THREADS),
             ),
+            streams_host=env.get("STREAMS_HOST", defaults.streams_host),
+            streams_port=_int(env, "STREAMS_PORT", defaults.streams_port),
+            streams_threads=_int(env, "STREAMS_THREADS", defaults.streams_threads),
             seed_history_days=_int(env, "SEED_HISTORY_DAYS", defaults.seed_history_days),
             smtp_url=env.get("SMTP_URL", defaults.smtp_url),
             mail_from=env.get("MAIL_FROM", defaults.mail_from),
@@ -273,6 +288,7 @@ class Settings:
             raise SettingsError("SEED_HISTORY_DAYS must be between 0 and 3650")
         self._validate_jobs()
         self._validate_cors()
+        self._validate_streams()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -291,6 +307,18 @@ class Settings:
                 )
         if not 0 <= self.cors_max_age <= 86_400:
             raise SettingsError("CORS_MAX_AGE must be between 0 and 86400 seconds")
+
+    def _validate_streams(self) -> None:
+        """Stream limits and the streams process."""
+        if min(self.sse_max_streams_per_process, self.web_max_streams, self.streams_threads) < 1:
+            raise SettingsError(
+                "SSE_MAX_STREAMS_PER_PROCESS, WEB_MAX_STREAMS and STREAMS_THREADS "
+                "must be at least 1"
+            )
+        if not 0.05 <= self.sse_heartbeat_s <= 300:
+            raise SettingsError("SSE_HEARTBEAT_S must be between 0.05 and 300 seconds")
+        if not 0 <= self.streams_port <= 65535:
+            raise SettingsError("STREAMS_PORT must be a TCP port (0-65535)")
 
     def _validate_jobs(self) -> None:
         """Backtest and live-bot limits."""

@@ -13,7 +13,7 @@ bind = os.environ.get("WEB_BIND", "127.0.0.1:" + os.environ.get("WEB_PORT", "800
 worker_class = "api.gunicorn_worker.JsonErrorThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count())))
 # An open SSE stream holds a thread; the app caps streams at threads - 16 per process
-# (SSE_MAX_STREAMS_PER_PROCESS), so ordinary requests always find a free one.
+# (WEB_MAX_STREAMS), so ordinary requests always find a free one.
 threads = int(os.environ.get("WEB_THREADS", "64"))
 worker_connections = threads + 256
 timeout = 30

@@ -19,6 +19,7 @@ by_log "seeding"
 flask seed
 
 by_log "API      http://127.0.0.1:${WEB_PORT:-8000}/api/v1  (docs: /api/docs, health: /health/ready)"
+by_log "streams  http://127.0.0.1:${STREAMS_PORT:-8001}/api/v1/market/stream?symbols=BTC-USD  (SSE)"
 by_log "queues   http://127.0.0.1:${DASHBOARD_PORT:-9181}  (rq-dashboard)"
 by_log "mail     $SMTP_URL; development mail is saved in var/mail/ and summarised by mailsink.1"
 by_log "starting every Procfile process; Ctrl-C stops them (./scripts/down.sh stops the databases)"

@@ -64,11 +64,26 @@ class StreamHub:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._reserved = 0
+
+    def reserve(self, limit: int) -> bool:
+        """Take one of the process's ``limit`` places (atomic: concurrent connects never
+        overshoot); :meth:`unreserve` gives it back when the stream ends."""
+        with self._lock:
+            if self._reserved >= limit:
+                return False
+            self._reserved += 1
+            return True
+
+    def unreserve(self) -> None:
+        """Give back a place taken by :meth:`reserve`."""
+        with self._lock:
+            self._reserved -= 1
 
     def open_streams(self) -> int:
-        """How many subscribers this process serves."""
+        """Places taken: streams served plus those being opened."""
         with self._lock:
-            return len({sub for subs in self._subs.values() for sub in subs})
+            return self._reserved
 
     def subscribe(self, sub: Subscriber) -> None:
         """Start delivering entries newer than now for ``sub.symbols``."""

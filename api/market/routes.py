@@ -221,10 +221,12 @@ class MarketStream(MethodView):
         if not symbols or len(symbols) > most:
             message = f"Watch between 1 and {most} symbols per stream."
             abort(422, message=message, errors={"query": {"symbols": [message]}})
-        instruments = [get_instrument(symbol) for symbol in symbols]
+        # Symbols as stored, read before the rollback: touching an instrument after it would
+        # reload it, and leave a transaction open for the life of the stream.
+        known = tuple(get_instrument(symbol).symbol for symbol in symbols)
         db.rollback()  # no transaction stays open for the life of the stream
         return open_stream(
-            instruments, caller_key(), request.headers.get("Last-Event-ID"), redis_client()
+            known, caller_key(), request.headers.get("Last-Event-ID"), redis_client()
         )
 
 

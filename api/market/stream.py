@@ -4,25 +4,32 @@ Each event's id is the position in every watched symbol's stream
 (``BTC-USD=1700000000000-0,ETH-USD=…``), so a reconnecting client's
 ``Last-Event-ID`` resumes each symbol exactly where it stopped: entries after
 those positions are replayed from the capped Redis streams, then live ones follow.
-A comment line every 15 s keeps proxies from closing an idle connection.
+A comment line every ``SSE_HEARTBEAT_S`` (15 s) keeps proxies from closing an idle
+connection.
+
+The same view serves both processes. In ``web`` (gunicorn gthread) the response is a
+generator that holds a thread for the life of the stream, so a web process serves at
+most ``WEB_MAX_STREAMS``. In ``streams`` (``api.streams``, evented) the view checks,
+subscribes and replays in a pool thread, then hands the listener to the event loop,
+which does every later write (``api.streams.fanout``).
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
-from flask import Flask, Response, current_app, stream_with_context
+from flask import Flask, Response, current_app, request, stream_with_context
 from flask_smorest import abort
 from redis import Redis
 
 from api.market.hub import Entry, StreamHub, Subscriber, entry_of, text
 from models.market.cache import stream_key
-from models.market.tables import Instrument
 
-HEARTBEAT_S = 15.0
 REPLAY_MAX = 1000
 SLOT_TTL_S = 60
 
@@ -53,7 +60,7 @@ def _decimal(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _after(a: str, b: str) -> bool:
+def after(a: str, b: str) -> bool:
     """Whether stream id ``a`` is later than ``b``."""
     a_ms, _, a_seq = a.partition("-")
     b_ms, _, b_seq = b.partition("-")
@@ -121,65 +128,145 @@ def start_positions(
     return positions
 
 
-def _format(entry: Entry, positions: dict[str, str]) -> str:
-    symbol, entry_id, fields = entry
-    positions[symbol] = entry_id
-    event_id = ",".join(f"{s}={p}" for s, p in positions.items())
+def event_text(event_id: str, fields: dict[str, str]) -> str:
+    """One SSE event: its id (every watched symbol's position), type and data."""
     kind = fields.get("type", "message")
     data = fields.get("data", "{}")
     return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
 
 
+def _format(entry: Entry, positions: dict[str, str]) -> str:
+    symbol, entry_id, fields = entry
+    positions[symbol] = entry_id
+    return event_text(",".join(f"{s}={p}" for s, p in positions.items()), fields)
+
+
+def replay(redis: Redis, start: dict[str, str], positions: dict[str, str]) -> Iterator[str]:
+    """The events each symbol's stream got after the client's start position."""
+    for symbol, since in start.items():
+        entries = redis.xrange(stream_key(symbol), min=f"({since}", count=REPLAY_MAX)
+        for entry_id, fields in entries or []:
+            yield _format(entry_of(symbol, entry_id, fields), positions)
+
+
+def _sse_response(body: Any, passthrough: bool = False) -> Response:
+    response = Response(body, mimetype="text/event-stream", direct_passthrough=passthrough)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response
+
+
 def open_stream(
-    instruments: list[Instrument], caller: str, last_event_id: str | None, redis: Redis
+    symbols: tuple[str, ...], caller: str, last_event_id: str | None, redis: Redis
 ) -> Response:
-    """The SSE response, after checking the per-caller and per-process stream limits."""
+    """The SSE response, after checking the per-process and per-caller stream limits.
+
+    The process's place is reserved atomically before anything else, so concurrent
+    connects never overshoot the cap; every failure after that gives it back.
+    """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = app.extensions["botyard.settings"]
-    the_hub = hub(app)
-    if the_hub.open_streams() >= settings.sse_max_streams_per_process:
+    fanout = app.extensions.get("botyard.fanout")  # set by the streams process only
+    registry = fanout if fanout is not None else hub(app)
+    cap = settings.sse_max_streams_per_process if fanout is not None else settings.web_max_streams
+    if not registry.reserve(cap):
         abort(503, message="This server is at its limit of open streams; retry shortly.")
-    slots = StreamSlots(redis, caller, settings.sse_max_streams_per_user)
-    if not slots.acquire():
-        abort(
-            429,
-            message=f"At most {settings.sse_max_streams_per_user} open streams per caller; "
-            "close one first.",
-        )
-    symbols = tuple(i.symbol for i in instruments)
-    # Read the starting positions before subscribing, then replay after them: an entry
-    # that lands in between is replayed (and its live copy skipped), never lost.
-    start = start_positions(redis, symbols, parse_last_event_id(last_event_id, symbols))
-    sub = Subscriber(symbols)
-    the_hub.subscribe(sub)  # before the replay, so nothing falls between the two
+    try:
+        slots = StreamSlots(redis, caller, settings.sse_max_streams_per_user)
+        if not slots.acquire():
+            abort(
+                429,
+                message=f"At most {settings.sse_max_streams_per_user} open streams per caller; "
+                "close one first.",
+            )
+    except BaseException:
+        registry.unreserve()
+        raise
+    try:
+        # Read the starting positions before subscribing, then replay after them: an entry
+        # that lands in between is replayed (and its live copy skipped), never lost.
+        start = start_positions(redis, symbols, parse_last_event_id(last_event_id, symbols))
+        if fanout is not None:
+            listener = fanout.subscribe(symbols, start, slots, redis)  # before the replay
+        else:
+            sub = Subscriber(symbols)
+            registry.subscribe(sub)  # before the replay, so nothing falls between the two
+    except BaseException:
+        slots.release()
+        registry.unreserve()
+        raise
+    if fanout is not None:
+        return _hand_off(fanout, listener, start, redis)
+    return _threaded(registry, sub, slots, start, redis, heartbeat_s=settings.sse_heartbeat_s)
+
+
+def _threaded(
+    the_hub: StreamHub,
+    sub: Subscriber,
+    slots: StreamSlots,
+    start: dict[str, str],
+    redis: Redis,
+    *,
+    heartbeat_s: float,
+) -> Response:
+    """The web process: a generator that holds a gunicorn thread for the life of the stream."""
+    once = threading.Lock()
+
+    def end() -> None:
+        # Once, whether the generator ran to its end or never started (a HEAD request).
+        if once.acquire(blocking=False):
+            the_hub.unsubscribe(sub)
+            the_hub.unreserve()
+            slots.release()
 
     def generate() -> Iterator[str]:
         positions = dict(start)
         try:
             yield "retry: 2000\n\n"
-            for symbol, since in start.items():
-                replay = redis.xrange(stream_key(symbol), min=f"({since}", count=REPLAY_MAX)
-                for entry_id, fields in replay or []:
-                    yield _format(entry_of(symbol, entry_id, fields), positions)
+            yield from replay(redis, start, positions)
             last_beat = time.monotonic()
             while not sub.lost:
                 try:
-                    entry = sub.inbox.get(timeout=HEARTBEAT_S)
+                    entry = sub.inbox.get(timeout=heartbeat_s)
                 except queue.Empty:
                     entry = None
                 if entry is not None:
                     seen = positions.get(entry[0])
-                    if seen is None or _after(entry[1], seen):
+                    if seen is None or after(entry[1], seen):
                         yield _format(entry, positions)
-                if time.monotonic() - last_beat >= HEARTBEAT_S:
+                if time.monotonic() - last_beat >= heartbeat_s:
                     slots.renew()
                     last_beat = time.monotonic()
                     yield ": heartbeat\n\n"
         finally:
-            the_hub.unsubscribe(sub)
-            slots.release()
+            end()
 
-    response = Response(stream_with_context(generate()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    response = _sse_response(stream_with_context(generate()))
+    response.call_on_close(end)
     return response
+
+
+def _hand_off(fanout: Any, listener: Any, start: dict[str, str], redis: Redis) -> Response:
+    """The streams process: replay here, and leave the rest to its event loop.
+
+    The listener also goes into the WSGI environ, so the server frees it even when the
+    response never reaches it (a HEAD request, an error in a later hook).
+    """
+    request.environ["botyard.stream_listener"] = listener
+    try:
+        prelude = "retry: 2000\n\n" + "".join(replay(redis, start, listener.positions))
+    except BaseException:
+        fanout.drop(listener)
+        raise
+    return _sse_response(HandOff(listener, prelude.encode()), passthrough=True)
+
+
+class HandOff:
+    """The body of a stream in the streams process: what to send first, and to whom the rest."""
+
+    def __init__(self, listener: Any, prelude: bytes) -> None:
+        self.listener, self.prelude = listener, prelude
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Only the streams server knows how to serve it; any other server sends the prelude.
+        yield self.prelude

@@ -165,11 +165,12 @@ class SSEClient:
 
 
 async def open_clients(
-    port: int, path: str, count: int, concurrency: int, timeout: float
+    port: int, path: str, count: int, concurrency: int, timeout: float, *, lean: bool = False
 ) -> tuple[list[SSEClient], list[asyncio.Task[None]]]:
     """Start ``count`` clients, at most ``concurrency`` connecting at once; wait for all."""
     opened: asyncio.Queue[SSEClient] = asyncio.Queue()
-    clients = [SSEClient(i) for i in range(count)]
+    kind = LeanClient if lean else SSEClient
+    clients = [kind(i) for i in range(count)]
     tasks: list[asyncio.Task[None]] = []
     deadline = asyncio.get_running_loop().time() + timeout
     settled = 0
@@ -199,3 +200,131 @@ async def loop_lag(samples: list[float], stop: asyncio.Event, period: float = 0.
         before = loop.time()
         await asyncio.sleep(period)
         samples.append((loop.time() - before - period) * 1000)
+
+
+class _StreamProtocol(asyncio.BufferedProtocol):
+    """One connection of a :class:`LeanClient`: the head is parsed as it comes, the body kept.
+
+    A buffered protocol reads into a small buffer of its own: a plain one gets a fresh
+    256 KB bytes object from every ``recv``.
+    """
+
+    def __init__(self, client: LeanClient, request: bytes) -> None:
+        self.client, self.request = client, request
+        self.buffer = memoryview(bytearray(16384))
+        self.head = b""
+        self.status: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.buffer[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        if self.status.done():
+            self.client.raw.append((time.time(), data))  # parsed after the run
+            return
+        self.head += data
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head, rest = self.head[:end].decode("latin-1"), self.head[end + 4 :]
+        status = int(head.split(" ", 2)[1])
+        chunked = "transfer-encoding: chunked" in head.lower()
+        self.status.set_result((status, chunked))
+        if rest:
+            self.client.raw.append((time.time(), rest))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.status.done():
+            self.status.set_exception(exc or ConnectionResetError("closed before the head"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+@dataclass
+class LeanClient(SSEClient):
+    """An SSE client that does almost nothing while events arrive.
+
+    A protocol callback stores each received piece of the body with its arrival time;
+    de-chunking and parsing happen in :meth:`finish`, after the run. At 10,000 streams
+    a client that parses in the loop (as :class:`SSEClient` does) would measure itself.
+    """
+
+    raw: list[tuple[float, bytes]] = field(default_factory=list)
+    chunked: bool = False
+    protocol: _StreamProtocol | None = None
+
+    async def run(
+        self, port: int, path: str, opened: asyncio.Queue[SSEClient], max_attempts: int = 40
+    ) -> None:
+        """Connect (retrying 429/503), report to ``opened``, then wait until closed."""
+        loop = asyncio.get_running_loop()
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+        ).encode()
+        try:
+            while True:
+                self.attempts += 1
+                self.raw.clear()
+                _, protocol = await loop.create_connection(
+                    lambda: _StreamProtocol(self, request), "127.0.0.1", port
+                )
+                self.protocol = protocol
+                status, self.chunked = await protocol.status
+                if status == 200:
+                    break
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                self.close()
+                if status not in RETRY_STATUSES or self.attempts >= max_attempts:
+                    self.status = "refused"
+                    self.error = f"HTTP {status} after {self.attempts} tries"
+                    opened.put_nowait(self)
+                    return
+                await asyncio.sleep(0.05 * min(self.attempts, 10))
+        except (OSError, ValueError, IndexError) as exc:
+            self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+            self.close()
+            opened.put_nowait(self)
+            return
+        self.status = "open"
+        opened.put_nowait(self)
+        await protocol.closed
+        if self.status == "open":
+            self.status = "closed"
+
+    def finish(self) -> None:
+        """Parse what was received into ``events`` (each stamped when its last byte came)."""
+        parser, pending = SSEParser(), b""
+        for received, data in self.raw:
+            if not self.chunked:
+                body = data
+            else:
+                pending += data
+                parts = []
+                while True:
+                    line_end = pending.find(b"\r\n")
+                    if line_end < 0:
+                        break
+                    size = int(pending[:line_end] or b"0", 16)
+                    if len(pending) < line_end + 2 + size + 2:
+                        break
+                    parts.append(pending[line_end + 2 : line_end + 2 + size])
+                    pending = pending[line_end + 2 + size + 2 :]
+                body = b"".join(parts)
+            for event in parser.feed(body):
+                self.events.append((received, event.event, event.data))
+        self.raw.clear()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.close()

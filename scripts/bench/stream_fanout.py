@@ -1,6 +1,8 @@
 """Benchmark: publish-to-receive latency of the market SSE stream, N clients against one.
 
-Opens N streams on ``GET /api/v1/market/stream?symbols=BTC-USD`` from one asyncio
+The server is the `streams` process (``python -m api.streams``, ``--target streams``, the
+default) or gunicorn's `web` process (``--target web``). Opens N streams on
+``GET /api/v1/market/stream?symbols=BTC-USD`` from one asyncio
 process (raw streams, no thread per client), then XADDs quotes to the Redis stream
 ``mkt:stream:BTC-USD`` (fields ``type`` and ``data``, ``data`` carrying the publish
 time) every ``--interval`` seconds for ``--duration`` seconds. Each client records
@@ -8,12 +10,18 @@ now - published for every event. The same is measured first for a single client,
 the same server in the same run, as the baseline; the target is p99 < 250 ms for 1000.
 
     .venv/bin/python scripts/bench/stream_fanout.py [--clients 1000 --duration 20 --json]
+    .venv/bin/python scripts/bench/stream_fanout.py --target web --workers 2 --threads 700
+
+With every stream open, one more connection is tried: at the process's cap
+(``--max-streams-per-process`` equal to ``--clients``) it must get 503 at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import http.client
 import json
 import os
 import sys
@@ -39,8 +47,8 @@ from harness import (  # noqa: E402
     table,
 )
 from redis.asyncio import Redis as AsyncRedis  # noqa: E402
-from server import Gunicorn  # noqa: E402
-from sseclient import SSEClient, loop_lag, open_clients  # noqa: E402
+from server import Gunicorn, StreamsProcess  # noqa: E402
+from sseclient import LeanClient, SSEClient, loop_lag, open_clients  # noqa: E402
 
 from models.market.cache import stream_key  # noqa: E402
 
@@ -57,9 +65,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds published unmeasured")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait after the last")
     parser.add_argument("--no-baseline", action="store_true", help="skip the 1-client phase")
-    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY")
-    parser.add_argument("--threads", type=int, default=700, help="WEB_THREADS per worker")
-    parser.add_argument("--max-streams-per-process", type=int, default=650)
+    parser.add_argument("--target", choices=("streams", "web"), default="streams")
+    parser.add_argument(
+        "--client",
+        choices=("lean", "parsing"),
+        default="lean",
+        help="lean: store what arrives and parse after the run; parsing: parse as it arrives",
+    )
+    parser.add_argument("--processes", type=int, default=1, help="streams: copies sharing the port")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="this client on the last CPU, the server's processes on the others (Linux)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="web: WEB_CONCURRENCY")
+    parser.add_argument("--threads", type=int, default=700, help="web: WEB_THREADS per worker")
+    parser.add_argument(
+        "--max-streams-per-process",
+        type=int,
+        default=None,
+        help="streams: SSE_MAX_STREAMS_PER_PROCESS (default: the setting's, 10,000); "
+        "web: WEB_MAX_STREAMS (default 650)",
+    )
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--symbol", default="BTC-USD")
@@ -100,6 +127,26 @@ class Publisher:
             await self.redis.xadd(self.key, fields, maxlen=STREAM_MAXLEN, approximate=True)
             sent[self.seq] = published
         return sent
+
+
+def try_one_more(port: int, path: str) -> str:
+    """One more stream with every client's open: its status and how long the answer took."""
+    started = time.perf_counter()
+    try:
+        status = _status_of(port, path)
+    except OSError as exc:
+        return f"{type(exc).__name__} after {time.perf_counter() - started:.1f}s"
+    return f"{status} in {(time.perf_counter() - started) * 1000:.0f} ms"
+
+
+def _status_of(port: int, path: str) -> int:
+    """The status of a GET, without reading a body that may never end (a stream)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 def latency_figures(clients: list[SSEClient], sent: dict[int, float]) -> dict[str, Any]:
@@ -144,13 +191,25 @@ async def phase(
     """Open ``count`` streams, publish, collect, close; the figures of one phase."""
     path = f"/api/v1/market/stream?symbols={args.symbol}"
     note(f"phase {count} client(s): connecting")
-    started = time.perf_counter()
+    started, connect_cpu = time.perf_counter(), server.cpu_seconds()
     clients, tasks = await open_clients(
-        server.port, path, count, args.connect_concurrency, args.connect_timeout
+        server.port,
+        path,
+        count,
+        args.connect_concurrency,
+        args.connect_timeout,
+        lean=args.client == "lean",
     )
     connect_s = time.perf_counter() - started
+    connect_cpu_s = sum(server.cpu_seconds().values()) - sum(connect_cpu.values())
     opened = sum(c.status == "open" for c in clients)
-    note(f"phase {count} client(s): {opened} open in {connect_s:.1f}s; publishing")
+    note(f"phase {count} client(s): {opened} open in {connect_s:.1f}s; one more, then publishing")
+    one_more = await asyncio.to_thread(try_one_more, server.port, path)
+    # The client stands for 10,000 browsers: its own collector's pauses over the events it
+    # keeps are not the server's latency.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     await asyncio.sleep(0.5)
     await publisher.publish(max(1, round(args.warmup / args.interval)), args.interval, False)
     lag: list[float] = []
@@ -165,12 +224,17 @@ async def phase(
     box = machine_busy_pct(box_before, cpu_jiffies())
     stop.set()
     await monitor
+    gc.enable()
+    gc.unfreeze()
     ended_early = sum(c.status == "closed" for c in clients)
     for client in clients:
         client.close()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for client in clients:
+        if isinstance(client, LeanClient):
+            client.finish()
     # A stream notices its client left only when it next writes: one more entry ends them all.
     await publisher.publish(1, 0.0, False)
     worker_cpu = [
@@ -189,6 +253,8 @@ async def phase(
         "connect_attempts": sum(c.attempts for c in clients),
         "connect_refusals": refusals,
         "connect_s": round(connect_s, 2),
+        "connect_server_cpu_ms_per_stream": round(1000 * connect_cpu_s / max(1, count), 2),
+        "one_more": one_more,
         "ended_early": ended_early,
         **latency_figures(clients, sent),
         "server_worker_cpu_pct": worker_cpu,
@@ -220,7 +286,8 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['nproc']} cpu(s), Python {m['python']}, {m['platform']}, "
         f"load avg {m['loadavg_1m']} at start",
-        "server:  gunicorn " + ", ".join(f"{k}={v}" for k, v in cfg["gunicorn"].items()),
+        f"server:  {cfg['target']}: " + ", ".join(f"{k}={v}" for k, v in cfg["server"].items()),
+        f"client:  {cfg['client']}" + (", pinned apart from the server" if cfg["pinned"] else ""),
         f"publish: XADD {cfg['stream']} every {cfg['interval_s']}s for {cfg['duration_s']}s "
         f"(+{cfg['warmup_s']}s warm-up, {cfg['drain_s']}s drain), maxlen ~{STREAM_MAXLEN}",
         "",
@@ -232,6 +299,8 @@ def render(report: dict[str, Any]) -> str:
         "connect tries": "connect_attempts",
         "connect refusals (status x n)": "connect_refusals",
         "connect s": "connect_s",
+        "server CPU ms per connect": "connect_server_cpu_ms_per_stream",
+        "one more stream": "one_more",
         "streams ended early": "ended_early",
         "messages": "messages_published",
         "expected": "expected",
@@ -277,6 +346,42 @@ def _show(value: object) -> object:
     return "-" if value is None else value
 
 
+def pin(server: Gunicorn) -> None:
+    """Keep the client and the server off each other's CPU.
+
+    On the 2-core host the 10,000 clients are one process beside the server; without
+    this the scheduler often runs a woken client on the core of the server that woke it,
+    and a burst of writes takes turns with its own readers. In production the clients
+    are elsewhere.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise BenchError("--pin needs at least 2 CPUs")
+    os.sched_setaffinity(0, {cpus[-1]})
+    for pid in server.worker_pids():
+        for task in Path(f"/proc/{pid}/task").iterdir():  # every thread of it
+            os.sched_setaffinity(int(task.name), set(cpus[:-1]))
+    note(f"client pinned to CPU {cpus[-1]}, server to CPU(s) {cpus[:-1]}")
+
+
+def server_for(args: argparse.Namespace, env: dict[str, str]) -> Gunicorn:
+    """The server under test, with its stream cap."""
+    cap = args.max_streams_per_process
+    if args.target == "web":
+        return Gunicorn(
+            {
+                **env,
+                "WEB_CONCURRENCY": str(args.workers),
+                "WEB_THREADS": str(args.threads),
+                "WEB_MAX_STREAMS": str(cap or 650),
+            },
+            keep_log=args.keep_server_log,
+        )
+    if cap is not None:
+        env = {**env, "SSE_MAX_STREAMS_PER_PROCESS": str(cap)}
+    return StreamsProcess(env, processes=args.processes, keep_log=args.keep_server_log)
+
+
 def main() -> int:
     """Set up, measure, report."""
     args = parse_args()
@@ -288,14 +393,13 @@ def main() -> int:
     services.check()
     with services.scratch():
         env = services.app_env(
-            WEB_CONCURRENCY=str(args.workers),
-            WEB_THREADS=str(args.threads),
-            SSE_MAX_STREAMS_PER_PROCESS=str(args.max_streams_per_process),
-            SSE_MAX_STREAMS_PER_USER="5000",
+            SSE_MAX_STREAMS_PER_USER=str(max(5000, args.clients + 10)),
             RATE_LIMIT_ANONYMOUS="1000000/minute",
         )
         prepare_database(env, args.seed_days, attempts=args.seed_attempts)
-        with Gunicorn(env, keep_log=args.keep_server_log) as server:
+        with server_for(args, env) as server:
+            if args.pin:
+                pin(server)
             figures = asyncio.run(measure(server, services, args))
             config = server.config
             figures["server_log"] = server.log_problems()
@@ -305,7 +409,10 @@ def main() -> int:
         "benchmark": "stream_fanout",
         "machine": host,
         "config": {
-            "gunicorn": config,
+            "target": args.target,
+            "client": args.client,
+            "pinned": args.pin,
+            "server": config,
             "stream": stream_key(args.symbol),
             "interval_s": args.interval,
             "duration_s": args.duration,

@@ -167,7 +167,7 @@ def gunicorn_server() -> Iterator[int]:
         WEB_PORT=str(port),
         WEB_CONCURRENCY="1",
         WEB_THREADS="4",
-        SSE_MAX_STREAMS_PER_PROCESS="3",
+        WEB_MAX_STREAMS="3",
         LOG_LEVEL="WARNING",
     )
     proc = subprocess.Popen(

@@ -2,7 +2,8 @@
 
 Playwright's own browser download is not reachable from these machines, so it drives
 ``/usr/bin/chromium`` (scripts/test.sh installs Debian's ``chromium`` package). The stack
-is the app under gunicorn and an RQ worker, on a database of their own; pages come from
+is the app under gunicorn, the streams process (which serves the page's EventSource) and an
+RQ worker, on a database of their own; pages come from
 small static servers on other loopback ports, so they are other origins.
 """
 
@@ -72,9 +73,11 @@ def static_site() -> Iterator[str]:
 
 @dataclass
 class Stack:
-    """The app (gunicorn) and a worker on a database of their own, and two page origins."""
+    """The app (gunicorn), the streams process and a worker on a database of their own, and
+    two page origins."""
 
     api: str
+    streams: str  # the streams process's origin: the page's EventSource goes there
     page_origin: str  # in CORS_ORIGINS
     other_origin: str  # the same page, from an origin that is not
     world: World
@@ -107,26 +110,30 @@ def _ready(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """gunicorn serving the app with CORS_ORIGINS = one page origin, plus an RQ worker."""
+    """gunicorn and the streams process serving the app with CORS_ORIGINS = one page origin,
+    plus an RQ worker."""
     Redis.from_url(REDIS_URL or "").flushdb()  # no jobs or limits left by earlier tests
     with static_site() as page_origin, static_site() as other_origin, world_database() as world:
-        port = free_port()
+        port, streams_port = free_port(), free_port()
         env = {
             **world.env,
             "CORS_ORIGINS": page_origin,
             "WEB_PORT": str(port),
             "WEB_CONCURRENCY": "1",
             "WEB_THREADS": "24",
-            "SSE_MAX_STREAMS_PER_PROCESS": "8",
+            "WEB_MAX_STREAMS": "8",
+            "STREAMS_PORT": str(streams_port),
             "LOG_LEVEL": "WARNING",
         }
         procs = Procs(env, tmp_path_factory.mktemp("browser-stack"))
         try:
             procs.spawn("web", "gunicorn", "--config", "scripts/gunicorn_conf.py", "wsgi:app")
+            procs.spawn("streams", "api.streams")
             procs.spawn("worker", "workers.main", "--queues", "backtests")
-            api = f"http://127.0.0.1:{port}"
+            api, streams = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{streams_port}"
             procs.wait_for(lambda: _ready(api + "/health/ready"), 60, "the web server")
-            yield Stack(api, page_origin, other_origin, world, procs)
+            procs.wait_for(lambda: _ready(streams + "/health/live"), 60, "the streams process")
+            yield Stack(api, streams, page_origin, other_origin, world, procs)
         finally:
             procs.kill_all()
 

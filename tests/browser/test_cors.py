@@ -30,6 +30,7 @@ WAIT_MS = 90_000
 def page_url(origin: str, stack: Stack, bot_name: str) -> str:
     query = {
         "api": stack.api,
+        "streams": stack.streams,
         "login": "owner",
         "password": PASSWORD,
         "symbol": "BTC-USD",

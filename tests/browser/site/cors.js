@@ -1,10 +1,12 @@
 // A browser client of the Botyard API on another origin. Query parameters: api (the API's
-// origin), login, password, bot (a bot spec as JSON), start and end (the backtest's range),
-// symbol. Everything it learns goes into window.report for the test to read.
+// origin), streams (the streams process's origin; default: api), login, password, bot (a bot
+// spec as JSON), start and end (the backtest's range), symbol. Everything it learns goes into
+// window.report for the test to read.
 "use strict";
 
 const params = new URLSearchParams(location.search);
 const API = params.get("api");
+const STREAMS = params.get("streams") || API;
 const FINISHED = ["succeeded", "failed", "cancelled"];
 const report = {done: false, error: null, stream: {open: false, errors: 0, events: []}};
 window.report = report;
@@ -27,7 +29,7 @@ async function call(method, path, {body, token, headers = {}} = {}) {
 }
 
 function follow(symbol) {
-  const source = new EventSource(new URL("/api/v1/market/stream?symbols=" + symbol, API));
+  const source = new EventSource(new URL("/api/v1/market/stream?symbols=" + symbol, STREAMS));
   source.onopen = () => { report.stream.open = true; show(); };
   source.addEventListener("quote", (event) => {
     report.stream.events.push({type: event.type, id: event.lastEventId, data: JSON.parse(event.data)});
