@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from api.market.stream import hub
 from api.ratelimit import limiter, normalize_identity
 from api.ratelimit_storage import OneTripRedisStorage, storage_uri
 from models import db as database
@@ -178,11 +179,14 @@ def test_retry_after_on_503_is_the_documented_value(
 ) -> None:
     original = app.extensions["botyard.settings"]
     app.extensions["botyard.settings"] = original.replace(
-        sse_max_streams_per_process=0, rate_limit_anonymous="3/minute"
+        web_max_streams=1, rate_limit_anonymous="3/minute"
     )
+    places = hub(app)
+    assert places.reserve(1)  # the process's one stream place is taken: the next is a 503
     try:
         response = client.get("/api/v1/market/stream?symbols=BTC-USD")
     finally:
+        places.unreserve()
         app.extensions["botyard.settings"] = original
     assert response.status_code == 503 and response.json["code"] == 503
     assert response.headers["X-RateLimit-Limit"] == "3"  # the limiter did see it
