@@ -53,23 +53,21 @@ class Subscriber:
             self.lost = True
 
 
-class StreamHub:
-    """The per-process reader thread and its subscriber registry."""
+class StreamPlaces:
+    """A process's open streams, counted against its cap.
 
-    def __init__(self, redis: Redis, block_ms: int = 1000) -> None:
-        self.redis = redis
-        self.block_ms = block_ms
-        self._subs: dict[str, set[Subscriber]] = defaultdict(set)
-        self._positions: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+    A place is taken atomically before a stream opens (concurrent connects never
+    overshoot the cap) and given back when it ends. The web hub and the streams
+    process's fan-out both count their streams this way.
+    """
+
+    def __init__(self) -> None:
+        self._places_lock = threading.Lock()
         self._reserved = 0
 
     def reserve(self, limit: int) -> bool:
-        """Take one of the process's ``limit`` places (atomic: concurrent connects never
-        overshoot); :meth:`unreserve` gives it back when the stream ends."""
-        with self._lock:
+        """Take one of the process's ``limit`` places; False when all are taken."""
+        with self._places_lock:
             if self._reserved >= limit:
                 return False
             self._reserved += 1
@@ -77,13 +75,27 @@ class StreamHub:
 
     def unreserve(self) -> None:
         """Give back a place taken by :meth:`reserve`."""
-        with self._lock:
+        with self._places_lock:
             self._reserved -= 1
 
     def open_streams(self) -> int:
         """Places taken: streams served plus those being opened."""
-        with self._lock:
+        with self._places_lock:
             return self._reserved
+
+
+class StreamHub(StreamPlaces):
+    """The per-process reader thread and its subscriber registry."""
+
+    def __init__(self, redis: Redis, block_ms: int = 1000) -> None:
+        super().__init__()
+        self.redis = redis
+        self.block_ms = block_ms
+        self._subs: dict[str, set[Subscriber]] = defaultdict(set)
+        self._positions: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def subscribe(self, sub: Subscriber) -> None:
         """Start delivering entries newer than now for ``sub.symbols``."""

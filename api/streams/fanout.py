@@ -25,7 +25,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from api.market.hub import Entry, entry_of, text
+from api.market.hub import Entry, StreamPlaces, entry_of, text
 from api.market.stream import SLOT_TTL_S, StreamSlots, after, event_text
 from models.market.cache import stream_key
 
@@ -103,16 +103,16 @@ class Listener:
         sink.send(data)
 
 
-class Fanout:
+class Fanout(StreamPlaces):
     """This process's registry of listeners, its Redis reader and its heartbeats."""
 
     def __init__(self, redis_url: str, heartbeat_s: float, block_ms: int = 1000) -> None:
+        super().__init__()
         self.redis = AsyncRedis.from_url(redis_url, socket_connect_timeout=2)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self.heartbeat_s, self.block_ms = heartbeat_s, block_ms
         self._lock = threading.Lock()
-        self._reserved = 0
         self._subs: dict[str, set[Listener]] = defaultdict(set)
         self._positions: dict[str, str] = {}
         self._beats: deque[Listener] = deque()
@@ -121,25 +121,6 @@ class Fanout:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- called from the app's threads ------------------------------------------------------
-
-    def reserve(self, limit: int) -> bool:
-        """Take one of this process's ``limit`` places; atomic, so concurrent connects never
-        overshoot it."""
-        with self._lock:
-            if self._reserved >= limit:
-                return False
-            self._reserved += 1
-            return True
-
-    def unreserve(self) -> None:
-        """Give back a place taken by :meth:`reserve` that no listener holds."""
-        with self._lock:
-            self._reserved -= 1
-
-    def open_streams(self) -> int:
-        """Places taken: open streams plus those being opened."""
-        with self._lock:
-            return self._reserved
 
     def subscribe(
         self, symbols: tuple[str, ...], start: dict[str, str], slots: StreamSlots, redis: Redis
@@ -164,7 +145,7 @@ class Fanout:
             if listener.closed:
                 return
             listener.closed = True
-            self._reserved -= 1
+            self.unreserve()
             for symbol in listener.symbols:
                 subs = self._subs.get(symbol)
                 if subs is not None:
