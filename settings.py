@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -76,6 +77,43 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, default)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+_PARSERS: dict[str, Callable[[Mapping[str, str], str, Any], object]] = {
+    "int": _int,
+    "float": _float,
+    "str": _str,
+    "bool": _bool,
+}
+# Fields read from a variable not named after them.
+_ENV_NAMES = {"env": "BOTYARD_ENV", "proxy_hops": "TRUSTED_PROXY_HOPS"}
+# Fields computed in from_env from other variables; fields no variable sets.
+_DERIVED = {
+    "env",
+    "database_url",
+    "jwt_secret_key",
+    "log_level",
+    "log_json",
+    "web_max_streams",
+    "frontend_url",
+    "cors_origins",
+}
+_CONSTANTS = {"jwt_algorithm", "db_connect_timeout", "redis_timeout"}
 
 
 @dataclass(frozen=True)
@@ -180,89 +218,39 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Build settings from an environment mapping and validate them."""
+        """Build settings from an environment mapping and validate them.
+
+        A field ``some_name`` is read from ``SOME_NAME`` and parsed by its type, except
+        the few in ``_ENV_NAMES`` (another variable name) and ``_DERIVED`` (computed here).
+        """
         name = env.get("BOTYARD_ENV", "development").strip().lower()
         defaults = cls()
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            if field.name in _CONSTANTS or field.name in _DERIVED:
+                continue
+            var = _ENV_NAMES.get(field.name, field.name.upper())
+            default = getattr(defaults, field.name)
+            values[field.name] = _PARSERS[str(field.type)](env, var, default)
         secret = env.get("JWT_SECRET_KEY", "")
         if not secret and name != "production":
             secret = _DEV_JWT_SECRET
         frontend_url = env.get("FRONTEND_URL", defaults.frontend_url).rstrip("/")
-        settings = cls(
+        web_threads = _int(env, "WEB_THREADS", defaults.web_threads)
+        values.update(
             env=name,
             database_url=normalize_database_url(env.get("DATABASE_URL", defaults.database_url)),
-            redis_url=env.get("REDIS_URL", defaults.redis_url),
             jwt_secret_key=secret,
-            access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", defaults.access_token_ttl),
-            refresh_token_ttl=_int(env, "REFRESH_TOKEN_TTL", defaults.refresh_token_ttl),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
-            rate_limit_anonymous=env.get("RATE_LIMIT_ANONYMOUS", defaults.rate_limit_anonymous),
-            rate_limit_user=env.get("RATE_LIMIT_USER", defaults.rate_limit_user),
-            rate_limit_moderator=env.get("RATE_LIMIT_MODERATOR", defaults.rate_limit_moderator),
-            rate_limit_login_ip=env.get("RATE_LIMIT_LOGIN_IP", defaults.rate_limit_login_ip),
-            rate_limit_login_account=env.get(
-                "RATE_LIMIT_LOGIN_ACCOUNT", defaults.rate_limit_login_account
-            ),
-            rate_limit_login_account_ip=env.get(
-                "RATE_LIMIT_LOGIN_ACCOUNT_IP", defaults.rate_limit_login_account_ip
-            ),
-            rate_limit_register_ip=env.get(
-                "RATE_LIMIT_REGISTER_IP", defaults.rate_limit_register_ip
-            ),
             log_level=env.get("LOG_LEVEL", defaults.log_level).upper(),
             log_json=env.get("LOG_JSON", "1" if name == "production" else "0") == "1",
-            proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", defaults.proxy_hops),
-            web_threads=_int(env, "WEB_THREADS", defaults.web_threads),
-            feed_speed=_float(env, "FEED_SPEED", defaults.feed_speed),
-            sse_max_symbols=_int(env, "SSE_MAX_SYMBOLS", defaults.sse_max_symbols),
-            sse_max_streams_per_user=_int(
-                env, "SSE_MAX_STREAMS_PER_USER", defaults.sse_max_streams_per_user
-            ),
-            sse_max_streams_per_process=_int(
-                env, "SSE_MAX_STREAMS_PER_PROCESS", defaults.sse_max_streams_per_process
-            ),
-            sse_heartbeat_s=_float(env, "SSE_HEARTBEAT_S", defaults.sse_heartbeat_s),
             # Each stream on web holds one of gunicorn's threads: keep some for other requests.
             web_max_streams=_int(
-                env,
-                "WEB_MAX_STREAMS",
-                max(1, _int(env, "WEB_THREADS", defaults.web_threads) - SSE_RESERVED_THREADS),
+                env, "WEB_MAX_STREAMS", max(1, web_threads - SSE_RESERVED_THREADS)
             ),
-            streams_host=env.get("STREAMS_HOST", defaults.streams_host),
-            streams_port=_int(env, "STREAMS_PORT", defaults.streams_port),
-            streams_threads=_int(env, "STREAMS_THREADS", defaults.streams_threads),
-            seed_history_days=_int(env, "SEED_HISTORY_DAYS", defaults.seed_history_days),
-            smtp_url=env.get("SMTP_URL", defaults.smtp_url),
-            mail_from=env.get("MAIL_FROM", defaults.mail_from),
             frontend_url=frontend_url,
             cors_origins=_origins(env, frontend_url),
-            cors_allow_credentials=env.get("CORS_ALLOW_CREDENTIALS", "0") == "1",
-            cors_max_age=_int(env, "CORS_MAX_AGE", defaults.cors_max_age),
-            password_reset_ttl=_int(env, "PASSWORD_RESET_TTL", defaults.password_reset_ttl),
-            backtest_quota_user=_int(env, "BACKTEST_QUOTA_USER", defaults.backtest_quota_user),
-            backtest_quota_moderator=_int(
-                env, "BACKTEST_QUOTA_MODERATOR", defaults.backtest_quota_moderator
-            ),
-            backtest_quota_admin=_int(env, "BACKTEST_QUOTA_ADMIN", defaults.backtest_quota_admin),
-            backtest_max_bars=_int(env, "BACKTEST_MAX_BARS", defaults.backtest_max_bars),
-            backtest_max_days=_int(env, "BACKTEST_MAX_DAYS", defaults.backtest_max_days),
-            backtest_timeout=_int(env, "BACKTEST_TIMEOUT", defaults.backtest_timeout),
-            worker_heartbeat_ttl=_int(env, "WORKER_HEARTBEAT_TTL", defaults.worker_heartbeat_ttl),
-            bot_limit_user=_int(env, "BOT_LIMIT_USER", defaults.bot_limit_user),
-            bot_limit_moderator=_int(env, "BOT_LIMIT_MODERATOR", defaults.bot_limit_moderator),
-            bot_limit_admin=_int(env, "BOT_LIMIT_ADMIN", defaults.bot_limit_admin),
-            bot_max_failures=_int(env, "BOT_MAX_FAILURES", defaults.bot_max_failures),
-            bot_tick_chunk=_int(env, "BOT_TICK_CHUNK", defaults.bot_tick_chunk),
-            bot_epoch_bars=_int(env, "BOT_EPOCH_BARS", defaults.bot_epoch_bars),
-            bot_fresh_bars=_int(env, "BOT_FRESH_BARS", defaults.bot_fresh_bars),
-            bot_sweep_limit=_int(env, "BOT_SWEEP_LIMIT", defaults.bot_sweep_limit),
-            bot_sweep_grace_s=_int(env, "BOT_SWEEP_GRACE_S", defaults.bot_sweep_grace_s),
-            bot_tick_log_days=_int(env, "BOT_TICK_LOG_DAYS", defaults.bot_tick_log_days),
-            rate_limit_reset_ip=env.get("RATE_LIMIT_RESET_IP", defaults.rate_limit_reset_ip),
-            rate_limit_reset_email=env.get(
-                "RATE_LIMIT_RESET_EMAIL", defaults.rate_limit_reset_email
-            ),
         )
-        return settings
+        return cls(**values)  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests use this)."""
