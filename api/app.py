@@ -22,7 +22,8 @@ from api.extensions import jwt, limiter, migrate
 from api.health import blp as health_blp
 from api.input_guard import init_input_guard
 from api.market import blp as market_blp
-from api.me import blp as me_blp
+from api.people import blp as me_blp
+from api.people import users_blp
 from api.request_context import init_request_context
 from api.strategies import blp as strategies_blp
 from logconfig import configure_logging
@@ -33,6 +34,7 @@ MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 BLUEPRINTS = (
     auth_blp,
     me_blp,
+    users_blp,
     admin_blp,
     market_blp,
     strategies_blp,

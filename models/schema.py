@@ -10,6 +10,16 @@ from models.bots import bots, execution_logs, runs, ticks
 from models.db import Base
 from models.identity import tables as identity_tables
 from models.market import tables as market_tables
+from models.people import tables as people_tables
 
-MODEL_MODULES = (identity_tables, market_tables, bots, runs, ticks, execution_logs, backtests)
+MODEL_MODULES = (
+    identity_tables,
+    market_tables,
+    bots,
+    runs,
+    ticks,
+    execution_logs,
+    backtests,
+    people_tables,
+)
 metadata = Base.metadata

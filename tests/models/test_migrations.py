@@ -34,6 +34,14 @@ EXPECTED_TABLES = {
     "backtests",
     "backtest_trades",
     "backtest_equity",
+    "account_settings",
+    "notifications",
+    "notification_deliveries",
+    "webhooks",
+    "webhook_attempts",
+    "activities",
+    "email_change_tokens",
+    "data_exports",
 }
 
 

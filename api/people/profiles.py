@@ -1,11 +1,11 @@
-"""``/api/v1/me``: who am I, with roles and permissions."""
+"""Profiles: mine (`/api/v1/me`) and other people's (`/api/v1/users/{username}`)."""
 
 from __future__ import annotations
 
 from flask.views import MethodView
 
 from api.access import authenticated, current_user
-from api.me import blp
+from api.people import blp
 from api.schemas import UserOut
 from models.identity.tables import User
 

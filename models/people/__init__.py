@@ -1,0 +1,1 @@
+"""People: settings, notifications, webhooks, activity, exports and the account lifecycle."""
