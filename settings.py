@@ -191,6 +191,13 @@ class Settings:
     bot_sweep_grace_s: int = 30
     # Days a run's per-candle "tick" log entries are kept (trades and failures stay).
     bot_tick_log_days: int = 30
+    # People (issue 13): each block belongs to one part of the area; docs/accounts.md.
+    # --- profiles, settings and email change ---
+    # --- notifications: delivery, email, digest ---
+    # --- webhooks ---
+    # --- live events stream ---
+    # --- export and deletion ---
+    # --- activity and audit ---
 
     def __post_init__(self) -> None:
         self.validate()

@@ -29,6 +29,7 @@ from api.strategies import blp as strategies_blp
 from logconfig import configure_logging
 from models import db as database
 from settings import Settings
+from workers.enqueue import install_outbox_relay
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 BLUEPRINTS = (
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health_check_interval=30,
     )
     app.extensions["botyard.redis"] = Redis(connection_pool=pool)
+    install_outbox_relay(app.extensions["botyard.redis"])
 
     init_request_context(app)
     init_cors(app, settings)

@@ -111,3 +111,10 @@ def enqueue_tick(connection: Redis, run_ids: list[str], candle_ts: int, job_id: 
         failure_ttl=7 * 86400,
         description=f"tick_bots {job_id} ({len(run_ids)} runs)",
     )
+
+
+def install_outbox_relay(connection: Redis) -> None:
+    """After each commit, queue the deliveries and publish the live events it staged."""
+    from workers.outbox_relay import install  # noqa: PLC0415 - the API's one way in
+
+    install(connection)

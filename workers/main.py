@@ -37,6 +37,7 @@ from rq.queue import Queue
 from models import db
 from workers import account_mail, backtests, bot_schedules, catchup, housekeeping, ticks
 from workers.context import create_worker_app
+from workers.enqueue import install_outbox_relay
 from workers.liveness import JobHeartbeat, beat_interval, children_die_with_worker
 from workers.queues import ALL_QUEUES, get_queue, redis_connection
 from workers.resilient import OutageMixin
@@ -107,6 +108,7 @@ def build_worker(
     """A worker bound to ``app`` listening on ``queue_names`` in priority order."""
     settings = app.extensions["botyard.settings"]
     connection = redis_connection(settings)
+    install_outbox_relay(connection)
     queues = [get_queue(name, connection) for name in queue_names]
     cls: type[AppWorker] | type[AppSimpleWorker] = AppSimpleWorker if simple else AppWorker
     ttl = settings.worker_heartbeat_ttl

@@ -38,10 +38,11 @@ Relay = Callable[[Staged], None]
 _relay: Relay | None = None
 
 
-def set_relay(relay: Relay | None) -> None:
-    """Install the process's relay (None: staged work is left to the sweep)."""
-    global _relay  # noqa: PLW0603 - one relay per process, set by the entry point
-    _relay = relay
+def set_relay(relay: Relay | None) -> Relay | None:
+    """Install the process's relay (None: staged work is left to the sweep); returns the old one."""
+    global _relay  # one relay per process, set by the entry point
+    previous, _relay = _relay, relay
+    return previous
 
 
 def staged(session: Session) -> Staged:

@@ -16,9 +16,9 @@ from models.people.tables import AccountSettings, Notification, NotificationDeli
 @pytest.fixture
 def relayed() -> Iterator[list[outbox.Staged]]:
     seen: list[outbox.Staged] = []
-    outbox.set_relay(seen.append)
+    previous = outbox.set_relay(seen.append)
     yield seen
-    outbox.set_relay(None)
+    outbox.set_relay(previous)
 
 
 def test_notify_stores_the_notification_and_its_deliveries(
