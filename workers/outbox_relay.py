@@ -27,12 +27,19 @@ def delivery_job_id(delivery_id: uuid.UUID | str) -> str:
     return f"deliver-{delivery_id}"
 
 
-def enqueue_deliveries(connection: Redis, delivery_ids: list[uuid.UUID]) -> None:
-    """Queue ``workers.notify.deliver`` for each delivery id on ``notifications``."""
+# The job that delivers each channel (the webhook one has its own module and backoff).
+DELIVERY_JOBS = {
+    "email": "workers.notify.deliver_email",
+    "webhook": "workers.webhooks.deliver_webhook",
+}
+
+
+def enqueue_deliveries(connection: Redis, deliveries: list[tuple[uuid.UUID, str]]) -> None:
+    """Queue each (delivery id, channel)'s job on ``notifications``."""
     queue = get_queue(NOTIFICATIONS, connection)
-    for delivery_id in delivery_ids:
+    for delivery_id, channel in deliveries:
         queue.enqueue(
-            "workers.notify.deliver",
+            DELIVERY_JOBS[channel],
             str(delivery_id),
             job_id=delivery_job_id(delivery_id),
             job_timeout=60,

@@ -27,7 +27,7 @@ class EventSpec:
 
 
 EVENTS: dict[str, EventSpec] = {
-    "backtest.finished": EventSpec("A backtest finished", email=True, digest=False),
+    "backtest.finished": EventSpec("A backtest finished", email=True),
     "backtest.failed": EventSpec("A backtest failed", email=True),
     "bot.started": EventSpec("A bot started trading"),
     "bot.stopped": EventSpec("A bot stopped"),

@@ -76,7 +76,7 @@ def notify(user_id: uuid.UUID, event: str, data: dict[str, Any]) -> Notification
         db.add(delivery)
     db.flush()
     staged = outbox.staged(db())
-    staged.deliveries.extend(d.id for d in deliveries if d.status == "pending")
+    staged.deliveries.extend((d.id, d.channel) for d in deliveries if d.status == "pending")
     if notification.in_app:
         staged.events.append((user_id, "notification", notification_payload(notification)))
     return notification

@@ -29,7 +29,8 @@ OUTBOX_KEY = "botyard.outbox"
 class Staged:
     """What one transaction asked to happen after it commits."""
 
-    deliveries: list[uuid.UUID] = field(default_factory=list)
+    # (delivery id, channel): each channel has its own delivery job
+    deliveries: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     # (user id, event kind, JSON-safe payload) for the user's live events stream
     events: list[tuple[uuid.UUID, str, dict[str, Any]]] = field(default_factory=list)
 

@@ -61,9 +61,15 @@ def effective_settings(user_id: uuid.UUID) -> dict[str, Any]:
 
 
 def channels_for(settings: dict[str, Any], event: str) -> dict[str, bool]:
-    """Which channels ``event`` goes to under ``settings`` (security events always email)."""
+    """Which channels ``event`` goes to under ``settings``.
+
+    Security events always email at once; ``digest`` holds only while the daily digest
+    is on, and an event mailed at once is not digested too.
+    """
     spec = EVENTS[event]
     chosen = dict(settings["notifications"].get(event, {}))
     if spec.security:
         chosen["email"] = True
+    if settings.get("email_digest") != "daily" or chosen.get("email"):
+        chosen["digest"] = False
     return {channel: bool(chosen.get(channel, False)) for channel in CHANNELS}

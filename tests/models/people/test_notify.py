@@ -43,7 +43,7 @@ def test_notify_stores_the_notification_and_its_deliveries(
         ("webhook", str(hook.id), "pending"),
     ]
     assert len(relayed) == 1
-    assert sorted(relayed[0].deliveries) == sorted(d.id for d in deliveries)
+    assert sorted(relayed[0].deliveries) == sorted((d.id, d.channel) for d in deliveries)
     assert [(kind, data["event"]) for _, kind, data in relayed[0].events] == [
         ("notification", "backtest.failed")
     ]
