@@ -111,9 +111,16 @@ def test_a_job_past_its_timeout_fails_and_is_retried_without_counting_against_bo
             failure_ttl=3600,
         )
         backend = procs.wait_for(world.waiting_insert, 90, "the job to wait inside its insert")
-        procs.wait_for(lambda: status(job) == "scheduled", 90, "the timeout to fail the job")
+        # RQ writes the "scheduled" status before the pipeline that saves the job and puts it
+        # in the scheduled registry; only once it is there are retries_left current.
+        scheduled = ScheduledJobRegistry(queue=get_queue(BOTS, redis))
+        procs.wait_for(
+            lambda: status(job) == "scheduled" and job.id in scheduled.get_job_ids(),
+            90,
+            "the timeout to fail the job",
+        )
+        status(job)
         assert job.retries_left == 2
-        assert job.id in ScheduledJobRegistry(queue=get_queue(BOTS, redis)).get_job_ids()
         [rq_worker] = Worker.all(queue=get_queue(BOTS, redis))
         assert rq_worker.failed_job_count == 1
         assert "JobTimeoutException" in procs.output("worker")
