@@ -13,9 +13,7 @@ from sqlalchemy import select
 from models.people.tables import Webhook, WebhookAttempt
 from models.people.webhooks import record_attempt
 from tests.helpers import bearer
-from tests.webhook_sink import FakeDns, Sink, verify
-from workers.main import build_worker
-from workers.queues import NOTIFICATIONS
+from tests.webhook_sink import FakeDns, Sink, drain_notifications, verify
 
 PUBLIC_URL = "http://93.184.216.34/hooks/botyard"  # a literal public address: no DNS needed
 BASE = "/api/v1/me/webhooks"
@@ -246,7 +244,7 @@ def test_a_ping_is_queued_signed_delivered_and_recorded(
         secret, hook_id = created.json["secret"], created.json["id"]
         queued = client.post(f"{BASE}/{hook_id}/ping", headers=owner)
         assert queued.status_code == 202
-        assert build_worker(app, (NOTIFICATIONS,), simple=True).work(burst=True) is True
+        assert drain_notifications(app) is True
     [got] = sink.received
     assert got.path == "/ping-me"
     assert verify(secret, got.headers, got.body)
