@@ -14,6 +14,10 @@ export MAIL_SINK_PORT="${MAIL_SINK_PORT:-1025}"
 export SMTP_URL="${SMTP_URL:-smtp://127.0.0.1:$MAIL_SINK_PORT}"
 # The development webhook receiver (Procfile "webhooks") verifies and prints deliveries.
 export WEBHOOK_SINK_PORT="${WEBHOOK_SINK_PORT:-9099}"
+# ...on loopback, which only development may call (settings.py refuses it in production).
+if [ "$BOTYARD_ENV" = development ]; then
+  export WEBHOOK_ALLOW_LOOPBACK="${WEBHOOK_ALLOW_LOOPBACK:-1}"
+fi
 
 by_log "migrating"
 flask db upgrade

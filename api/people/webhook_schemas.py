@@ -96,7 +96,7 @@ class WebhookAttemptOut(OutSchema):
     created_at = ma.fields.DateTime()
 
 
-class WebhookAttemptPageOut(OutSchema):
+class WebhookAttemptsOut(OutSchema):
     """A page of attempts, newest first; ``next_cursor`` is null on the last page."""
 
     rows = ma.fields.List(ma.fields.Nested(WebhookAttemptOut))

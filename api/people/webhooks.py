@@ -16,7 +16,7 @@ from api.extensions import redis_client, settings
 from api.pagination import cursor_page, paged
 from api.people import blp
 from api.people.webhook_schemas import (
-    WebhookAttemptPageOut,
+    WebhookAttemptsOut,
     WebhookAttemptQuery,
     WebhookCreatedOut,
     WebhookIn,
@@ -112,7 +112,7 @@ class WebhookDeliveries(MethodView):
     @authenticated
     @blp.doc(operationId="listWebhookDeliveries")
     @blp.arguments(WebhookAttemptQuery(), location="query", unknown=ma.RAISE)
-    @blp.response(200, WebhookAttemptPageOut)
+    @blp.response(200, WebhookAttemptsOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     def get(self, query: dict[str, Any], webhook_id: uuid.UUID) -> dict[str, Any]:
         """Every delivery attempt (and ping) of my webhook, newest first, paged by cursor."""
