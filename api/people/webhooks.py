@@ -16,8 +16,8 @@ from api.extensions import redis_client, settings
 from api.pagination import cursor_page, paged
 from api.people import blp
 from api.people.webhook_schemas import (
-    WebhookAttemptsOut,
     WebhookAttemptQuery,
+    WebhookAttemptsOut,
     WebhookCreatedOut,
     WebhookIn,
     WebhookOut,
