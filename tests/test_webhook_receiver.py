@@ -14,11 +14,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from models.people.tables import Webhook
 from tests.test_procfile import procfile_command
+from workers.webhooks import signed_request
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec_receiver-test-secret-0123456789abcdef"
@@ -121,6 +124,17 @@ def test_the_receiver_prints_verified_deliveries_and_refuses_the_rest(
     assert post(receiver.url, body, now - 301, delivery="d-4") == 401
     assert "replay window" in receiver.line()
     assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_the_receiver_verifies_what_the_delivery_job_sends(receiver: Running) -> None:
+    hook = Webhook(secret=SECRET)
+    body, headers = signed_request(hook, "d-9", "ping", datetime.now(UTC), {"hello": "world"})
+    request = urllib.request.Request(  # noqa: S310 (an http URL of our own process)
+        receiver.url, data=body, method="POST", headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=DEADLINE_S) as response:  # noqa: S310
+        assert response.status == 200
+    assert receiver.line().startswith("webhook ping d-9 verified")
 
 
 def test_the_procfile_runs_the_receiver_on_loopback_with_the_seeded_secret() -> None:
