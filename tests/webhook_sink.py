@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -36,8 +37,11 @@ class Received:
 class Sink:
     """A threaded HTTP server on 127.0.0.1 that records requests."""
 
-    def __init__(self, status: int = 200, location: str | None = None) -> None:
+    def __init__(
+        self, status: int = 200, location: str | None = None, tls: tuple[str, str] | None = None
+    ) -> None:
         self.status = status
+        self.scheme = "https" if tls else "http"
         self.location = location
         self.received: list[Received] = []
         sink = self
@@ -59,11 +63,15 @@ class Sink:
             do_GET = do_POST
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:  # (certificate file, key file)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def __enter__(self) -> Sink:
         self.thread.start()

@@ -104,7 +104,13 @@ def deliver_webhook(delivery_id: str) -> str:
     hook = db.get(Webhook, uuid.UUID(delivery.target))
     notification = db.get(Notification, delivery.notification_id)
     if hook is None or not hook.is_active or notification is None:
-        reason = "Webhook deleted." if hook is None else "Webhook disabled."
+        reason = (
+            "Webhook deleted."
+            if hook is None
+            else "Webhook disabled."
+            if not hook.is_active
+            else "Notification deleted."
+        )
         _finish(delivery, "skipped", reason)
         db.commit()
         log.info("webhook_delivery_skipped", delivery_id=delivery_id, reason=reason)

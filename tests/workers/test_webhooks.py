@@ -4,9 +4,12 @@ delivery time (DNS rebinding, pinned connections, redirects)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -279,6 +282,42 @@ def test_the_connection_goes_to_the_vetted_address_and_host_names_the_url_host(
     assert len(dns.lookups) - lookups_before == 1  # resolved once, by the check; then pinned
     [attempt] = attempts(db, hook.id)
     assert (attempt.event, attempt.delivery_id, attempt.succeeded) == ("ping", None, True)
+
+
+def test_https_checks_the_certificate_against_the_url_host_on_the_pinned_address(
+    db: Any,
+    make_user: Callable[..., Any],
+    use_settings: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", key, "-out", cert, "-subj", "/CN=pinned.example.test"),
+            *("-addext", "subjectAltName=DNS:pinned.example.test"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # trust our certificate (and only it)
+    dns = FakeDns(monkeypatch)
+    dns.names["pinned.example.test"] = dns.names["other.example.test"] = "127.0.0.1"
+    user = make_user()
+    with Sink(tls=(cert, key)) as sink:
+        good = hook_for(db, user, sink.url(host="pinned.example.test"), ["bot.stopped"])
+        wrong = hook_for(db, user, sink.url(host="other.example.test"), ["bot.stopped"])
+        assert ping_webhook(str(good.id), str(uuid.uuid4())) == "sent"
+        assert ping_webhook(str(wrong.id), str(uuid.uuid4())) == "failed"
+        [got] = sink.received  # the certificate does not name other.example.test
+    assert got.headers["Host"] == f"pinned.example.test:{sink.port}"
+    [refused] = attempts(db, wrong.id)
+    assert refused.error is not None and refused.error.startswith("TLS error")
 
 
 def test_a_redirect_to_loopback_is_not_followed(
