@@ -120,8 +120,20 @@ def install_outbox_relay(connection: Redis) -> None:
     install(connection)
 
 
-def enqueue_webhook_ping(connection: Redis, webhook_id: str, ping_id: str) -> Job:
-    """Queue one signed test ``ping`` to a webhook (no retries: a ping is a one-off check)."""
+# One ping per webhook per this many seconds: a ping is a check, not a way to send traffic.
+WEBHOOK_PING_INTERVAL_S = 10
+
+
+def enqueue_webhook_ping(connection: Redis, webhook_id: str, ping_id: str) -> Job | None:
+    """Queue one signed test ``ping`` to a webhook (no retries: a ping is a one-off check).
+
+    None when the webhook was pinged less than ``WEBHOOK_PING_INTERVAL_S`` ago.
+    """
+    fresh = connection.set(
+        f"webhook-ping:{webhook_id}", ping_id, nx=True, ex=WEBHOOK_PING_INTERVAL_S
+    )
+    if not fresh:
+        return None
     return get_queue(NOTIFICATIONS, connection).enqueue(
         "workers.webhooks.ping_webhook",
         webhook_id,

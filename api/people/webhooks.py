@@ -9,6 +9,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
+from flask_smorest import abort
 
 from api.access import authenticated, current_user
 from api.errors import ErrorOut
@@ -36,7 +37,7 @@ from models.people.webhooks import (
     update_webhook,
     webhooks_of,
 )
-from workers.enqueue import enqueue_webhook_ping
+from workers.enqueue import WEBHOOK_PING_INTERVAL_S, enqueue_webhook_ping
 
 NOT_FOUND = "No such webhook of mine"
 REFUSED = "Invalid fields, or a URL the SSRF policy refuses (not http(s), or not public)"
@@ -131,9 +132,15 @@ class WebhookPing(MethodView):
     @blp.doc(operationId="pingWebhook")
     @blp.response(202, WebhookPingOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
+    @blp.alt_response(429, schema=ErrorOut, description="Pinged in the last 10 seconds")
     def post(self, webhook_id: uuid.UUID) -> dict[str, Any]:
         """Queue a signed test `ping` to my webhook; its attempt shows in the deliveries."""
         hook = get_owned_webhook(current_user().id, webhook_id)
         ping_id = uuid.uuid4()
-        enqueue_webhook_ping(redis_client(), str(hook.id), str(ping_id))
+        if enqueue_webhook_ping(redis_client(), str(hook.id), str(ping_id)) is None:
+            abort(
+                429,
+                message=f"This webhook was pinged in the last {WEBHOOK_PING_INTERVAL_S} "
+                "seconds; wait a little.",
+            )
         return {"id": ping_id, "event": "ping", "queued_at": datetime.now(UTC)}

@@ -244,6 +244,8 @@ def test_a_ping_is_queued_signed_delivered_and_recorded(
         secret, hook_id = created.json["secret"], created.json["id"]
         queued = client.post(f"{BASE}/{hook_id}/ping", headers=owner)
         assert queued.status_code == 202
+        again = client.post(f"{BASE}/{hook_id}/ping", headers=owner)
+        assert again.status_code == 429 and "pinged in the last 10 seconds" in again.json["message"]
         assert drain_notifications(app) is True
     [got] = sink.received
     assert got.path == "/ping-me"
