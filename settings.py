@@ -195,6 +195,12 @@ class Settings:
     # --- profiles, settings and email change ---
     # --- notifications: delivery, email, digest ---
     # --- webhooks ---
+    # Webhooks per user; failed attempts in a row before a hook is disabled; seconds per
+    # network step of a delivery; loopback URLs allowed (tests and development only).
+    webhook_limit: int = 10
+    webhook_max_failures: int = 15
+    webhook_timeout_s: float = 10.0
+    webhook_allow_loopback: bool = False
     # --- live events stream ---
     # --- export and deletion ---
     # --- activity and audit ---
@@ -284,6 +290,7 @@ class Settings:
         self._validate_jobs()
         self._validate_cors()
         self._validate_streams()
+        self._validate_webhooks()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -314,6 +321,17 @@ class Settings:
             raise SettingsError("SSE_HEARTBEAT_S must be between 0.05 and 300 seconds")
         if not 0 <= self.streams_port <= 65535:
             raise SettingsError("STREAMS_PORT must be a TCP port (0-65535)")
+
+    def _validate_webhooks(self) -> None:
+        """Webhook limits; loopback targets never in production (docs/webhooks.md)."""
+        if self.is_production and self.webhook_allow_loopback:
+            raise SettingsError("WEBHOOK_ALLOW_LOOPBACK is for tests and development only")
+        if not 0 <= self.webhook_limit <= 1000:
+            raise SettingsError("WEBHOOK_LIMIT must be between 0 and 1000")
+        if not 1 <= self.webhook_max_failures <= 1000:
+            raise SettingsError("WEBHOOK_MAX_FAILURES must be between 1 and 1000")
+        if not 0.5 <= self.webhook_timeout_s <= 30:
+            raise SettingsError("WEBHOOK_TIMEOUT_S must be between 0.5 and 30 seconds")
 
     def _validate_jobs(self) -> None:
         """Backtest and live-bot limits."""

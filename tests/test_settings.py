@@ -142,3 +142,13 @@ def test_production_refuses_any_origin_with_credentials() -> None:
         {**prod, "CORS_ORIGINS": "https://app.example.com", "CORS_ALLOW_CREDENTIALS": "1"}
     )
     assert credentialed.cors_allow_credentials is True
+
+
+def test_webhook_loopback_is_for_tests_and_development_only() -> None:
+    assert Settings.from_env({"WEBHOOK_ALLOW_LOOPBACK": "1"}).webhook_allow_loopback is True
+    production = {"BOTYARD_ENV": "production", "JWT_SECRET_KEY": STRONG}
+    assert Settings.from_env(production).webhook_allow_loopback is False
+    with pytest.raises(SettingsError, match="WEBHOOK_ALLOW_LOOPBACK"):
+        Settings.from_env({**production, "WEBHOOK_ALLOW_LOOPBACK": "1"})
+    with pytest.raises(SettingsError, match="WEBHOOK_MAX_FAILURES"):
+        Settings.from_env({"WEBHOOK_MAX_FAILURES": "0"})

@@ -118,3 +118,29 @@ def install_outbox_relay(connection: Redis) -> None:
     from workers.outbox_relay import install  # noqa: PLC0415 - the API's one way in
 
     install(connection)
+
+
+# One ping per webhook per this many seconds: a ping is a check, not a way to send traffic.
+WEBHOOK_PING_INTERVAL_S = 10
+
+
+def enqueue_webhook_ping(connection: Redis, webhook_id: str, ping_id: str) -> Job | None:
+    """Queue one signed test ``ping`` to a webhook (no retries: a ping is a one-off check).
+
+    None when the webhook was pinged less than ``WEBHOOK_PING_INTERVAL_S`` ago.
+    """
+    fresh = connection.set(
+        f"webhook-ping:{webhook_id}", ping_id, nx=True, ex=WEBHOOK_PING_INTERVAL_S
+    )
+    if not fresh:
+        return None
+    return get_queue(NOTIFICATIONS, connection).enqueue(
+        "workers.webhooks.ping_webhook",
+        webhook_id,
+        ping_id,
+        job_id=f"webhook-ping-{ping_id}",
+        job_timeout=60,
+        result_ttl=3600,
+        failure_ttl=86400,
+        description=f"ping_webhook {webhook_id}",
+    )

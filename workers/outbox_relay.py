@@ -20,6 +20,9 @@ from workers.queues import NOTIFICATIONS, get_queue
 EVENTS_STREAM = "events:user:{user_id}"
 EVENTS_MAXLEN = 1000
 DELIVERY_RETRY = Retry(max=6, interval=[10, 30, 120, 600, 1800, 3600])
+# Webhooks back off further (someone else's server may be down for hours): 30 s ... 6 h.
+WEBHOOK_RETRY = Retry(max=5, interval=[30, 120, 600, 3600, 21600])
+RETRIES = {"webhook": WEBHOOK_RETRY}
 
 
 def delivery_job_id(delivery_id: uuid.UUID | str) -> str:
@@ -43,7 +46,7 @@ def enqueue_deliveries(connection: Redis, deliveries: list[tuple[uuid.UUID, str]
             str(delivery_id),
             job_id=delivery_job_id(delivery_id),
             job_timeout=60,
-            retry=DELIVERY_RETRY,
+            retry=RETRIES.get(channel, DELIVERY_RETRY),
             result_ttl=3600,
             failure_ttl=7 * 86400,
         )

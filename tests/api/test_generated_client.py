@@ -304,3 +304,33 @@ def test_the_whole_flow_through_the_generated_client(
     api.call("auth.logout", me, 204)
     refused = importlib.import_module(f"{PACKAGE}.api.me.get_me").sync_detailed(client=me)
     assert refused.status_code == 401
+
+
+def test_webhooks_through_the_generated_client(
+    api: Api, make_user: Callable[..., Any], login: Callable[..., Any]
+) -> None:
+    m = api.models
+    user = make_user()
+    me = api.client(login(user.username)["access_token"])
+    created = api.call(
+        "me.create_webhook",
+        me,
+        201,
+        body=m.WebhookIn(
+            url="https://93.184.216.34/hooks",
+            events=[m.WebhookInEventsItem.BOT_STARTED, m.WebhookInEventsItem.WEBHOOK_DISABLED],
+        ),
+    )
+    assert isinstance(created, m.WebhookCreatedOut) and created.secret.startswith("whsec_")
+    assert created.events == ["bot.started", "webhook.disabled"]
+    hook_id = created.id
+    listed = api.call("me.list_webhooks", me, 200)
+    assert [hook.id for hook in listed.items] == [hook_id]
+    assert api.call("me.get_webhook", me, 200, hook_id).url == "https://93.184.216.34/hooks"
+    paused = api.call("me.update_webhook", me, 200, hook_id, body=m.WebhookPatch(is_active=False))
+    assert paused.is_active is False and paused.disabled_at is not None
+    ping = api.call("me.ping_webhook", me, 202, hook_id)
+    assert isinstance(ping, m.WebhookPingOut) and ping.event == "ping"
+    page = api.call("me.list_webhook_deliveries", me, 200, hook_id)
+    assert page.rows == [] and page.next_cursor is None
+    assert api.call("me.delete_webhook", me, 204, hook_id) is None

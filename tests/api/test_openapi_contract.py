@@ -31,6 +31,13 @@ OPERATIONS = {
     ("post", "/api/v1/auth/password/reset"): "resetPassword",
     ("post", "/api/v1/auth/password/change"): "changePassword",
     ("get", "/api/v1/me"): "getMe",
+    ("get", "/api/v1/me/webhooks"): "listWebhooks",
+    ("post", "/api/v1/me/webhooks"): "createWebhook",
+    ("get", "/api/v1/me/webhooks/{webhook_id}"): "getWebhook",
+    ("patch", "/api/v1/me/webhooks/{webhook_id}"): "updateWebhook",
+    ("delete", "/api/v1/me/webhooks/{webhook_id}"): "deleteWebhook",
+    ("get", "/api/v1/me/webhooks/{webhook_id}/deliveries"): "listWebhookDeliveries",
+    ("post", "/api/v1/me/webhooks/{webhook_id}/ping"): "pingWebhook",
     ("get", "/api/v1/admin/users"): "searchUsers",
     ("put", "/api/v1/admin/users/{user_id}/roles"): "setUserRoles",
     ("post", "/api/v1/admin/users/{user_id}/disable"): "disableUser",
@@ -193,6 +200,7 @@ def test_one_page_schema_per_item_type(spec: dict[str, Any]) -> None:
         "TradePage",
         "InstrumentPage",
         "UserPage",
+        "WebhookPage",
     }
     for name in pages:
         assert set(schemas[name]["required"]) == {"items", "page", "page_size", "total"}
