@@ -65,6 +65,19 @@ class AppContextMixin:
         """A started job's lease: short, because heartbeats renew it while the job runs."""
         return self.heartbeat_ttl
 
+    def work(self, *args: Any, burst: bool = False, **kwargs: Any) -> bool:
+        self.bursting = burst
+        return bool(super().work(*args, burst=burst, **kwargs))  # type: ignore[misc]
+
+    def subscribe(self) -> None:
+        """Listen for RQ's commands (shutdown, kill the horse), except in a burst.
+
+        A burst ends by itself; stopping RQ 3's command thread at its end sometimes waits
+        out the thread's whole 60 s poll (a redis-py and RQ race), 60 s for nothing.
+        """
+        if not getattr(self, "bursting", False):
+            super().subscribe()  # type: ignore[misc]
+
     def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
         if os.getpid() != self.parent_pid:
             # A forked work horse must not reuse the parent's pooled sockets.
