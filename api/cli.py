@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -18,7 +19,8 @@ from models.market.cache import CandleCache
 from models.market.data import CsvRejected, import_csv
 from models.market.instruments import forget_instrument_refs
 from models.market.tables import TIMEFRAME_MS
-from models.seed import seed_bots, seed_market, seed_world
+from models.people.webhooks import new_secret
+from models.seed import seed_bots, seed_market, seed_people, seed_world
 from workers.enqueue import enqueue_backtest
 
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -32,7 +34,19 @@ market_cli = AppGroup("market", help="Manage market data.")
     default=None,
     help="Days of 1m history for instruments without any (default: SEED_HISTORY_DAYS).",
 )
-def seed_command(days: int | None) -> None:
+@click.option(
+    "--webhook-sink",
+    default=None,
+    help="URL of the development webhook receiver: alice gets a webhook there.",
+)
+@click.option(
+    "--webhook-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("var/webhook_secret"),
+    show_default=True,
+    help="The receiver's secret (made when missing); the seeded webhook signs with it.",
+)
+def seed_command(days: int | None, webhook_sink: str | None, webhook_secret_file: Path) -> None:
     """Build the development world (idempotent: a second run changes nothing)."""
     with_accounts = not settings().is_production
     report = seed_world(with_accounts=with_accounts)
@@ -53,6 +67,7 @@ def seed_command(days: int | None) -> None:
     if not with_accounts:
         click.echo("production: roles synced; create accounts with `flask users create`.")
         return
+    _seed_demo_people(webhook_sink, webhook_secret_file)
     _seed_demo_bots()
     click.echo("development accounts (login with username or email):")
     for acct in (*report.created, *report.existing):
@@ -61,6 +76,23 @@ def seed_command(days: int | None) -> None:
             f"  {state} {acct.username:<10} {acct.email:<24} "
             f"password={acct.password:<24} roles={','.join(acct.roles)}"
         )
+
+
+def _seed_demo_people(webhook_sink: str | None, secret_file: Path) -> None:
+    """Profiles, settings and activity for the demo users; alice's webhook to the receiver."""
+    secret = None
+    if webhook_sink:
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            secret_file.write_text(new_secret())
+            secret_file.chmod(0o600)
+        secret = secret_file.read_text().strip()
+    changed = seed_people(webhook_sink, secret)
+    db.commit()
+    if webhook_sink:
+        click.echo(f"people: {changed} change(s); alice's webhook posts to {webhook_sink}")
+    else:
+        click.echo(f"people: {changed} change(s)")
 
 
 def _seed_demo_bots() -> None:

@@ -19,6 +19,9 @@ from models.identity.users import create_user, find_by_login
 from models.market.candles import last_candle_ms
 from models.market.data import fill_gap
 from models.market.instruments import sync_instruments
+from models.people.activities import record
+from models.people.tables import AccountSettings, Webhook
+from models.people.webhooks import create_webhook
 
 
 @dataclass(frozen=True)
@@ -202,3 +205,81 @@ def seed_bots(now_ms: int) -> SeededBots:
             start_bot(owner.id, bot.id, limit=10**6, now=datetime.fromtimestamp(now_ms / 1000, UTC))
             started.append(demo.name)
     return SeededBots(queued, started)
+
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """Profile fields and settings changes the seed gives a demo user."""
+
+    display_name: str
+    bio: str
+    timezone: str
+    locale: str
+    settings: dict[str, Any]
+
+
+DEMO_PROFILES = {
+    "alice": DemoProfile(
+        "Alice Liddell",
+        "Trend follower. Paper-trading BTC and ETH while the backtests argue.",
+        "Europe/London",
+        "en-GB",
+        {"notifications": {"bot.trade": {"in_app": True}}},
+    ),
+    "bob": DemoProfile(
+        "Bob Builder",
+        "Mean reversion on FX and SOL; reads every equity curve twice.",
+        "America/New_York",
+        "en-US",
+        {
+            "email_digest": "daily",
+            "notifications": {"backtest.finished": {"email": False, "digest": True}},
+            "trading_defaults": {"initial_capital": 25_000.0, "fee": 0.0005},
+        },
+    ),
+}
+# The demo webhook's events: what a development receiver is worth watching for.
+DEMO_WEBHOOK_EVENTS = ("backtest.finished", "backtest.failed", "bot.started", "bot.error")
+
+
+def seed_people(webhook_url: str | None, webhook_secret: str | None) -> int:
+    """Profiles, settings and a first activity row for the demo users; alice's webhook.
+
+    Only what is missing is made, so a second run changes nothing. With ``webhook_url``,
+    alice gets a webhook there (the development receiver), whose secret is set to
+    ``webhook_secret`` so the receiver can verify what it gets. Returns rows changed.
+    """
+    changed = 0
+    for username, demo in DEMO_PROFILES.items():
+        user = find_by_login(username)
+        if user is None or user.display_name is not None:
+            continue
+        user.display_name, user.bio = demo.display_name, demo.bio
+        user.timezone, user.locale = demo.timezone, demo.locale
+        db.merge(AccountSettings(user_id=user.id, document=demo.settings))
+        record("auth.registered", user.id, object_type="user", object_id=user.id)
+        record("settings.changed", user.id, data={"keys": sorted(demo.settings)})
+        changed += 1
+    alice = find_by_login("alice")
+    if webhook_url and webhook_secret and alice is not None:
+        changed += _seed_webhook(alice.id, webhook_url, webhook_secret)
+    return changed
+
+
+def _seed_webhook(user_id: uuid.UUID, url: str, secret: str) -> int:
+    existing = db.scalars(select(Webhook).where(Webhook.user_id == user_id, Webhook.url == url))
+    hook = existing.first()
+    if hook is None:
+        hook, _ = create_webhook(
+            user_id,
+            url,
+            DEMO_WEBHOOK_EVENTS,
+            "Development receiver (Procfile: webhooks)",
+            limit=10**6,
+            allow_loopback=True,
+        )
+    elif hook.secret == secret and hook.is_active:
+        return 0
+    hook.secret = secret
+    hook.is_active, hook.consecutive_failures, hook.disabled_at = True, 0, None
+    return 1

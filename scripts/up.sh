@@ -22,7 +22,7 @@ fi
 by_log "migrating"
 flask db upgrade
 by_log "seeding"
-flask seed
+flask seed --webhook-sink "http://127.0.0.1:$WEBHOOK_SINK_PORT/" --webhook-secret-file var/webhook_secret
 
 by_log "API      http://127.0.0.1:${WEB_PORT:-8000}/api/v1  (docs: /api/docs, health: /health/ready)"
 by_log "streams  http://127.0.0.1:${STREAMS_PORT:-8001}/api/v1/market/stream?symbols=BTC-USD  (SSE)"

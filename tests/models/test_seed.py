@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,8 @@ from flask import Flask
 from models.identity.rbac import PERMISSIONS, ROLES
 from models.identity.tables import User
 from models.identity.users import find_by_login
+from models.people.preferences import effective_settings
+from models.people.tables import Activity, Webhook
 from models.seed import DEV_ACCOUNTS
 from workers.main import build_worker
 from workers.queues import BACKTESTS
@@ -23,6 +26,9 @@ SNAPSHOT_TABLES = (
     "instruments",
     "bots",
     "bot_runs",
+    "account_settings",
+    "activities",
+    "webhooks",
 )
 
 
@@ -81,6 +87,39 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     assert _snapshot(db) == before
     assert db.scalar(sa.text("SELECT count(*) FROM backtests")) == 6
     assert "bots: started" not in second.output
+
+
+def test_seed_gives_the_demo_people_profiles_settings_activity_and_a_webhook(
+    app: Flask, db: Any, tmp_path: Path
+) -> None:
+    runner = app.test_cli_runner()
+    secret_file = tmp_path / "secret"
+    args = ["seed", "--days", "0", "--webhook-sink", "http://127.0.0.1:9099/"]
+    first = runner.invoke(args=[*args, "--webhook-secret-file", str(secret_file)])
+    assert first.exit_code == 0, first.output
+    assert "alice's webhook posts to http://127.0.0.1:9099/" in first.output
+    alice, bob = find_by_login("alice"), find_by_login("bob")
+    assert alice is not None and bob is not None
+    assert (alice.display_name, alice.timezone) == ("Alice Liddell", "Europe/London")
+    assert effective_settings(bob.id)["email_digest"] == "daily"
+    assert effective_settings(bob.id)["trading_defaults"]["initial_capital"] == 25_000.0
+    verbs = db.scalars(sa.select(Activity.verb).where(Activity.actor_id == alice.id)).all()
+    assert sorted(verbs) == ["auth.registered", "settings.changed"]
+    [hook] = db.scalars(sa.select(Webhook).where(Webhook.user_id == alice.id)).all()
+    assert hook.url == "http://127.0.0.1:9099/"
+    assert hook.secret == secret_file.read_text().strip()
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
+
+    before = _snapshot(db)
+    second = runner.invoke(args=[*args, "--webhook-secret-file", str(secret_file)])
+    assert "people: 0 change(s)" in second.output
+    assert _snapshot(db) == before
+    # A lost secret file: the webhook takes the new one, so the receiver can verify again.
+    secret_file.unlink()
+    third = runner.invoke(args=[*args, "--webhook-secret-file", str(secret_file)])
+    assert "people: 1 change(s)" in third.output
+    db.refresh(hook)
+    assert hook.secret == secret_file.read_text().strip()
 
 
 def test_users_create_command(app: Flask, db: Any) -> None:
