@@ -50,21 +50,27 @@ def _table(model: Any) -> Table:
 
 
 def _steps(user_id: uuid.UUID) -> list[Step]:
-    """What to delete, children before parents (each also cascades, but in bounded batches)."""
+    """What to delete, children before parents (each also cascades, but in bounded batches).
+
+    Every condition walks an index (a child found through its parent's key), so a batch
+    never scans another user's rows.
+    """
     runs = select(BotRun.id).where(BotRun.owner_id == user_id)
+    bots = select(Bot.id).where(Bot.owner_id == user_id)
     backtests = select(Backtest.id).where(Backtest.owner_id == user_id)
     hooks = select(Webhook.id).where(Webhook.user_id == user_id)
+    notes = select(Notification.id).where(Notification.user_id == user_id)
     return [
         (_table(BotEquity), BotEquity.run_id.in_(runs)),
         (_table(BotTrade), BotTrade.run_id.in_(runs)),
-        (_table(ExecutionLog), ExecutionLog.run_id.in_(runs)),
+        (_table(ExecutionLog), ExecutionLog.bot_id.in_(bots)),
         (_table(BotRun), BotRun.owner_id == user_id),
         (_table(BacktestEquity), BacktestEquity.backtest_id.in_(backtests)),
         (_table(BacktestTrade), BacktestTrade.backtest_id.in_(backtests)),
         (_table(Backtest), Backtest.owner_id == user_id),
         (_table(Bot), Bot.owner_id == user_id),
         (_table(WebhookAttempt), WebhookAttempt.webhook_id.in_(hooks)),
-        (_table(NotificationDelivery), NotificationDelivery.user_id == user_id),
+        (_table(NotificationDelivery), NotificationDelivery.notification_id.in_(notes)),
         (_table(Notification), Notification.user_id == user_id),
         (_table(Webhook), Webhook.user_id == user_id),
         (_table(AccountSettings), AccountSettings.user_id == user_id),

@@ -220,7 +220,7 @@ def _runs(user_id: uuid.UUID) -> Iterator[_Nested]:
             ExecutionLog.event,
             ExecutionLog.data,
             ExecutionLog.candle_ts,
-        ).where(ExecutionLog.run_id == run_id)
+        ).where(ExecutionLog.bot_id == run["bot_id"], ExecutionLog.run_id == run_id)
         yield _Nested(
             dict(run),
             {
