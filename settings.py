@@ -203,6 +203,11 @@ class Settings:
     webhook_allow_loopback: bool = False
     # --- live events stream ---
     # --- export and deletion ---
+    # Data exports a user may ask for per 24 hours; hours a ready export stays downloadable.
+    export_limit_per_day: int = 3
+    export_ttl_hours: int = 24
+    # Days between DELETE /me and the erasure of the account (logging in meanwhile cancels).
+    account_deletion_grace_days: int = 30
     # --- activity and audit ---
 
     def __post_init__(self) -> None:
@@ -291,6 +296,7 @@ class Settings:
         self._validate_cors()
         self._validate_streams()
         self._validate_webhooks()
+        self._validate_lifecycle()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -332,6 +338,15 @@ class Settings:
             raise SettingsError("WEBHOOK_MAX_FAILURES must be between 1 and 1000")
         if not 0.5 <= self.webhook_timeout_s <= 30:
             raise SettingsError("WEBHOOK_TIMEOUT_S must be between 0.5 and 30 seconds")
+
+    def _validate_lifecycle(self) -> None:
+        """Data export and account deletion (docs/accounts.md, Export and deletion)."""
+        if not 1 <= self.export_limit_per_day <= 100:
+            raise SettingsError("EXPORT_LIMIT_PER_DAY must be between 1 and 100")
+        if not 1 <= self.export_ttl_hours <= 168:
+            raise SettingsError("EXPORT_TTL_HOURS must be between 1 and 168")
+        if not 1 <= self.account_deletion_grace_days <= 365:
+            raise SettingsError("ACCOUNT_DELETION_GRACE_DAYS must be between 1 and 365")
 
     def _validate_jobs(self) -> None:
         """Backtest and live-bot limits."""

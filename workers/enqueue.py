@@ -113,6 +113,25 @@ def enqueue_tick(connection: Redis, run_ids: list[str], candle_ts: int, job_id: 
     )
 
 
+def export_job_id(export_id: str) -> str:
+    """One RQ job per data export."""
+    return f"export-{export_id}"
+
+
+def enqueue_export(connection: Redis, export_id: str) -> Job:
+    """Queue the build of a data export on ``default`` (a ready export is never rebuilt)."""
+    return get_queue(DEFAULT, connection).enqueue(
+        "workers.exports.build_export",
+        export_id,
+        job_id=export_job_id(export_id),
+        job_timeout=900,
+        retry=Retry(max=2, interval=[30, 300]),
+        result_ttl=86400,
+        failure_ttl=7 * 86400,
+        description=f"build_export {export_id}",
+    )
+
+
 def install_outbox_relay(connection: Redis) -> None:
     """After each commit, queue the deliveries and publish the live events it staged."""
     from workers.outbox_relay import install  # noqa: PLC0415 - the API's one way in

@@ -84,6 +84,13 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob(id="catch-up-bots", func="workers.catchup.catch_up", interval=60),
     PeriodicJob(id="purge-tick-logs", func="workers.housekeeping.purge_tick_logs", interval=3600),
+    PeriodicJob(id="purge-exports", func="workers.exports.purge_exports", interval=3600),
+    PeriodicJob(
+        id="erase-due-accounts",
+        func="workers.lifecycle.erase_due_accounts",
+        interval=3600,
+        timeout=3000,
+    ),
 )
 
 

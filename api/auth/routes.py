@@ -21,6 +21,7 @@ from api.auth.schemas import LoginIn, RegisterIn, RevokedOut, SessionOut, Tokens
 from api.auth.tokens import issue_tokens, mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.extensions import settings
+from api.people.activity import track
 from api.ratelimit import (
     body_field_key,
     from_known_address,
@@ -36,6 +37,7 @@ from models.errors import Unauthorized
 from models.identity import sessions as auth_sessions
 from models.identity.tables import AuthSession, User
 from models.identity.users import authenticate, create_user
+from models.people.lifecycle import cancel_deletion
 
 BAD_CREDENTIALS = "Wrong login or password."
 
@@ -100,6 +102,15 @@ class Login(MethodView):
         user = authenticate(data["login"], data["password"], now)
         if user is None:
             abort(401, description=BAD_CREDENTIALS)
+        # Logging in during the deletion grace period cancels it (docs/accounts.md).
+        deletion_cancelled = cancel_deletion(user, now)
+        if deletion_cancelled:
+            track(
+                "account.deletion_cancelled",
+                object_type="user",
+                object_id=user.id,
+                actor_id=user.id,
+            )
         sess = auth_sessions.start_session(
             user,
             now,
@@ -108,7 +119,9 @@ class Login(MethodView):
             user_agent=request.user_agent.string,
         )
         db.commit()
-        return {**issue_tokens(sess, fresh=True), "session": _session_out(sess, sess.id)}
+        session = _session_out(sess, sess.id)
+        tokens = issue_tokens(sess, fresh=True)
+        return {**tokens, "session": session, "deletion_cancelled": deletion_cancelled}
 
 
 @blp.after_request

@@ -87,6 +87,10 @@ class TokensOut(OutSchema):
     token_type = ma.fields.String(metadata={"description": "Always 'Bearer'"})
     expires_in = ma.fields.Integer(metadata={"description": "Access token lifetime, seconds"})
     session = ma.fields.Nested(SessionOut)
+    deletion_cancelled = ma.fields.Boolean(
+        dump_default=False,
+        metadata={"description": "True when this login cancelled the account's pending deletion"},
+    )
 
 
 class RevokedOut(OutSchema):

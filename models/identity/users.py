@@ -94,11 +94,28 @@ def create_user(email: str, username: str, password: str, roles: Sequence[str] =
     return user
 
 
+def awaiting_deletion(user: User, now: datetime) -> bool:
+    """Deactivated by its owner's deletion request and still inside the grace period.
+
+    Such an account may log in: that cancels the deletion (models/people/lifecycle.py).
+    An account an admin disabled meanwhile may not.
+    """
+    return (
+        user.deletion_due_at is not None
+        and user.deletion_due_at > now
+        and user.erased_at is None
+        and user.disabled_at is None
+    )
+
+
 def authenticate(login: str, password: str, now: datetime) -> User | None:
-    """The active user with these credentials, or None; the cost is the same either way."""
+    """The active user with these credentials, or None; the cost is the same either way.
+
+    An account awaiting deletion is returned too: its login cancels the deletion.
+    """
     user = find_by_login(login)
     ok = verify_password(user.password_hash if user else None, password)
-    if user is None or not ok or not user.is_active:
+    if user is None or not ok or not (user.is_active or awaiting_deletion(user, now)):
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
