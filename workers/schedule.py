@@ -84,6 +84,9 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob(id="catch-up-bots", func="workers.catchup.catch_up", interval=60),
     PeriodicJob(id="purge-tick-logs", func="workers.housekeeping.purge_tick_logs", interval=3600),
+    PeriodicJob(
+        id="purge-email-changes", func="workers.email_change.purge_email_changes", interval=3600
+    ),
 )
 
 
