@@ -15,6 +15,8 @@ from models.people.tables import AccountSettings, Activity
 from tests.helpers import bearer
 
 ME = "/api/v1/me"
+# "ADA_LOVELACE" in full-width forms (U+FF21...): NFKC folds it to ASCII.
+FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "ADA_LOVELACE")
 PUBLIC_KEYS = {
     "username",
     "display_name",
@@ -189,7 +191,7 @@ def test_public_profile_shows_public_fields_only(
     assert joined.tzinfo is not None and joined <= datetime.now(UTC)
 
 
-@pytest.mark.parametrize("name", ["ada_lovelace", "ADA_LOVELACE", "ＡＤＡ＿ＬＯＶＥＬＡＣＥ"])
+@pytest.mark.parametrize("name", ["ada_lovelace", "ADA_LOVELACE", FULL_WIDTH])
 def test_public_profile_is_found_by_any_case_or_width(
     client: FlaskClient, ada: Any, name: str
 ) -> None:
