@@ -309,3 +309,19 @@ def test_anothers_request_leaves_mine_alone(
     # Mine superseded nothing of theirs: their link still works, for their account.
     theirs = link_token(mails(inbox, CONFIRM_SUBJECT, "theirs@example.org")[0])
     assert client.post(CONFIRM, json={"token": theirs}).status_code == 200
+
+
+def test_old_tokens_are_purged_and_the_purge_is_idempotent(
+    client: FlaskClient, db: Any, alice: Any
+) -> None:
+    for address in ("one@example.org", "two@example.org", "three@example.org"):
+        assert ask(client, alice.headers, address).status_code == 202
+    rows = db.scalars(select(EmailChangeToken).order_by(EmailChangeToken.created_at)).all()
+    # Test set-up: the first was superseded, the second expired, over a week ago.
+    long_ago = datetime.now(UTC) - timedelta(days=8)
+    rows[0].used_at = long_ago
+    rows[1].used_at, rows[1].expires_at = None, long_ago
+    db.commit()
+    assert jobs.purge_email_changes() == 2
+    assert jobs.purge_email_changes() == 0
+    assert [row.new_email for row in db.scalars(select(EmailChangeToken))] == ["three@example.org"]
