@@ -193,6 +193,8 @@ class Settings:
     bot_tick_log_days: int = 30
     # People (issue 13): each block belongs to one part of the area; docs/accounts.md.
     # --- profiles, settings and email change ---
+    # Seconds an email-change confirmation link works (docs/accounts.md, "Profiles").
+    email_change_ttl: int = 24 * 3600
     # --- notifications: delivery, email, digest ---
     # --- webhooks ---
     # Webhooks per user; failed attempts in a row before a hook is disabled; seconds per
@@ -299,6 +301,8 @@ class Settings:
         self._validate_lifecycle()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
+        if not 300 <= self.email_change_ttl <= 7 * 24 * 3600:
+            raise SettingsError("EMAIL_CHANGE_TTL must be between 300 and 604800 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
             raise SettingsError("FRONTEND_URL must be an http(s) URL")
         if not self.smtp_url.startswith(("smtp://", "smtps://")):

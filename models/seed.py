@@ -20,6 +20,7 @@ from models.market.candles import last_candle_ms
 from models.market.data import fill_gap
 from models.market.instruments import sync_instruments
 from models.people.activities import record
+from models.people.preferences import trading_defaults
 from models.people.tables import AccountSettings, Webhook
 from models.people.webhooks import create_webhook
 
@@ -199,7 +200,9 @@ def seed_bots(now_ms: int) -> SeededBots:
             },
         )
         span = {"start": now_ms - DEMO_BACKTEST_DAYS * 86_400_000, "end": now_ms}
-        backtest = create_backtest(owner.id, build_spec(span, bot, now_ms, generous), 10**6)
+        backtest = create_backtest(
+            owner.id, build_spec(span, bot, now_ms, generous, trading_defaults(owner.id)), 10**6
+        )
         queued.append(backtest.id)
         if demo.start:
             start_bot(owner.id, bot.id, limit=10**6, now=datetime.fromtimestamp(now_ms / 1000, UTC))

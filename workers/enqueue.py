@@ -57,6 +57,34 @@ def enqueue_password_changed(connection: Redis, user_id: str) -> Job:
     )
 
 
+def enqueue_email_change_link(connection: Redis, request_id: str) -> Job:
+    """Queue the confirmation link of an email change request (the job makes the secret)."""
+    return get_queue(NOTIFICATIONS, connection).enqueue(
+        "workers.email_change.send_email_change_link",
+        request_id,
+        job_id=f"email-change-{request_id}",
+        job_timeout=60,
+        retry=MAIL_RETRY,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        description="send_email_change_link",
+    )
+
+
+def enqueue_email_changed_notice(connection: Redis, user_id: str, old_email: str) -> Job:
+    """Queue the "your address was changed" notice to the old address."""
+    return get_queue(NOTIFICATIONS, connection).enqueue(
+        "workers.email_change.send_email_changed_notice",
+        user_id,
+        old_email,
+        job_timeout=60,
+        retry=MAIL_RETRY,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        description="send_email_changed_notice",
+    )
+
+
 def backtest_job_id(backtest_id: str) -> str:
     """One RQ job per backtest: enqueueing it again replaces, never duplicates."""
     return f"backtest-{backtest_id}"

@@ -91,6 +91,9 @@ PERIODIC: tuple[PeriodicJob, ...] = (
         interval=3600,
         timeout=3000,
     ),
+    PeriodicJob(
+        id="purge-email-changes", func="workers.email_change.purge_email_changes", interval=3600
+    ),
 )
 
 

@@ -44,6 +44,7 @@ from models.backtests.results import (
 )
 from models.bots.bots import get_owned_bot
 from models.db import session as db
+from models.people.preferences import trading_defaults
 from workers.enqueue import cancel_backtest_job, enqueue_backtest
 
 log = structlog.get_logger(__name__)
@@ -92,7 +93,8 @@ class Backtests(MethodView):
         s = settings()
         quota = s.for_role("backtest_quota", user.role_names)
         limits = Limits(s.backtest_max_bars, s.backtest_max_days, quota)
-        spec = build_spec(data, bot, int(time.time() * 1000), limits)
+        defaults = trading_defaults(user.id)
+        spec = build_spec(data, bot, int(time.time() * 1000), limits, defaults)
         backtest = create_backtest(user.id, spec, limits.quota)
         # Commit first, so the worker always finds the row. If Redis then refuses the job,
         # the backtest is saved as queued and the requeue sweep enqueues it once Redis is back.

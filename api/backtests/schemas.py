@@ -31,6 +31,7 @@ class BacktestIn(StrictSchema):
     risk = ma.fields.Nested(RiskIn)
     start = Timestamp(required=True)
     end = Timestamp(required=True)
+    # Left out: the bot's (with bot_id), else my settings' trading_defaults.
     initial_capital = ma.fields.Float(validate=ma.validate.Range(min=1, max=MAX_CAPITAL))
     fee = ma.fields.Float(validate=ma.validate.Range(min=0, max=0.05))
     slippage_bps = ma.fields.Float(validate=ma.validate.Range(min=0, max=500))

@@ -16,6 +16,7 @@ from api.pagination import paged
 from models.bots.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
 from models.bots.runs import current_run
 from models.db import session as db
+from models.people.preferences import trading_defaults
 
 
 def with_last_error(bot: Bot) -> dict[str, Any]:
@@ -45,7 +46,8 @@ class Bots(MethodView):
     @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
     def post(self, data: dict[str, Any]) -> Bot:
         """Create a bot (status `draft`)."""
-        bot = create_bot(current_user().id, data)
+        user = current_user()
+        bot = create_bot(user.id, {**trading_defaults(user.id), **data})
         db.commit()
         return bot
 

@@ -176,11 +176,19 @@ class BotIn(StrictSchema):
             "null resets one (or, for the whole object, all) to the default"
         },
     )
+    # Left out, these come from my settings' trading_defaults (GET /api/v1/me/settings).
     initial_capital = ma.fields.Float(
-        load_default=10_000.0, validate=ma.validate.Range(min=1, max=MAX_CAPITAL)
+        validate=ma.validate.Range(min=1, max=MAX_CAPITAL),
+        metadata={"description": "Default: my settings' trading_defaults"},
     )
-    fee = ma.fields.Float(load_default=0.001, validate=ma.validate.Range(min=0, max=0.05))
-    slippage_bps = ma.fields.Float(load_default=5.0, validate=ma.validate.Range(min=0, max=500))
+    fee = ma.fields.Float(
+        validate=ma.validate.Range(min=0, max=0.05),
+        metadata={"description": "Default: my settings' trading_defaults"},
+    )
+    slippage_bps = ma.fields.Float(
+        validate=ma.validate.Range(min=0, max=500),
+        metadata={"description": "Default: my settings' trading_defaults"},
+    )
     schedule = WholeNested(
         ScheduleIn,
         allow_none=True,

@@ -7,4 +7,11 @@ blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="My account
 users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="People")
 
 # Each module registers its views on the blueprints above.
-from api.people import deletion, exports, profiles, webhooks  # noqa: E402,F401
+from api.people import (  # noqa: E402,F401
+    deletion,
+    email_change,
+    exports,
+    profiles,
+    settings,
+    webhooks,
+)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from flask.views import MethodView
+import uuid
+from typing import Any
 
-from api.access import authenticated, current_user
-from api.people import blp
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+
+from api.access import authenticated, current_user, public
+from api.errors import ErrorOut
+from api.people import blp, users_blp
+from api.people.activity import track
+from api.people.profile_schemas import ProfilePatch, PublicProfileOut
 from api.schemas import UserOut
+from models.db import session as db
 from models.identity.tables import User
+from models.people.profiles import update_profile, visible_profile
 
 
 @blp.route("")
@@ -18,3 +27,47 @@ class Me(MethodView):
     def get(self) -> User:
         """My profile, roles and permissions."""
         return current_user()
+
+    @authenticated
+    @blp.doc(operationId="updateMe")
+    @blp.arguments(ProfilePatch())
+    @blp.response(200, UserOut)
+    @blp.alt_response(422, schema=ErrorOut, description="Invalid or unknown fields")
+    def patch(self, data: dict[str, Any]) -> User:
+        """Change some of my profile's fields (not the username; the email has its own flow)."""
+        user = current_user()
+        changed = update_profile(user, data)
+        if changed:
+            track(
+                "profile.updated", object_type="user", object_id=user.id, data={"fields": changed}
+            )
+        db.commit()
+        return user
+
+
+def _viewer_id() -> uuid.UUID | None:
+    """The caller's user id if they sent a valid access token, else None."""
+    verify_jwt_in_request(optional=True)
+    identity = get_jwt_identity()
+    return uuid.UUID(str(identity)) if identity else None
+
+
+@users_blp.route("/<string:username>")
+class UserProfile(MethodView):
+    @public
+    @users_blp.doc(operationId="getUserProfile", security=[])
+    @users_blp.response(200, PublicProfileOut)
+    @users_blp.alt_response(404, schema=ErrorOut, description="No such (visible) user")
+    def get(self, username: str) -> dict[str, Any]:
+        """Someone's public profile (a private one only to its owner, who sends a token)."""
+        user = visible_profile(username, _viewer_id())
+        return {
+            "username": user.username,
+            "display_name": user.display_name,
+            "bio": user.bio,
+            "avatar_url": user.avatar_url,
+            "created_at": user.created_at,
+            # Bots have no visibility yet (issue 14): none is public, so none is counted.
+            "public_bots": [],
+            "counts": {"public_bots": 0, "followers": 0, "following": 0},
+        }

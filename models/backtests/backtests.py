@@ -113,9 +113,17 @@ class Limits:
 
 
 def build_spec(
-    fields: dict[str, Any], bot: Bot | None, now_ms: int, limits: Limits
+    fields: dict[str, Any],
+    bot: Bot | None,
+    now_ms: int,
+    limits: Limits,
+    cost_defaults: dict[str, float],
 ) -> dict[str, Any]:
     """The frozen spec of a backtest: the bot's settings, overridden by ``fields``.
+
+    Capital, fee and slippage that neither ``fields`` nor the bot give come from
+    ``cost_defaults``: the owner's settings' trading defaults
+    (models/people/preferences.py ``trading_defaults``).
 
     Raises :class:`Invalid` (422) naming the offending field for an unknown symbol, a
     timeframe the instrument lacks, an inverted, future or oversized range.
@@ -131,7 +139,8 @@ def build_spec(
             "fee": bot.fee,
             "slippage_bps": bot.slippage_bps,
         }
-    merged = {**base, **{k: v for k, v in fields.items() if v is not None and k != "bot_id"}}
+    given = {k: v for k, v in fields.items() if v is not None and k != "bot_id"}
+    merged = {**cost_defaults, **base, **given}
     missing = [k for k in ("symbol", "strategy") if k not in merged]
     if missing:
         raise Invalid(
@@ -170,9 +179,9 @@ def build_spec(
         "strategy": validate_strategy(merged["strategy"]),
         # Given risk options merge over the bot's (RFC 7396), as a PATCH of the bot does.
         "risk": validate_risk(merge_risk(base.get("risk"), merged.get("risk"))),
-        "initial_capital": float(merged.get("initial_capital", 10_000.0)),
-        "fee": float(merged.get("fee", 0.001)),
-        "slippage_bps": float(merged.get("slippage_bps", 5.0)),
+        "initial_capital": float(merged["initial_capital"]),
+        "fee": float(merged["fee"]),
+        "slippage_bps": float(merged["slippage_bps"]),
         "fractional": instrument.fractional,
         "size_precision": instrument.size_precision,
         "bot_id": str(bot.id) if bot is not None else None,

@@ -10,6 +10,9 @@ import copy
 import uuid
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
 from models.db import session as db
 from models.people.events import CHANNELS, EVENTS
 from models.people.tables import AccountSettings
@@ -73,3 +76,75 @@ def channels_for(settings: dict[str, Any], event: str) -> dict[str, bool]:
     if settings.get("email_digest") != "daily" or chosen.get("email"):
         chosen["digest"] = False
     return {channel: bool(chosen.get(channel, False)) for channel in CHANNELS}
+
+
+# Bounds of the trading defaults: the same as a bot's own fields (api/bots/schemas.py).
+TRADING_BOUNDS: dict[str, tuple[float, float]] = {
+    "initial_capital": (1.0, 1e9),
+    "fee": (0.0, 0.05),
+    "slippage_bps": (0.0, 500.0),
+}
+
+
+def security_problems(settings: dict[str, Any]) -> dict[str, Any]:
+    """Field errors for a whole document that turns off a security event's email (or {}).
+
+    Security events always email (models/people/events.py); a document saying otherwise
+    is refused rather than silently corrected, so what the user reads back is what they sent.
+    """
+    problems: dict[str, Any] = {}
+    for name, prefs in settings.get("notifications", {}).items():
+        spec = EVENTS.get(name)
+        if spec is not None and spec.security and prefs.get("email") is False:
+            problems[name] = {"email": ["Security events are always emailed."]}
+    return {"notifications": problems} if problems else {}
+
+
+def differences(base: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``document`` that differ from ``base``, nested objects compared key by key."""
+    changes: dict[str, Any] = {}
+    for key, value in document.items():
+        default = base.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            nested = differences(default, value)
+            if nested:
+                changes[key] = nested
+        elif value != default or key not in base:
+            changes[key] = copy.deepcopy(value)
+    return changes
+
+
+def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The top-level keys whose value differs between two whole documents, sorted."""
+    return sorted(key for key in after.keys() | before.keys() if before.get(key) != after.get(key))
+
+
+def lock_settings(user_id: uuid.UUID) -> AccountSettings:
+    """The user's settings row, created if absent and locked for this transaction.
+
+    Two concurrent PATCHes then merge one after the other instead of losing one.
+    """
+    db.execute(
+        insert(AccountSettings)
+        .values(user_id=user_id, document={})
+        .on_conflict_do_nothing(index_elements=[AccountSettings.user_id])
+    )
+    row = db.scalars(
+        select(AccountSettings)
+        .where(AccountSettings.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return row
+
+
+def save_settings(row: AccountSettings, settings: dict[str, Any]) -> None:
+    """Store the whole, validated ``settings`` as its differences from the defaults."""
+    row.document = differences(default_settings(), settings)
+    db.flush()
+
+
+def trading_defaults(user_id: uuid.UUID) -> dict[str, float]:
+    """What a new bot or backtest of ``user_id`` uses for capital, fee and slippage."""
+    chosen = effective_settings(user_id)["trading_defaults"]
+    return {key: float(chosen[key]) for key in TRADING_BOUNDS}

@@ -334,3 +334,57 @@ def test_webhooks_through_the_generated_client(
     page = api.call("me.list_webhook_deliveries", me, 200, hook_id)
     assert page.rows == [] and page.next_cursor is None
     assert api.call("me.delete_webhook", me, 204, hook_id) is None
+
+
+def test_profiles_and_settings_through_the_generated_client(
+    api: Api, make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]
+) -> None:
+    m = api.models
+    user = make_user()
+    me = api.client(login(user.username)["access_token"])
+    updated = api.call(
+        "me.update_me",
+        me,
+        200,
+        body=m.ProfilePatch(display_name="Gen", bio="Typed.", timezone="UTC", locale="en-us"),
+    )
+    assert isinstance(updated, m.UserOut)
+    assert (updated.timezone, updated.locale, updated.avatar_url) == ("UTC", "en-US", None)
+    profile = api.call("users.get_user_profile", api.client(), 200, user.username.upper())
+    assert isinstance(profile, m.PublicProfileOut) and profile.display_name == "Gen"
+    assert profile.public_bots == [] and profile.counts.followers == 0
+    assert not hasattr(profile, "email") and not hasattr(profile, "timezone")
+
+    settings = api.call("me.get_settings", me, 200)
+    assert isinstance(settings, m.AccountSettingsOut)
+    assert isinstance(settings.notifications.backtest_finished, m.ChannelPrefsOut)
+    assert settings.notifications.account_new_login.email is True
+    assert settings.trading_defaults.initial_capital == 10_000.0
+    patched = api.call(
+        "me.update_settings",
+        me,
+        200,
+        body=m.AccountSettingsPatch(
+            email_digest=m.AccountSettingsPatchEmailDigest.DAILY,
+            trading_defaults=m.TradingDefaultsPatch(fee=0.002),
+            notifications=m.NotificationPrefsPatch(bot_trade=m.ChannelPrefsPatch(in_app=True)),
+        ),
+    )
+    assert patched.email_digest.value == "daily" and patched.trading_defaults.fee == 0.002
+    assert patched.notifications.bot_trade.in_app is True
+    assert patched.trading_defaults.slippage_bps == 5.0
+    whole = m.AccountSettingsIn.from_dict({**patched.to_dict(), "profile_visibility": "private"})
+    replaced = api.call("me.replace_settings", me, 200, body=whole)
+    assert replaced.profile_visibility.value == "private"
+    assert replaced.to_dict() == {**patched.to_dict(), "profile_visibility": "private"}
+
+    accepted = api.call(
+        "me.request_email_change",
+        me,
+        202,
+        body=m.EmailChangeIn(new_email="gen.moved@example.org", password=PASSWORD),
+    )
+    assert "gen.moved@example.org" in accepted.message
+    confirm = importlib.import_module(f"{PACKAGE}.api.me.confirm_email_change")
+    refused = confirm.sync_detailed(client=api.client(), body=m.EmailConfirmIn(token="nope"))
+    assert refused.status_code == 400  # an error body (its `errors` is left out)

@@ -27,6 +27,7 @@ from rq.scheduler import RQScheduler
 
 from models import db as database
 from models.backtests.backtests import Limits, build_spec, create_backtest
+from models.people.preferences import trading_defaults
 from tests.workers.processes import (
     DAY,
     END,
@@ -69,7 +70,8 @@ def create(world: World) -> str:
         "end": END,
     }
     with world.app.app_context():
-        spec = build_spec(fields, None, END, Limits(max_bars=10**6, max_days=100, quota=100))
+        limits = Limits(max_bars=10**6, max_days=100, quota=100)
+        spec = build_spec(fields, None, END, limits, trading_defaults(world.owner_id))
         backtest_id = str(create_backtest(world.owner_id, spec, quota=100).id)
         database.session.commit()
         database.session.remove()

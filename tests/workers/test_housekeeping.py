@@ -25,6 +25,7 @@ from models.bots.runs import current_run, start_bot
 from models.identity.tables import AuthSession, PasswordResetToken
 from models.market.data import load_history
 from models.market.instruments import sync_instruments
+from models.people.preferences import trading_defaults
 from tests.helpers import REDIS_URL, create_database, drop_database
 from workers import housekeeping
 from workers.enqueue import enqueue_purge_sessions
@@ -197,6 +198,7 @@ def test_lost_backtests_are_requeued_and_endless_ones_given_up(
         None,
         end,
         Limits(max_bars=10**6, max_days=100, quota=10),
+        trading_defaults(user.id),
     )
     # Postgres has them, Redis lost them (never enqueued here): one fresh, one that keeps dying.
     lost = create_backtest(user.id, spec, quota=10)
