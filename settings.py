@@ -198,6 +198,10 @@ class Settings:
     # --- live events stream ---
     # --- export and deletion ---
     # --- activity and audit ---
+    # 0: track() records nothing (the benchmark's baseline); docs/accounts.md.
+    activity_tracking: bool = True
+    # Days an activity row is kept before the daily purge deletes it.
+    activity_retention_days: int = 365
 
     def __post_init__(self) -> None:
         self.validate()
@@ -284,6 +288,8 @@ class Settings:
         self._validate_jobs()
         self._validate_cors()
         self._validate_streams()
+        if not 1 <= self.activity_retention_days <= 3650:
+            raise SettingsError("ACTIVITY_RETENTION_DAYS must be between 1 and 3650")
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):

@@ -84,6 +84,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob(id="catch-up-bots", func="workers.catchup.catch_up", interval=60),
     PeriodicJob(id="purge-tick-logs", func="workers.housekeeping.purge_tick_logs", interval=3600),
+    PeriodicJob(id="purge-activities", func="workers.activity.purge_activities", interval=86400),
 )
 
 

@@ -21,6 +21,7 @@ from api.auth.schemas import LoginIn, RegisterIn, RevokedOut, SessionOut, Tokens
 from api.auth.tokens import issue_tokens, mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.extensions import settings
+from api.people.activity import track
 from api.ratelimit import (
     body_field_key,
     from_known_address,
@@ -35,7 +36,7 @@ from models.db import session as db
 from models.errors import Unauthorized
 from models.identity import sessions as auth_sessions
 from models.identity.tables import AuthSession, User
-from models.identity.users import authenticate, create_user
+from models.identity.users import authenticate, create_user, find_by_login
 
 BAD_CREDENTIALS = "Wrong login or password."
 
@@ -68,6 +69,7 @@ class Register(MethodView):
         """Create an account with the `user` role."""
         user = create_user(data["email"], data["username"], data["password"])
         db.commit()
+        track("auth.registered", object_type="user", object_id=user.id, actor_id=user.id)
         return user
 
 
@@ -99,6 +101,14 @@ class Login(MethodView):
         now = now_utc()
         user = authenticate(data["login"], data["password"], now)
         if user is None:
+            # The account the login names, if any; never the typed login (a password, maybe).
+            named = find_by_login(data["login"])
+            track(
+                "auth.login_failed",
+                object_type="user" if named else None,
+                object_id=named.id if named else None,
+                actor_id=named.id if named else None,
+            )
             abort(401, description=BAD_CREDENTIALS)
         sess = auth_sessions.start_session(
             user,
@@ -108,6 +118,7 @@ class Login(MethodView):
             user_agent=request.user_agent.string,
         )
         db.commit()
+        track("auth.login", object_type="session", object_id=sess.id, actor_id=user.id)
         return {**issue_tokens(sess, fresh=True), "session": _session_out(sess, sess.id)}
 
 
@@ -151,6 +162,7 @@ class Logout(MethodView):
         auth_sessions.revoke(current_user().id, sid, now_utc(), reason="logout")
         db.commit()
         mark_revoked([sid])
+        track("auth.logout", object_type="session", object_id=sid)
 
 
 @blp.route("/sessions")
@@ -174,6 +186,7 @@ class Sessions(MethodView):
         )
         db.commit()
         mark_revoked(ids)
+        track("session.revoked", data={"scope": "others", "count": len(ids)})
         return {"revoked": len(ids)}
 
 
@@ -188,3 +201,4 @@ class SessionById(MethodView):
         auth_sessions.revoke(current_user().id, session_id, now_utc(), reason="revoked_by_user")
         db.commit()
         mark_revoked([session_id])
+        track("session.revoked", object_type="session", object_id=session_id, data={"scope": "one"})
