@@ -31,7 +31,9 @@ OPERATIONS = {
     ("post", "/api/v1/auth/password/reset"): "resetPassword",
     ("post", "/api/v1/auth/password/change"): "changePassword",
     ("get", "/api/v1/me"): "getMe",
+    ("get", "/api/v1/me/activity"): "listMyActivity",
     ("get", "/api/v1/admin/users"): "searchUsers",
+    ("get", "/api/v1/admin/audit"): "listAuditTrail",
     ("put", "/api/v1/admin/users/{user_id}/roles"): "setUserRoles",
     ("post", "/api/v1/admin/users/{user_id}/disable"): "disableUser",
     ("post", "/api/v1/admin/users/{user_id}/enable"): "enableUser",
@@ -74,6 +76,7 @@ FREE_FORM = {
     ("StrategyCatalogueOut", "rules"),
     ("BotRunOut", "broker_state"),
     ("BotLogOut", "data"),
+    ("ActivityOut", "data"),
     ("ErrorOut", "errors"),
     ("MarketStatsOut", "streams"),
 }
