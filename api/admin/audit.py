@@ -13,7 +13,7 @@ from api.admin import blp
 from api.errors import ErrorOut
 from api.pagination import cursor_page
 from api.people.activity_schemas import (
-    ActivityPageOut,
+    ActivityListOut,
     AuditQuery,
     activity_filter,
     activity_view,
@@ -27,7 +27,7 @@ class AuditTrail(MethodView):
     @require_permission("users:manage")
     @blp.doc(operationId="listAuditTrail")
     @blp.arguments(AuditQuery(), location="query", unknown=ma.RAISE)
-    @blp.response(200, ActivityPageOut)
+    @blp.response(200, ActivityListOut)
     @blp.alt_response(403, schema=ErrorOut, description="Missing permission")
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Everyone's recorded actions, newest first; filter by user, verb, object and time."""

@@ -11,7 +11,7 @@ from api.access import authenticated, current_user
 from api.pagination import cursor_page
 from api.people import blp
 from api.people.activity_schemas import (
-    ActivityPageOut,
+    ActivityListOut,
     ActivityQuery,
     activity_filter,
     activity_view,
@@ -24,7 +24,7 @@ class MyActivity(MethodView):
     @authenticated
     @blp.doc(operationId="listMyActivity")
     @blp.arguments(ActivityQuery(), location="query", unknown=ma.RAISE)
-    @blp.response(200, ActivityPageOut)
+    @blp.response(200, ActivityListOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """My own actions (with address and browser), newest first, paged by cursor."""
         where = activity_filter(query, actor_id=current_user().id)

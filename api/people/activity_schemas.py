@@ -70,7 +70,7 @@ class ActivityOut(OutSchema):
     created_at = ma.fields.DateTime()
 
 
-class ActivityPageOut(OutSchema):
+class ActivityListOut(OutSchema):
     """A page of activity, newest first; ``next_cursor`` is null on the last page."""
 
     rows = ma.fields.List(ma.fields.Nested(ActivityOut))
