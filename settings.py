@@ -211,6 +211,10 @@ class Settings:
     # Days between DELETE /me and the erasure of the account (logging in meanwhile cancels).
     account_deletion_grace_days: int = 30
     # --- activity and audit ---
+    # 0: track() records nothing (the benchmark's baseline); docs/accounts.md.
+    activity_tracking: bool = True
+    # Days an activity row is kept before the daily purge deletes it.
+    activity_retention_days: int = 365
 
     def __post_init__(self) -> None:
         self.validate()
@@ -297,12 +301,9 @@ class Settings:
         self._validate_jobs()
         self._validate_cors()
         self._validate_streams()
-        self._validate_webhooks()
-        self._validate_lifecycle()
+        self._validate_people()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
-        if not 300 <= self.email_change_ttl <= 7 * 24 * 3600:
-            raise SettingsError("EMAIL_CHANGE_TTL must be between 300 and 604800 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
             raise SettingsError("FRONTEND_URL must be an http(s) URL")
         if not self.smtp_url.startswith(("smtp://", "smtps://")):
@@ -331,6 +332,15 @@ class Settings:
             raise SettingsError("SSE_HEARTBEAT_S must be between 0.05 and 300 seconds")
         if not 0 <= self.streams_port <= 65535:
             raise SettingsError("STREAMS_PORT must be a TCP port (0-65535)")
+
+    def _validate_people(self) -> None:
+        """Account settings, email change, webhooks, export and deletion, activity."""
+        if not 300 <= self.email_change_ttl <= 7 * 24 * 3600:
+            raise SettingsError("EMAIL_CHANGE_TTL must be between 300 and 604800 seconds")
+        if not 1 <= self.activity_retention_days <= 3650:
+            raise SettingsError("ACTIVITY_RETENTION_DAYS must be between 1 and 3650")
+        self._validate_webhooks()
+        self._validate_lifecycle()
 
     def _validate_webhooks(self) -> None:
         """Webhook limits; loopback targets never in production (docs/webhooks.md)."""

@@ -24,6 +24,7 @@ from api.input_guard import init_input_guard
 from api.market import blp as market_blp
 from api.people import blp as me_blp
 from api.people import users_blp
+from api.people.activity import init_activity
 from api.request_context import init_request_context
 from api.strategies import blp as strategies_blp
 from logconfig import configure_logging
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_outbox_relay(app.extensions["botyard.redis"])
 
     init_request_context(app)
+    init_activity(app)
     init_cors(app, settings)
     app.before_request(access.deny_undeclared)
     smorest = BotyardApi(app)

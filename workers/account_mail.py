@@ -18,6 +18,7 @@ from models.db import session as db
 from models.identity.password_resets import issue_reset_token
 from models.identity.tables import User
 from models.identity.users import find_by_login
+from models.people.activities import record
 from settings import Settings
 from workers.mail import render, send
 
@@ -29,12 +30,15 @@ def _settings() -> Settings:
     return settings
 
 
-def send_password_reset(email: str) -> str:
+def send_password_reset(email: str, ip: str | None = None, user_agent: str | None = None) -> str:
     """Mail a reset link to the active account with that email; returns what happened.
 
     ``"sent"``, or ``"no_account"`` when there is no active account (nothing is sent,
     and the caller was told the same thing either way). A retry issues a new token,
-    which supersedes the one that may not have been delivered.
+    which supersedes the one that may not have been delivered. The account's activity
+    gets a ``password.reset_requested`` row (from the request's ``ip`` and
+    ``user_agent``) in the token's transaction: only here is the account known, and the
+    request learns nothing either way.
     """
     settings = _settings()
     user = find_by_login(email) if "@" in email else None
@@ -43,6 +47,16 @@ def send_password_reset(email: str) -> str:
         return "no_account"
     now = datetime.now(UTC)
     token = issue_reset_token(user, now, settings.password_reset_ttl)
+    if settings.activity_tracking:
+        record(
+            "password.reset_requested",
+            user.id,
+            object_type="user",
+            object_id=user.id,
+            ip=ip,
+            user_agent=user_agent,
+            created_at=now,
+        )
     db.commit()
     # The token rides in the fragment: browsers never send it to a server or in a Referer.
     link = f"{settings.frontend_url}/reset-password#token={token}"

@@ -31,11 +31,19 @@ def enqueue_purge_sessions(connection: Redis) -> Job:
 MAIL_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
 
 
-def enqueue_password_reset(connection: Redis, email: str) -> Job:
-    """Queue the reset email for whatever account has ``email`` (the job looks it up)."""
+def enqueue_password_reset(
+    connection: Redis, email: str, ip: str | None = None, user_agent: str | None = None
+) -> Job:
+    """Queue the reset email for whatever account has ``email`` (the job looks it up).
+
+    ``ip`` and ``user_agent`` (cut to 256 characters) of the request go into the
+    account's ``password.reset_requested`` activity row, written by the job.
+    """
     return get_queue(NOTIFICATIONS, connection).enqueue(
         "workers.account_mail.send_password_reset",
         email,
+        ip=ip,
+        user_agent=(user_agent or "")[:256] or None,
         job_timeout=60,
         retry=MAIL_RETRY,
         result_ttl=3600,

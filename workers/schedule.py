@@ -94,6 +94,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="purge-email-changes", func="workers.email_change.purge_email_changes", interval=3600
     ),
+    PeriodicJob(id="purge-activities", func="workers.activity.purge_activities", interval=86400),
 )
 
 

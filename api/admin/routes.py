@@ -14,6 +14,7 @@ from api.admin.schemas import RolesIn, UserPageOut, UserSearchQuery
 from api.auth.tokens import mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.pagination import paged
+from api.people.activity import track
 from api.schemas import UserOut
 from models.db import session as db
 from models.identity import sessions as auth_sessions
@@ -43,8 +44,18 @@ class AdminUserRoles(MethodView):
     @blp.alt_response(409, schema=ErrorOut, description="Would leave no active admin")
     def put(self, data: dict[str, Any], user_id: uuid.UUID) -> User:
         """Replace a user's roles."""
-        user = set_roles(get_user(user_id), data["roles"])
+        user = get_user(user_id)
+        before = sorted(user.role_names)
+        set_roles(user, data["roles"])
         db.commit()
+        after = sorted(user.role_names)
+        if after != before:
+            track(
+                "admin.roles_changed",
+                object_type="user",
+                object_id=user.id,
+                data={"before": before, "after": after},
+            )
         return user
 
 
@@ -62,6 +73,12 @@ class AdminUserDisable(MethodView):
         revoked = auth_sessions.revoke_all(user.id, now, reason="account_disabled")
         db.commit()
         mark_revoked(revoked)
+        track(
+            "admin.user_disabled",
+            object_type="user",
+            object_id=user.id,
+            data={"sessions_revoked": len(revoked)},
+        )
         return user
 
 
@@ -75,4 +92,5 @@ class AdminUserEnable(MethodView):
         """Let a disabled account log in again (old sessions stay revoked)."""
         user = enable_user(get_user(user_id))
         db.commit()
+        track("admin.user_enabled", object_type="user", object_id=user.id)
         return user

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from flask import request
 from flask.views import MethodView
 from flask_smorest import abort
 from redis.exceptions import RedisError
@@ -15,6 +16,7 @@ from api.auth.schemas import AcceptedOut, ForgotIn, PasswordChangeIn, ResetIn
 from api.auth.tokens import mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.extensions import redis_client, settings
+from api.people.activity import track
 from api.ratelimit import body_field_key, caller_key, failed_only, limiter, setting
 from models.db import session as db
 from models.identity import sessions as auth_sessions
@@ -49,7 +51,9 @@ class PasswordForgot(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, str]:
         """Email a reset link if the account exists (the answer is the same either way)."""
         # No lookup here: the job does it, so both cases cost the same enqueue.
-        enqueue_password_reset(redis_client(), data["email"])
+        enqueue_password_reset(
+            redis_client(), data["email"], request.remote_addr, request.headers.get("User-Agent")
+        )
         minutes = settings().password_reset_ttl // 60
         return {
             "message": "If an account uses that email, a link to reset its password is on its "
@@ -76,6 +80,7 @@ class PasswordReset(MethodView):
         revoked = auth_sessions.revoke_all(user.id, now, reason="password_reset")
         db.commit()
         mark_revoked(revoked)
+        track("password.reset", object_type="user", object_id=user.id, actor_id=user.id)
         _notify_password_changed(user)
 
 
@@ -105,4 +110,5 @@ class PasswordChange(MethodView):
         )
         db.commit()
         mark_revoked(revoked)
+        track("password.changed", object_type="user", object_id=user.id)
         _notify_password_changed(user)

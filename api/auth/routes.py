@@ -36,7 +36,7 @@ from models.db import session as db
 from models.errors import Unauthorized
 from models.identity import sessions as auth_sessions
 from models.identity.tables import AuthSession, User
-from models.identity.users import authenticate, create_user
+from models.identity.users import authenticate, create_user, find_by_login
 from models.people.lifecycle import cancel_deletion
 
 BAD_CREDENTIALS = "Wrong login or password."
@@ -70,6 +70,7 @@ class Register(MethodView):
         """Create an account with the `user` role."""
         user = create_user(data["email"], data["username"], data["password"])
         db.commit()
+        track("auth.registered", object_type="user", object_id=user.id, actor_id=user.id)
         return user
 
 
@@ -101,6 +102,14 @@ class Login(MethodView):
         now = now_utc()
         user = authenticate(data["login"], data["password"], now)
         if user is None:
+            # The account the login names, if any; never the typed login (a password, maybe).
+            named = find_by_login(data["login"])
+            track(
+                "auth.login_failed",
+                object_type="user" if named else None,
+                object_id=named.id if named else None,
+                actor_id=named.id if named else None,
+            )
             abort(401, description=BAD_CREDENTIALS)
         # Logging in during the deletion grace period cancels it (docs/accounts.md).
         deletion_cancelled = cancel_deletion(user, now)
@@ -119,6 +128,7 @@ class Login(MethodView):
             user_agent=request.user_agent.string,
         )
         db.commit()
+        track("auth.login", object_type="session", object_id=sess.id, actor_id=user.id)
         session = _session_out(sess, sess.id)
         tokens = issue_tokens(sess, fresh=True)
         return {**tokens, "session": session, "deletion_cancelled": deletion_cancelled}
@@ -164,6 +174,7 @@ class Logout(MethodView):
         auth_sessions.revoke(current_user().id, sid, now_utc(), reason="logout")
         db.commit()
         mark_revoked([sid])
+        track("auth.logout", object_type="session", object_id=sid)
 
 
 @blp.route("/sessions")
@@ -187,6 +198,7 @@ class Sessions(MethodView):
         )
         db.commit()
         mark_revoked(ids)
+        track("session.revoked", data={"scope": "others", "count": len(ids)})
         return {"revoked": len(ids)}
 
 
@@ -201,3 +213,4 @@ class SessionById(MethodView):
         auth_sessions.revoke(current_user().id, session_id, now_utc(), reason="revoked_by_user")
         db.commit()
         mark_revoked([session_id])
+        track("session.revoked", object_type="session", object_id=session_id, data={"scope": "one"})

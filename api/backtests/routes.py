@@ -25,6 +25,7 @@ from api.backtests.schemas import (
 from api.errors import ErrorOut
 from api.extensions import redis_client, settings
 from api.pagination import cursor_page, page_body, paged
+from api.people.activity import track
 from api.schemas import EquityOut, EquityQuery, PageQuery
 from models.backtests.backtests import (
     Backtest,
@@ -99,6 +100,12 @@ class Backtests(MethodView):
         # Commit first, so the worker always finds the row. If Redis then refuses the job,
         # the backtest is saved as queued and the requeue sweep enqueues it once Redis is back.
         db.commit()
+        track(
+            "backtest.created",
+            object_type="backtest",
+            object_id=backtest.id,
+            data={"bot_id": str(bot.id) if bot else None},
+        )
         try:
             enqueue_backtest(redis_client(), str(backtest.id), s.backtest_timeout)
         except RedisError as exc:
@@ -129,6 +136,7 @@ class BacktestById(MethodView):
         was_queued = backtest.status == "queued"
         request_cancel(backtest, now_utc())
         db.commit()
+        track("backtest.cancelled", object_type="backtest", object_id=backtest.id)
         if was_queued:
             cancel_backtest_job(redis_client(), str(backtest.id))
         return backtest_view(backtest)

@@ -13,6 +13,7 @@ from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotWithRunOut
 from api.errors import ErrorOut
 from api.extensions import settings
+from api.people.activity import track
 from models.bots.bots import Bot
 from models.bots.runs import current_run, pause_bot, resume_bot, start_bot, stop_bot
 from models.db import session as db
@@ -41,6 +42,7 @@ class BotStart(MethodView):
         limit = settings().for_role("bot_limit", user.role_names)
         bot = start_bot(user.id, bot_id, limit, now_utc())
         db.commit()
+        track("bot.started", object_type="bot", object_id=bot.id)
         return with_run(bot)
 
 
@@ -55,6 +57,7 @@ class BotPause(MethodView):
         """Pause my running bot (its run and account are kept)."""
         bot = pause_bot(current_user().id, bot_id, now_utc())
         db.commit()
+        track("bot.paused", object_type="bot", object_id=bot.id)
         return with_run(bot)
 
 
@@ -69,6 +72,7 @@ class BotResume(MethodView):
         """Resume my paused bot on the same run."""
         bot = resume_bot(current_user().id, bot_id)
         db.commit()
+        track("bot.resumed", object_type="bot", object_id=bot.id)
         return with_run(bot)
 
 
@@ -83,4 +87,5 @@ class BotStop(MethodView):
         """Stop my running or paused bot and close its run."""
         bot = stop_bot(current_user().id, bot_id, now_utc())
         db.commit()
+        track("bot.stopped", object_type="bot", object_id=bot.id)
         return with_run(bot)

@@ -13,6 +13,7 @@ from api.bots import NOT_FOUND, blp
 from api.bots.schemas import BotDetailOut, BotIn, BotOut, BotPageOut, BotPatch, BotQuery
 from api.errors import ErrorOut
 from api.pagination import paged
+from api.people.activity import track
 from models.bots.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
 from models.bots.runs import current_run
 from models.db import session as db
@@ -49,6 +50,7 @@ class Bots(MethodView):
         user = current_user()
         bot = create_bot(user.id, {**trading_defaults(user.id), **data})
         db.commit()
+        track("bot.created", object_type="bot", object_id=bot.id, data={"name": bot.name})
         return bot
 
 
@@ -73,6 +75,7 @@ class BotById(MethodView):
         """Change some of my bot's fields (not its status)."""
         bot = update_bot(get_owned_bot(current_user().id, bot_id), data)
         db.commit()
+        track("bot.updated", object_type="bot", object_id=bot.id, data={"fields": sorted(data)})
         return bot
 
     @authenticated
@@ -82,5 +85,8 @@ class BotById(MethodView):
     @blp.alt_response(409, schema=ErrorOut, description="The bot is running")
     def delete(self, bot_id: uuid.UUID) -> None:
         """Delete my bot; its backtests stay."""
-        delete_bot(get_owned_bot(current_user().id, bot_id))
+        bot = get_owned_bot(current_user().id, bot_id)
+        name = bot.name
+        delete_bot(bot)
         db.commit()
+        track("bot.deleted", object_type="bot", object_id=bot_id, data={"name": name})

@@ -8,6 +8,7 @@ users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description
 
 # Each module registers its views on the blueprints above.
 from api.people import (  # noqa: E402,F401
+    activity_routes,
     deletion,
     email_change,
     exports,

@@ -44,6 +44,7 @@ FREE_FORM_MODELS = {
     "StrategyCatalogueOutRules",
     "BotRunOutBrokerState",
     "BotLogOutData",
+    "ActivityOutData",
 }
 # Fields the document marks optional, left out where they do not apply.
 MAY_BE_UNSET = {
@@ -301,6 +302,19 @@ def test_the_whole_flow_through_the_generated_client(
     assert [s.current for s in sessions if s.id == tokens.session.id] == [True]
     api.call("auth.revoke_session", me, 204, other.session.id)
     assert [s.id for s in api.call("auth.list_sessions", me, 200)] == [tokens.session.id]
+
+    # Activity: mine (typed, newest first), and the admin's audit trail of me.
+    mine = api.call("me.list_my_activity", me, 200, verb="bot.", limit=2)
+    assert [row.verb for row in mine.rows] == ["bot.stopped", "bot.started"]
+    assert mine.rows[0].actor.username == name and mine.next_cursor is not None
+    older = api.call("me.list_my_activity", me, 200, verb="bot.", cursor=mine.next_cursor)
+    assert [row.verb for row in older.rows] == ["bot.created"] and older.next_cursor is None
+    admin = make_user(roles=("admin", "user"))
+    root = api.call(
+        "auth.login", anonymous, 200, body=m.LoginIn(login=admin.username, password=PASSWORD)
+    )
+    audit = api.call("admin.list_audit_trail", api.client(root.access_token), 200, user=name)
+    assert {"auth.registered", "auth.login", "session.revoked"} <= {r.verb for r in audit.rows}
     api.call("auth.logout", me, 204)
     refused = importlib.import_module(f"{PACKAGE}.api.me.get_me").sync_detailed(client=me)
     assert refused.status_code == 401

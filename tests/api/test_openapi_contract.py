@@ -50,7 +50,9 @@ OPERATIONS = {
     ("get", "/api/v1/me/settings"): "getSettings",
     ("put", "/api/v1/me/settings"): "replaceSettings",
     ("patch", "/api/v1/me/settings"): "updateSettings",
+    ("get", "/api/v1/me/activity"): "listMyActivity",
     ("get", "/api/v1/admin/users"): "searchUsers",
+    ("get", "/api/v1/admin/audit"): "listAuditTrail",
     ("put", "/api/v1/admin/users/{user_id}/roles"): "setUserRoles",
     ("post", "/api/v1/admin/users/{user_id}/disable"): "disableUser",
     ("post", "/api/v1/admin/users/{user_id}/enable"): "enableUser",
@@ -93,6 +95,7 @@ FREE_FORM = {
     ("StrategyCatalogueOut", "rules"),
     ("BotRunOut", "broker_state"),
     ("BotLogOut", "data"),
+    ("ActivityOut", "data"),
     ("ErrorOut", "errors"),
     ("MarketStatsOut", "streams"),
 }
