@@ -106,7 +106,7 @@ def test_deletion_deactivates_at_once_and_a_login_in_the_grace_period_cancels_it
     assert body["deletion_cancelled"] is True
     db.refresh(user)
     assert user.is_active and user.deletion_requested_at is None and user.deletion_due_at is None
-    assert verbs(db, live_owner.id)[-1] == "account.deletion_cancelled"
+    assert verbs(db, live_owner.id)[-2:] == ["account.deletion_cancelled", "auth.login"]
     assert client.get("/api/v1/me", headers=bearer(body["access_token"])).status_code == 200
     db.refresh(bot)
     assert bot.status == "stopped"  # the owner starts again what they want
