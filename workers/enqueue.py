@@ -44,19 +44,6 @@ def enqueue_password_reset(connection: Redis, email: str) -> Job:
     )
 
 
-def enqueue_password_changed(connection: Redis, user_id: str) -> Job:
-    """Queue the "your password was changed" notice."""
-    return get_queue(NOTIFICATIONS, connection).enqueue(
-        "workers.account_mail.send_password_changed",
-        user_id,
-        job_timeout=60,
-        retry=MAIL_RETRY,
-        result_ttl=3600,
-        failure_ttl=7 * 86400,
-        description="send_password_changed",
-    )
-
-
 def backtest_job_id(backtest_id: str) -> str:
     """One RQ job per backtest: enqueueing it again replaces, never duplicates."""
     return f"backtest-{backtest_id}"

@@ -27,7 +27,6 @@ SMTP_TIMEOUT_S = 10
 
 SUBJECTS = {
     "password_reset": "Reset your Botyard password",
-    "password_changed": "Your Botyard password was changed",
 }
 
 _templates = Environment(

@@ -33,7 +33,7 @@ from rq_scheduler import Scheduler
 from settings import Settings
 from workers.context import create_worker_app
 from workers.outage import ServiceWatch
-from workers.queues import DEFAULT, redis_connection
+from workers.queues import DEFAULT, NOTIFICATIONS, redis_connection
 from workers.transient import backing_service
 
 log = structlog.get_logger(__name__)
@@ -84,6 +84,15 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob(id="catch-up-bots", func="workers.catchup.catch_up", interval=60),
     PeriodicJob(id="purge-tick-logs", func="workers.housekeeping.purge_tick_logs", interval=3600),
+    PeriodicJob(
+        id="sweep-deliveries",
+        func="workers.notify.sweep_deliveries",
+        interval=60,
+        queue=NOTIFICATIONS,
+    ),
+    PeriodicJob(
+        id="send-digests", func="workers.digest.send_digests", interval=600, queue=NOTIFICATIONS
+    ),
 )
 
 
