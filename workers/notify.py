@@ -84,7 +84,7 @@ def deliver_email(delivery_id: str) -> str:
         raise DeliveryError(reason) from None
     deliveries.finish(claimed.delivery, "sent", datetime.now(UTC), None)
     db.commit()
-    log.info("email_delivered", delivery_id=delivery_id, event=notification.event)
+    log.info("email_delivered", delivery_id=delivery_id, notification_event=notification.event)
     return "sent"
 
 
