@@ -33,7 +33,7 @@ class NotificationOut(OutSchema):
     read_at = ma.fields.DateTime(allow_none=True)
 
 
-class NotificationPageOut(OutSchema):
+class NotificationListOut(OutSchema):
     """A page of notifications, newest first; ``next_cursor`` is null on the last page."""
 
     rows = ma.fields.List(ma.fields.Nested(NotificationOut))

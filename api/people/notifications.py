@@ -14,8 +14,8 @@ from api.pagination import cursor_page
 from api.people import blp
 from api.people.notification_schemas import (
     MarkedReadOut,
+    NotificationListOut,
     NotificationOut,
-    NotificationPageOut,
     NotificationQuery,
     UnreadCountOut,
 )
@@ -31,7 +31,7 @@ class Notifications(MethodView):
     @authenticated
     @blp.doc(operationId="listNotifications")
     @blp.arguments(NotificationQuery(), location="query", unknown=ma.RAISE)
-    @blp.response(200, NotificationPageOut)
+    @blp.response(200, NotificationListOut)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """My in-app notifications, newest first, paged by cursor (the last id seen)."""
         user_id = current_user().id
