@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from flask import request
 from flask.views import MethodView
 from flask_smorest import abort
@@ -24,8 +23,6 @@ from models.identity.tables import User
 from models.identity.users import set_password
 from models.people.notifications import notify
 from workers.enqueue import enqueue_password_reset
-
-log = structlog.get_logger(__name__)
 
 
 def _notify_password_changed(user: User, via: str) -> None:
