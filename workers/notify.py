@@ -30,8 +30,8 @@ from workers.queues import redis_connection
 log = structlog.get_logger(__name__)
 
 SWEEP_LIMIT = 1000
-# An attempt that never recorded its end (a worker killed mid-send) still counts:
-# a delivery claimed this many times is given up, so the sweep cannot loop forever.
+# Failed attempts after which a delivery still pending (its job lost between retries) is
+# given up rather than queued again with fresh retries, so the sweep cannot loop forever.
 MAX_ATTEMPTS = (DELIVERY_RETRY.max or 0) + 1
 _WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -103,8 +103,8 @@ def sweep_deliveries(now: datetime | None = None) -> int:
     """Queue again the pending deliveries older than ``DELIVERY_SWEEP_GRACE_S``; returns how many.
 
     A delivery whose job is still queued, scheduled for a retry or running is left to
-    it (the job id is the delivery's, so a re-queue could never double it anyway). One
-    claimed ``MAX_ATTEMPTS`` times without an outcome ends ``failed``.
+    it (the job id is the delivery's, so a re-queue could never double it anyway). One with
+    ``MAX_ATTEMPTS`` failed attempts already recorded ends ``failed`` instead.
     """
     settings = _settings()
     now = now or datetime.now(UTC)
