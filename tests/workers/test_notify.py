@@ -151,6 +151,9 @@ def test_a_failed_send_is_retried_with_backoff_then_ends_failed(
     delivery = email_delivery(db, note_id)
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert delivery.last_error and "ConnectionRefusedError" in delivery.last_error
+    # The sweep leaves a delivery whose retry is scheduled to that retry.
+    assert notify_jobs.sweep_deliveries(now=delivery.created_at + timedelta(hours=1)) == 0
+    assert job_id not in queue.job_ids
 
     # Each retry falls due (the registry hands it back as its time would), and fails again.
     for _ in range(6):
