@@ -196,6 +196,12 @@ class Settings:
     # Seconds an email-change confirmation link works (docs/accounts.md, "Profiles").
     email_change_ttl: int = 24 * 3600
     # --- notifications: delivery, email, digest ---
+    # The daily digest goes out from this hour (UTC); docs/accounts.md, "Notifications".
+    digest_hour_utc: int = 7
+    # Pending deliveries older than this are queued again by the sweep (Redis was away).
+    delivery_sweep_grace_s: int = 120
+    # A login from an address and a device unseen for this many days is notified.
+    new_login_lookback_days: int = 90
     # --- webhooks ---
     # Webhooks per user; failed attempts in a row before a hook is disabled; seconds per
     # network step of a delivery; loopback URLs allowed (tests and development only).
@@ -302,6 +308,7 @@ class Settings:
         self._validate_cors()
         self._validate_streams()
         self._validate_people()
+        self._validate_notifications()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -310,6 +317,15 @@ class Settings:
             raise SettingsError("SMTP_URL must look like smtp://host:port or smtps://host:port")
         if self.access_token_ttl <= 0 or self.refresh_token_ttl <= self.access_token_ttl:
             raise SettingsError("token lifetimes must be positive, refresh longer than access")
+
+    def _validate_notifications(self) -> None:
+        """The digest hour, the delivery sweep's grace and the new-login window."""
+        if not 0 <= self.digest_hour_utc <= 23:
+            raise SettingsError("DIGEST_HOUR_UTC must be an hour, 0-23")
+        if not 10 <= self.delivery_sweep_grace_s <= 86_400:
+            raise SettingsError("DELIVERY_SWEEP_GRACE_S must be between 10 and 86400 seconds")
+        if not 1 <= self.new_login_lookback_days <= 3650:
+            raise SettingsError("NEW_LOGIN_LOOKBACK_DAYS must be between 1 and 3650")
 
     def _validate_cors(self) -> None:
         """Exact origins only: a path, a pattern or a typo would silently never match."""

@@ -1,6 +1,7 @@
-"""Account emails: the password reset link and the "password changed" notice.
+"""Account emails: the password reset link (the "password changed" notice is a
+notification: ``account.password_changed``, workers/notify.py).
 
-Both run on the ``notifications`` queue. The reset job, not the web request, looks
+It runs on the ``notifications`` queue. The reset job, not the web request, looks
 the account up and issues the token, so ``/auth/password/forgot`` does the same
 work whether or not the account exists, and the secret exists only in the email
 (it never passes through Redis or a log).
@@ -8,7 +9,6 @@ work whether or not the account exists, and the secret exists only in the email
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import structlog
@@ -16,7 +16,6 @@ from flask import current_app
 
 from models.db import session as db
 from models.identity.password_resets import issue_reset_token
-from models.identity.tables import User
 from models.identity.users import find_by_login
 from models.people.activities import record
 from settings import Settings
@@ -69,20 +68,4 @@ def send_password_reset(email: str, ip: str | None = None, user_agent: str | Non
     )
     send(message, settings.smtp_url, settings.mail_from)
     log.info("password_reset_sent", user_id=str(user.id))
-    return "sent"
-
-
-def send_password_changed(user_id: str) -> str:
-    """Tell the account's owner that its password changed; ``"sent"`` or ``"no_account"``."""
-    settings = _settings()
-    user = db.get(User, uuid.UUID(user_id))
-    if user is None:
-        return "no_account"
-    message = render(
-        "password_changed",
-        user.email,
-        username=user.username,
-        forgot_link=f"{settings.frontend_url}/forgot-password",
-    )
-    send(message, settings.smtp_url, settings.mail_from)
     return "sent"

@@ -29,6 +29,7 @@ from models.backtests.backtests import FINISHED_BACKTEST_STATUSES, Backtest
 from models.backtests.results import candles_fingerprint, save_result
 from models.db import session as db
 from models.market.candles import read_candles
+from models.people.notifications import notify
 
 log = structlog.get_logger(__name__)
 
@@ -67,10 +68,31 @@ class _Progress:
         return not cancel
 
 
+def _summary(backtest: Backtest) -> dict[str, Any]:
+    """What the owner's notification says about ``backtest`` (small JSON, no secrets)."""
+    spec = backtest.spec
+    return {
+        "backtest_id": str(backtest.id),
+        "bot_id": spec.get("bot_id"),
+        "bot_name": spec.get("bot_name"),
+        "symbol": spec.get("symbol"),
+        "timeframe": spec.get("timeframe"),
+    }
+
+
+def _notify_finished(backtest: Backtest, metrics: dict[str, Any]) -> None:
+    """The "finished" notification with the headline metrics, in the result's transaction."""
+    headline = ("total_return", "max_drawdown", "sharpe", "trades", "final_equity")
+    data = {**_summary(backtest), **{key: metrics.get(key) for key in headline}}
+    notify(backtest.owner_id, "backtest.finished", data)
+
+
 def _finish(backtest: Backtest, status: str, error: str | None = None) -> None:
     backtest.status = status
     backtest.error = error
     backtest.finished_at = datetime.now(UTC)
+    if status == "failed":  # in the same transaction as the status it announces
+        notify(backtest.owner_id, "backtest.failed", {**_summary(backtest), "error": error})
     db.commit()
 
 
@@ -109,6 +131,7 @@ def _execute(backtest: Backtest) -> str:
         candles, spec["strategy"], spec["risk"], config, checkpoint=_Progress(backtest.id)
     )
     position = result.open_position
+    metrics = result.metrics.as_dict()
     save_result(
         backtest,
         result.trades.records(),
@@ -116,13 +139,14 @@ def _execute(backtest: Backtest) -> str:
         result.equity.equity.tolist(),
         {
             "bars": len(candles),
-            "metrics": result.metrics.as_dict(),
+            "metrics": metrics,
             "open_position": dataclasses.asdict(position) if position else None,
             "engine_version": result.engine_version,
             "metrics_version": result.metrics_version,
             "candles_fingerprint": fingerprint,
         },
     )
+    _notify_finished(backtest, metrics)
     db.commit()
     log.info("backtest_succeeded", bars=len(candles), trades=len(result.trades))
     return "succeeded"

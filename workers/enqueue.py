@@ -52,19 +52,6 @@ def enqueue_password_reset(
     )
 
 
-def enqueue_password_changed(connection: Redis, user_id: str) -> Job:
-    """Queue the "your password was changed" notice."""
-    return get_queue(NOTIFICATIONS, connection).enqueue(
-        "workers.account_mail.send_password_changed",
-        user_id,
-        job_timeout=60,
-        retry=MAIL_RETRY,
-        result_ttl=3600,
-        failure_ttl=7 * 86400,
-        description="send_password_changed",
-    )
-
-
 def enqueue_email_change_link(connection: Redis, request_id: str) -> Job:
     """Queue the confirmation link of an email change request (the job makes the secret)."""
     return get_queue(NOTIFICATIONS, connection).enqueue(

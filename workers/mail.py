@@ -27,7 +27,6 @@ SMTP_TIMEOUT_S = 10
 
 SUBJECTS = {
     "password_reset": "Reset your Botyard password",
-    "password_changed": "Your Botyard password was changed",
     "email_change_confirm": "Confirm your new Botyard email address",
     "email_changed_old_address": "Your Botyard email address was changed",
 }

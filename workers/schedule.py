@@ -33,7 +33,7 @@ from rq_scheduler import Scheduler
 from settings import Settings
 from workers.context import create_worker_app
 from workers.outage import ServiceWatch
-from workers.queues import DEFAULT, redis_connection
+from workers.queues import DEFAULT, NOTIFICATIONS, redis_connection
 from workers.transient import backing_service
 
 log = structlog.get_logger(__name__)
@@ -95,6 +95,15 @@ PERIODIC: tuple[PeriodicJob, ...] = (
         id="purge-email-changes", func="workers.email_change.purge_email_changes", interval=3600
     ),
     PeriodicJob(id="purge-activities", func="workers.activity.purge_activities", interval=86400),
+    PeriodicJob(
+        id="sweep-deliveries",
+        func="workers.notify.sweep_deliveries",
+        interval=60,
+        queue=NOTIFICATIONS,
+    ),
+    PeriodicJob(
+        id="send-digests", func="workers.digest.send_digests", interval=600, queue=NOTIFICATIONS
+    ),
 )
 
 

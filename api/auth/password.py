@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from flask import request
 from flask.views import MethodView
 from flask_smorest import abort
-from redis.exceptions import RedisError
 
 from api.access import current_session_id, current_user, fresh_login_required, public
 from api.auth import blp
@@ -24,17 +22,14 @@ from models.identity.password_resets import InvalidResetToken, redeem_reset_toke
 from models.identity.passwords import verify_password
 from models.identity.tables import User
 from models.identity.users import set_password
-from workers.enqueue import enqueue_password_changed, enqueue_password_reset
+from models.people.notifications import notify
+from workers.enqueue import enqueue_password_reset
 
-log = structlog.get_logger(__name__)
 
-
-def _notify_password_changed(user: User) -> None:
-    """Queue the notice; the change itself is committed, so a Redis outage only loses the mail."""
-    try:
-        enqueue_password_changed(redis_client(), str(user.id))
-    except RedisError as exc:
-        log.warning("password_changed_notice_not_queued", error_type=type(exc).__name__)
+def _notify_password_changed(user: User, via: str) -> None:
+    """Tell the owner (a security event: always by email too), in the change's transaction."""
+    data = {"at": now_utc().isoformat(), "ip": request.remote_addr, "via": via}
+    notify(user.id, "account.password_changed", data)
 
 
 @blp.route("/password/forgot")
@@ -78,10 +73,10 @@ class PasswordReset(MethodView):
             raise InvalidResetToken()
         set_password(user, data["new_password"])
         revoked = auth_sessions.revoke_all(user.id, now, reason="password_reset")
+        _notify_password_changed(user, "reset")
         db.commit()
         mark_revoked(revoked)
         track("password.reset", object_type="user", object_id=user.id, actor_id=user.id)
-        _notify_password_changed(user)
 
 
 @blp.route("/password/change")
@@ -108,7 +103,7 @@ class PasswordChange(MethodView):
         revoked = auth_sessions.revoke_all(
             user.id, now_utc(), reason="password_changed", keep=current_session_id()
         )
+        _notify_password_changed(user, "change")
         db.commit()
         mark_revoked(revoked)
         track("password.changed", object_type="user", object_id=user.id)
-        _notify_password_changed(user)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
+from sqlalchemy.orm.attributes import get_history
 
 from api.access import (
     authenticated,
@@ -38,6 +40,7 @@ from models.identity import sessions as auth_sessions
 from models.identity.tables import AuthSession, User
 from models.identity.users import authenticate, create_user, find_by_login
 from models.people.lifecycle import cancel_deletion
+from models.people.notifications import notify
 
 BAD_CREDENTIALS = "Wrong login or password."
 
@@ -52,6 +55,23 @@ def _session_out(sess: AuthSession, current: uuid.UUID | None) -> dict[str, Any]
         "user_agent": sess.user_agent,
         "current": sess.id == current,
     }
+
+
+def _notify_new_login(user: User, now: datetime) -> None:
+    """Notify ``account.new_login`` when neither this address nor this device is known.
+
+    Known: a session of the account started from it within ``NEW_LOGIN_LOOKBACK_DAYS``.
+    Never on the account's first login (``last_login_at`` was empty before this one).
+    Runs before the new session exists, in the login's transaction.
+    """
+    previous = get_history(user, "last_login_at").deleted
+    if not previous or previous[0] is None:
+        return
+    ip, agent = request.remote_addr, request.user_agent.string or None
+    since = now - timedelta(days=settings().new_login_lookback_days)
+    if auth_sessions.seen_login_source(user.id, ip, agent, since):
+        return
+    notify(user.id, "account.new_login", {"ip": ip, "user_agent": agent, "at": now.isoformat()})
 
 
 @blp.route("/register")
@@ -120,6 +140,7 @@ class Login(MethodView):
                 object_id=user.id,
                 actor_id=user.id,
             )
+        _notify_new_login(user, now)
         sess = auth_sessions.start_session(
             user,
             now,

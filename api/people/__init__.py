@@ -12,6 +12,7 @@ from api.people import (  # noqa: E402,F401
     deletion,
     email_change,
     exports,
+    notifications,
     profiles,
     settings,
     webhooks,

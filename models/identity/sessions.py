@@ -71,6 +71,30 @@ def logged_in_from(user_id: uuid.UUID, ip: str, since: datetime) -> bool:
     return found is not None
 
 
+def seen_login_source(
+    user_id: uuid.UUID, ip: str | None, user_agent: str | None, since: datetime
+) -> bool:
+    """Whether ``user_id`` started a session from ``ip`` or with ``user_agent`` since ``since``.
+
+    One query on the (user_id, created_at) index. A None ``ip`` or ``user_agent`` matches
+    nothing; with both None the answer is True (nothing to call new).
+    """
+    agent = (user_agent or "")[:USER_AGENT_MAX] or None
+    matches = []
+    if ip is not None:
+        matches.append(AuthSession.ip == ip)
+    if agent is not None:
+        matches.append(AuthSession.user_agent == agent)
+    if not matches:
+        return True
+    found = db.scalar(
+        select(AuthSession.id)
+        .where(AuthSession.user_id == user_id, AuthSession.created_at >= since, or_(*matches))
+        .limit(1)
+    )
+    return found is not None
+
+
 def _parse_id(session_id: uuid.UUID | str) -> uuid.UUID | None:
     if isinstance(session_id, uuid.UUID):
         return session_id

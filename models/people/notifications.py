@@ -11,10 +11,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from models.db import session as db
-from models.errors import Invalid
+from models.errors import Invalid, NotFound
 from models.people import outbox
 from models.people.events import EVENTS
 from models.people.preferences import channels_for, effective_settings
@@ -91,3 +91,63 @@ def notification_payload(notification: Notification) -> dict[str, Any]:
         "created_at": notification.created_at.isoformat() if notification.created_at else None,
         "read_at": notification.read_at.isoformat() if notification.read_at else None,
     }
+
+
+MAX_PAGE = 100
+
+
+def list_notifications(
+    user_id: uuid.UUID, *, unread: bool | None, before: int | None, limit: int
+) -> list[Notification]:
+    """The user's in-app notifications, newest first, ids below ``before`` (the cursor).
+
+    ``unread`` True: only unread; False: only read; None: all. Served by the
+    (user_id, id) index, and by the partial unread index for ``unread=True``.
+    """
+    stmt = select(Notification).where(Notification.user_id == user_id, Notification.in_app)
+    if unread is True:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    elif unread is False:
+        stmt = stmt.where(Notification.read_at.is_not(None))
+    if before is not None:
+        stmt = stmt.where(Notification.id < before)
+    return list(db.scalars(stmt.order_by(Notification.id.desc()).limit(min(limit, MAX_PAGE + 1))))
+
+
+def unread_count(user_id: uuid.UUID) -> int:
+    """How many of the user's in-app notifications are unread (the partial index counts them)."""
+    query = select(func.count()).where(
+        Notification.user_id == user_id, Notification.in_app, Notification.read_at.is_(None)
+    )
+    return int(db.scalar(query) or 0)
+
+
+def mark_read(user_id: uuid.UUID, notification_id: int, now: datetime) -> Notification:
+    """Mark one of the user's in-app notifications read (again: no change); NotFound otherwise."""
+    notification = db.scalar(
+        select(Notification).where(
+            Notification.id == notification_id,
+            Notification.user_id == user_id,
+            Notification.in_app,
+        )
+    )
+    if notification is None:
+        raise NotFound("No notification with that id.")
+    if notification.read_at is None:
+        notification.read_at = now
+    return notification
+
+
+def mark_all_read(user_id: uuid.UUID, now: datetime) -> int:
+    """Mark every unread in-app notification of the user read; returns how many changed."""
+    result = db.execute(
+        update(Notification)
+        .where(
+            Notification.user_id == user_id,
+            Notification.in_app,
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

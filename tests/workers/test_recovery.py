@@ -203,7 +203,10 @@ def test_a_second_scheduler_stays_idle_until_the_leader_stops(
     assert "scheduler_became_leader" in procs.output("first")
     assert "scheduler_became_leader" not in procs.output("second")
     # The periodic jobs were queued by the leader's passes (the standby queued nothing).
-    periodic = {j for j in get_queue(DEFAULT, redis).job_ids if j.startswith("periodic-")}
+    queues = {spec.queue for spec in PERIODIC}
+    periodic = {
+        j for name in queues for j in get_queue(name, redis).job_ids if j.startswith("periodic-")
+    }
     assert periodic == {spec.job_id for spec in PERIODIC}
     assert redis.get(LEADER_KEY) == leader
 
