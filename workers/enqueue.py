@@ -13,6 +13,7 @@ from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from settings import Settings
 from workers.queues import BACKTESTS, BOTS, DEFAULT, NOTIFICATIONS, get_queue
 
 
@@ -113,8 +114,11 @@ def enqueue_tick(connection: Redis, run_ids: list[str], candle_ts: int, job_id: 
     )
 
 
-def install_outbox_relay(connection: Redis) -> None:
-    """After each commit, queue the deliveries and publish the live events it staged."""
+def install_outbox_relay(connection: Redis, settings: Settings | None = None) -> None:
+    """After each commit, queue the deliveries and publish the live events it staged.
+
+    ``settings`` bounds the users' events streams (their defaults when None).
+    """
     from workers.outbox_relay import install  # noqa: PLC0415 - the API's one way in
 
-    install(connection)
+    install(connection, settings)

@@ -15,10 +15,10 @@ from redis import Redis
 from rq import Retry
 
 from models.people import outbox
+from models.people.outbox import events_key
+from settings import Settings
 from workers.queues import NOTIFICATIONS, get_queue
 
-EVENTS_STREAM = "events:user:{user_id}"
-EVENTS_MAXLEN = 1000
 DELIVERY_RETRY = Retry(max=6, interval=[10, 30, 120, 600, 1800, 3600])
 
 
@@ -49,26 +49,34 @@ def enqueue_deliveries(connection: Redis, deliveries: list[tuple[uuid.UUID, str]
         )
 
 
-def publish_events(connection: Redis, events: list[tuple[uuid.UUID, str, dict[str, Any]]]) -> None:
-    """Append each event to its user's live stream (bounded, oldest dropped first)."""
+def publish_events(
+    connection: Redis,
+    events: list[tuple[uuid.UUID, str, dict[str, Any]]],
+    maxlen: int = 1000,
+    ttl_s: int = 7 * 86400,
+) -> None:
+    """Append each event to its user's live stream, in the order staged, in one round trip.
+
+    A stream keeps about ``maxlen`` entries (Redis trims the oldest, a whole node at a
+    time) and expires ``ttl_s`` after its latest entry: a quiet user's stream costs nothing.
+    """
     pipe = connection.pipeline(transaction=False)
     for user_id, kind, data in events:
-        pipe.xadd(
-            EVENTS_STREAM.format(user_id=user_id),
-            {"kind": kind, "data": orjson.dumps(data)},
-            maxlen=EVENTS_MAXLEN,
-            approximate=True,
-        )
+        key = events_key(user_id)
+        pipe.xadd(key, {"kind": kind, "data": orjson.dumps(data)}, maxlen=maxlen, approximate=True)
+        pipe.expire(key, ttl_s)
     pipe.execute()
 
 
-def install(connection: Redis) -> None:
+def install(connection: Redis, settings: Settings | None = None) -> None:
     """Make this process relay staged work through ``connection`` after each commit."""
+    maxlen = settings.events_stream_maxlen if settings else 1000
+    ttl_s = settings.events_stream_ttl_s if settings else 7 * 86400
 
     def relay(work: outbox.Staged) -> None:
         if work.deliveries:
             enqueue_deliveries(connection, work.deliveries)
         if work.events:
-            publish_events(connection, work.events)
+            publish_events(connection, work.events, maxlen, ttl_s)
 
     outbox.set_relay(relay)

@@ -14,8 +14,9 @@ from api.bots.schemas import BotWithRunOut
 from api.errors import ErrorOut
 from api.extensions import settings
 from models.bots.bots import Bot
-from models.bots.runs import current_run, pause_bot, resume_bot, start_bot, stop_bot
+from models.bots.runs import BotRun, current_run, pause_bot, resume_bot, start_bot, stop_bot
 from models.db import session as db
+from models.people.bot_events import bot_status
 
 REFUSED = "The bot's status does not allow this action"
 
@@ -25,6 +26,14 @@ def with_run(bot: Bot) -> dict[str, Any]:
     body = {key: getattr(bot, key) for key in BotWithRunOut().fields if key != "run"}
     body["run"] = current_run(bot)
     return body
+
+
+def announce(bot: Bot, action: str) -> BotRun | None:
+    """Stage the owner's ``bot.status`` event (and notification) before the view commits."""
+    run = current_run(bot)
+    run_id = None if run is None else run.id
+    bot_status(bot.owner_id, bot.id, bot.name, action, status=bot.status, run_id=run_id)
+    return run
 
 
 @blp.route("/<uuid:bot_id>/start")
@@ -40,6 +49,7 @@ class BotStart(MethodView):
         user = current_user()
         limit = settings().for_role("bot_limit", user.role_names)
         bot = start_bot(user.id, bot_id, limit, now_utc())
+        announce(bot, "started")
         db.commit()
         return with_run(bot)
 
@@ -54,6 +64,7 @@ class BotPause(MethodView):
     def post(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Pause my running bot (its run and account are kept)."""
         bot = pause_bot(current_user().id, bot_id, now_utc())
+        announce(bot, "paused")
         db.commit()
         return with_run(bot)
 
@@ -68,6 +79,7 @@ class BotResume(MethodView):
     def post(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Resume my paused bot on the same run."""
         bot = resume_bot(current_user().id, bot_id)
+        announce(bot, "resumed")
         db.commit()
         return with_run(bot)
 
@@ -82,5 +94,6 @@ class BotStop(MethodView):
     def post(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Stop my running or paused bot and close its run."""
         bot = stop_bot(current_user().id, bot_id, now_utc())
+        announce(bot, "stopped")
         db.commit()
         return with_run(bot)

@@ -20,11 +20,18 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from models.market.cache import stream_key
+from models.people.outbox import USER_EVENTS_PREFIX
 
 log = structlog.get_logger(__name__)
 
 QUEUE_SIZE = 2000
 Entry = tuple[str, str, dict[str, str]]  # (symbol, stream id, fields)
+
+
+def topic_key(topic: str) -> str:
+    """The Redis stream behind a topic: a user's events stream is named as is, a symbol has
+    its market stream. Both kinds share the reader, the places and the slots."""
+    return topic if topic.startswith(USER_EVENTS_PREFIX) else stream_key(topic)
 
 
 def text(value: Any) -> str:
@@ -39,7 +46,7 @@ def entry_of(symbol: str, entry_id: Any, fields: Any) -> Entry:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One open SSE response."""
+    """One open SSE response; its ``symbols`` are topics (see :func:`topic_key`)."""
 
     symbols: tuple[str, ...]
     inbox: queue.Queue[Entry] = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
@@ -102,7 +109,7 @@ class StreamHub(StreamPlaces):
         with self._lock:
             for symbol in sub.symbols:
                 if symbol not in self._positions:
-                    latest = self.redis.xrevrange(stream_key(symbol), count=1)
+                    latest = self.redis.xrevrange(topic_key(symbol), count=1)
                     self._positions[symbol] = text(latest[0][0]) if latest else "0-0"
                 self._subs[symbol].add(sub)
             if self._thread is None or not self._thread.is_alive():
@@ -122,7 +129,7 @@ class StreamHub(StreamPlaces):
     def _run(self) -> None:
         while True:
             with self._lock:
-                symbols = {stream_key(s): s for s in self._subs}
+                symbols = {topic_key(s): s for s in self._subs}
                 streams = {key: self._positions[s] for key, s in symbols.items()}
             if not streams:
                 self._wake.wait(1.0)

@@ -7,4 +7,4 @@ blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="My account
 users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="People")
 
 # Each module registers its views on the blueprints above.
-from api.people import profiles  # noqa: E402,F401
+from api.people import events, profiles  # noqa: E402,F401

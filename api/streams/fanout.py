@@ -25,9 +25,8 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from api.market.hub import Entry, StreamPlaces, entry_of, text
+from api.market.hub import Entry, StreamPlaces, entry_of, text, topic_key
 from api.market.stream import SLOT_TTL_S, StreamSlots, after, event_text
-from models.market.cache import stream_key
 
 log = structlog.get_logger("botyard.streams")
 
@@ -65,12 +64,17 @@ def frame(data: bytes, chunked: bool) -> bytes:
 class Listener:
     """One open stream: its symbols, what it has been sent, and where to send the rest."""
 
-    __slots__ = ("backlog", "closed", "due", "positions", "sink", "slots", "symbols")
+    __slots__ = ("backlog", "bare", "closed", "due", "positions", "sink", "slots", "symbols")
 
     def __init__(
-        self, symbols: tuple[str, ...], positions: dict[str, str], slots: StreamSlots
+        self,
+        symbols: tuple[str, ...],
+        positions: dict[str, str],
+        slots: StreamSlots,
+        bare: bool = False,
     ) -> None:
         self.symbols, self.positions, self.slots = symbols, positions, slots
+        self.bare = bare  # one topic, event ids without its name (a user's events stream)
         self.sink: Sink | None = None
         self.backlog: list[Entry] = []
         self.closed = False
@@ -92,7 +96,9 @@ class Listener:
         if seen is not None and seen != previous and not after(entry_id, seen):
             return
         positions[symbol] = entry_id
-        if len(positions) == 1:
+        if self.bare:
+            event_id = entry_id
+        elif len(positions) == 1:
             event_id = f"{symbol}={entry_id}"
         else:
             event_id = ",".join(f"{s}={p}" for s, p in positions.items())
@@ -123,16 +129,21 @@ class Fanout(StreamPlaces):
     # --- called from the app's threads ------------------------------------------------------
 
     def subscribe(
-        self, symbols: tuple[str, ...], start: dict[str, str], slots: StreamSlots, redis: Redis
+        self,
+        symbols: tuple[str, ...],
+        start: dict[str, str],
+        slots: StreamSlots,
+        redis: Redis,
+        bare: bool = False,
     ) -> Listener:
         """A listener for ``symbols``, registered now so nothing after ``start`` is missed."""
         with self._lock:
             new = [s for s in symbols if s not in self._positions]
         latest = {}
         for symbol in new:
-            last = redis.xrevrange(stream_key(symbol), count=1)
+            last = redis.xrevrange(topic_key(symbol), count=1)
             latest[symbol] = text(last[0][0]) if last else "0-0"
-        listener = Listener(symbols, dict(start), slots)
+        listener = Listener(symbols, dict(start), slots, bare)
         with self._lock:
             for symbol in symbols:
                 self._positions.setdefault(symbol, latest.get(symbol, "0-0"))
@@ -180,7 +191,7 @@ class Fanout(StreamPlaces):
         try:
             while True:
                 with self._lock:
-                    symbols = {stream_key(s): s for s in self._subs}
+                    symbols = {topic_key(s): s for s in self._subs}
                     streams = {key: self._positions[s] for key, s in symbols.items()}
                 if not streams:
                     await asyncio.sleep(0.05)
