@@ -24,6 +24,7 @@ EXPECTED = {
     ("auth.PasswordReset", "POST"): PUBLIC,
     ("auth.PasswordChange", "POST"): FRESH,
     ("me.Me", "GET"): AUTHENTICATED,
+    ("me.MyEvents", "GET"): AUTHENTICATED,
     ("admin.AdminUsers", "GET"): "permission:users:read",
     ("admin.AdminUserRoles", "PUT"): "permission:users:manage",
     ("admin.AdminUserDisable", "POST"): "permission:users:manage",

@@ -31,6 +31,7 @@ OPERATIONS = {
     ("post", "/api/v1/auth/password/reset"): "resetPassword",
     ("post", "/api/v1/auth/password/change"): "changePassword",
     ("get", "/api/v1/me"): "getMe",
+    ("get", "/api/v1/me/events"): "streamMyEvents",
     ("get", "/api/v1/admin/users"): "searchUsers",
     ("put", "/api/v1/admin/users/{user_id}/roles"): "setUserRoles",
     ("post", "/api/v1/admin/users/{user_id}/disable"): "disableUser",
