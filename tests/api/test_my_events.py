@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,13 +21,16 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from api.people.events import parse_event_id
+from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
 from models.bots.bots import Bot, create_bot
 from models.bots.runs import BotRun, current_run, start_bot
+from models.market.instruments import sync_instruments
 from models.people.notifications import notify
 from models.people.outbox import events_key
 from models.people.tables import AccountSettings, Notification
 from tests.api.test_market_stream import Events
 from tests.helpers import bearer, load_btc_history
+from workers.bot_schedules import apply_schedules_at
 from workers.ticks import tick_bots
 
 EVENTS = "/api/v1/me/events"
@@ -353,3 +356,36 @@ def test_a_run_moved_to_error_publishes_its_failures_and_a_bot_error_notificatio
     assert note.event == "bot.error" and "TypeError" in note.data["error"]
     assert note.data["bot_id"] == str(bad.bot_id)
     assert db.get(Bot, bad.bot_id).status == "error"
+
+
+# --- the schedule job -------------------------------------------------------------------------
+
+
+def test_the_schedule_announces_its_start_pause_and_stop(
+    db: Any, redis: Redis, make_user: Callable[..., Any]
+) -> None:
+    sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+    owner = make_user()
+    monday = datetime(2026, 1, 5, 8, tzinfo=UTC)  # 08:00, before the 09:00-17:00 window
+    plan = {
+        "start_at": monday.isoformat(),
+        "stop_at": (monday + timedelta(days=1)).isoformat(),
+        "windows": [{"days": ["mon"], "start": "09:00", "end": "17:00"}],
+    }
+    bot = create_bot(owner.id, {"name": "office", **BOT, "schedule": plan})
+    db.commit()
+    assert apply_schedules_at(monday)["started"] == 1  # started, then paused outside its window
+    assert apply_schedules_at(monday + timedelta(hours=2))["resumed"] == 1
+    assert apply_schedules_at(monday + timedelta(days=1))["stopped"] == 1
+    published = stream_of(redis, owner.id)
+    status = [(d["action"], d["by"]) for kind, d in published if kind == "bot.status"]
+    assert status == [
+        ("started", "schedule"),
+        ("paused", "schedule"),
+        ("resumed", "schedule"),
+        ("stopped", "schedule"),
+    ]
+    assert all(d["bot_id"] == str(bot.id) for kind, d in published if kind == "bot.status")
+    mine = sa.select(Notification.event).where(Notification.user_id == owner.id)
+    notes = db.scalars(mine.order_by(Notification.id)).all()
+    assert notes == ["bot.started", "bot.paused", "bot.stopped"]  # a resume tells nobody
