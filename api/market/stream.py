@@ -183,13 +183,17 @@ def open_topics(
     caller: str,
     redis: Redis,
     starting: Callable[[], dict[str, str]],
+    *,
     bare: bool = False,
+    until: float | None = None,
 ) -> Response:
     """An SSE response over ``topics`` (market symbols, or a user's events stream), after
     checking the per-process and per-caller stream limits.
 
     ``starting`` gives each topic's start position (read before subscribing); ``bare``
-    event ids are the entry's own id (one topic). The process's place is reserved
+    event ids are the entry's own id (one topic). A stream with an ``until`` (epoch
+    seconds, its token's expiry) ends at its first heartbeat after it: the client
+    reconnects with a fresh token and resumes. The process's place is reserved
     atomically before anything else, so concurrent connects never overshoot the cap;
     every failure after that gives it back.
     """
@@ -216,7 +220,8 @@ def open_topics(
         # that lands in between is replayed (and its live copy skipped), never lost.
         start = starting()
         if fanout is not None:
-            listener = fanout.subscribe(topics, start, slots, redis, bare)  # before the replay
+            # before the replay, as below
+            listener = fanout.subscribe(topics, start, slots, redis, bare=bare, until=until)
         else:
             sub = Subscriber(topics)
             registry.subscribe(sub)  # before the replay, so nothing falls between the two
@@ -226,8 +231,9 @@ def open_topics(
         raise
     if fanout is not None:
         return _hand_off(fanout, listener, start, redis)
+    heartbeat_s = settings.sse_heartbeat_s
     return _threaded(
-        registry, sub, slots, start, redis, heartbeat_s=settings.sse_heartbeat_s, bare=bare
+        registry, sub, slots, start, redis, heartbeat_s=heartbeat_s, bare=bare, until=until
     )
 
 
@@ -240,6 +246,7 @@ def _threaded(
     *,
     heartbeat_s: float,
     bare: bool = False,
+    until: float | None = None,
 ) -> Response:
     """The web process: a generator that holds a gunicorn thread for the life of the stream."""
     once = threading.Lock()
@@ -267,6 +274,8 @@ def _threaded(
                     if seen is None or after(entry[1], seen):
                         yield _format(entry, positions, bare)
                 if time.monotonic() - last_beat >= heartbeat_s:
+                    if until is not None and time.time() >= until:
+                        return  # the token expired: the client reconnects with a fresh one
                     slots.renew()
                     last_beat = time.monotonic()
                     yield ": heartbeat\n\n"

@@ -15,6 +15,7 @@ import uuid
 
 from flask import Response, request
 from flask.views import MethodView
+from flask_jwt_extended import get_jwt
 from flask_smorest import abort
 from redis import Redis
 
@@ -64,11 +65,15 @@ def _digits(part: str) -> bool:
     return part.isascii() and part.isdigit()
 
 
-def open_my_events(user_id: uuid.UUID, last_event_id: str | None, redis: Redis) -> Response:
+def open_my_events(
+    user_id: uuid.UUID, last_event_id: str | None, redis: Redis, until: float | None = None
+) -> Response:
     """The caller's events stream, resumed after ``last_event_id`` (already parsed) if any.
 
     An id later than the stream's newest entry (a stream that expired, or a client's
     guess) starts from the newest, so live events are never held back waiting for it.
+    The stream ends at its first heartbeat after ``until`` (the token's expiry), so a
+    disabled account or a revoked session stops receiving within one token lifetime.
     """
     topic = events_key(user_id)
 
@@ -79,7 +84,7 @@ def open_my_events(user_id: uuid.UUID, last_event_id: str | None, redis: Redis) 
             return {topic: latest}
         return {topic: last_event_id}
 
-    return open_topics((topic,), caller_key(), redis, starting, bare=True)
+    return open_topics((topic,), caller_key(), redis, starting, bare=True, until=until)
 
 
 @blp.route("/events")
@@ -99,4 +104,6 @@ class MyEvents(MethodView):
         resume = parse_event_id(request.headers.get("Last-Event-ID"))
         user_id = current_user().id  # from the token: never anyone else's stream
         db.rollback()  # no transaction stays open for the life of the stream
-        return open_my_events(user_id, resume, redis_client())
+        expires = get_jwt().get("exp")
+        until = float(expires) if expires is not None else None
+        return open_my_events(user_id, resume, redis_client(), until)

@@ -64,7 +64,17 @@ def frame(data: bytes, chunked: bool) -> bytes:
 class Listener:
     """One open stream: its symbols, what it has been sent, and where to send the rest."""
 
-    __slots__ = ("backlog", "bare", "closed", "due", "positions", "sink", "slots", "symbols")
+    __slots__ = (
+        "backlog",
+        "bare",
+        "closed",
+        "due",
+        "positions",
+        "sink",
+        "slots",
+        "symbols",
+        "until",
+    )
 
     def __init__(
         self,
@@ -72,9 +82,11 @@ class Listener:
         positions: dict[str, str],
         slots: StreamSlots,
         bare: bool = False,
+        until: float | None = None,
     ) -> None:
         self.symbols, self.positions, self.slots = symbols, positions, slots
         self.bare = bare  # one topic, event ids without its name (a user's events stream)
+        self.until = until  # when the stream ends (its token's expiry, epoch seconds)
         self.sink: Sink | None = None
         self.backlog: list[Entry] = []
         self.closed = False
@@ -134,7 +146,9 @@ class Fanout(StreamPlaces):
         start: dict[str, str],
         slots: StreamSlots,
         redis: Redis,
+        *,
         bare: bool = False,
+        until: float | None = None,
     ) -> Listener:
         """A listener for ``symbols``, registered now so nothing after ``start`` is missed."""
         with self._lock:
@@ -143,7 +157,7 @@ class Fanout(StreamPlaces):
         for symbol in new:
             last = redis.xrevrange(topic_key(symbol), count=1)
             latest[symbol] = text(last[0][0]) if last else "0-0"
-        listener = Listener(symbols, dict(start), slots, bare)
+        listener = Listener(symbols, dict(start), slots, bare, until)
         with self._lock:
             for symbol in symbols:
                 self._positions.setdefault(symbol, latest.get(symbol, "0-0"))
@@ -241,11 +255,14 @@ class Fanout(StreamPlaces):
         tick = min(1.0, self.heartbeat_s / 4)
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
+            now, wall = time.monotonic(), time.time()
             renew: list[StreamSlots] = []
             while self._beats and self._beats[0].due <= now:
                 listener = self._beats.popleft()
                 if listener.closed or listener.sink is None:
+                    continue
+                if listener.until is not None and wall >= listener.until:
+                    listener.sink.close()  # its token expired: the client comes back with a new one
                     continue
                 listener.sink.send(HEARTBEATS[listener.sink.chunked])
                 renew.append(listener.slots)

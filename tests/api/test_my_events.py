@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_jwt_extended import create_access_token, decode_token
 from redis import Redis
 
 from api.people.events import parse_event_id
@@ -389,3 +390,30 @@ def test_the_schedule_announces_its_start_pause_and_stop(
     mine = sa.select(Notification.event).where(Notification.user_id == owner.id)
     notes = db.scalars(mine.order_by(Notification.id)).all()
     assert notes == ["bot.started", "bot.paused", "bot.stopped"]  # a resume tells nobody
+
+
+def test_a_stream_ends_once_its_token_expires(app: Flask, client: FlaskClient, me: Any) -> None:
+    token = me.headers["Authorization"].split()[1]
+    with app.app_context():
+        claims = decode_token(token)
+        short = create_access_token(
+            identity=claims["sub"],
+            additional_claims={"sid": claims["sid"], "roles": claims["roles"]},
+            expires_delta=timedelta(seconds=2),
+        )
+    original = app.extensions["botyard.settings"]
+    app.extensions["botyard.settings"] = original.replace(sse_heartbeat_s=0.05)
+    try:
+        events = open_my_events(client, bearer(short))
+        deadline = time.monotonic() + DEADLINE_S
+        ended = False
+        while not ended and time.monotonic() < deadline:
+            try:
+                assert events.next() == {"comment": "heartbeat"}
+            except StopIteration:
+                ended = True
+        events.close()
+    finally:
+        app.extensions["botyard.settings"] = original
+    assert ended, "the stream outlived its token"
+    assert client.get(EVENTS, headers=bearer(short)).status_code == 401  # reconnect: new token

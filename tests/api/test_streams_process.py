@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -564,3 +565,20 @@ def _events_or_429(
     assert response.status == 200, response.read()
     assert read_event(response) == {"retry": "2000"}
     return conn, response
+
+
+def test_my_events_stream_ends_once_its_token_expires(
+    start: Callable[..., Streams], redis: Redis
+) -> None:
+    streams = start(ACCESS_TOKEN_TTL="5")
+    token = _login(streams)
+    conn, response = _open_events(streams, token)
+    deadline = time.monotonic() + 60
+    try:
+        while response.readline():  # heartbeats until the server ends the stream
+            assert time.monotonic() < deadline, "the stream outlived its token"
+    finally:
+        conn.close()
+    status, error = streams.status_of(EVENTS, {"Authorization": f"Bearer {token}"})
+    assert status == 401 and error["code"] == 401
+    wait_for(lambda: not redis.keys("sse:open:*"), 15, "the stream's slot to be released")
