@@ -15,7 +15,7 @@ from redis import Redis
 from rq import Retry
 
 from models.people import outbox
-from models.people.outbox import events_key
+from models.people.outbox import LIVE_EVENTS_KEY, events_key
 from settings import Settings
 from workers.queues import NOTIFICATIONS, get_queue
 
@@ -49,22 +49,47 @@ def enqueue_deliveries(connection: Redis, deliveries: list[tuple[uuid.UUID, str]
         )
 
 
+# The shared live stream only has to cover the readers' lag; each user's stream keeps history.
+LIVE_MAXLEN = 10_000
+# One event: into the user's stream (its id is the one clients resume from), then into the
+# shared live stream with that id, atomically, so a reader never sees one without the other.
+_PUBLISH = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+                      'kind', ARGV[1], 'data', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
+           'user', ARGV[3], 'id', id, 'kind', ARGV[1], 'data', ARGV[2])
+return id
+"""
+
+
 def publish_events(
     connection: Redis,
     events: list[tuple[uuid.UUID, str, dict[str, Any]]],
     maxlen: int = 1000,
     ttl_s: int = 7 * 86400,
 ) -> None:
-    """Append each event to its user's live stream, in the order staged, in one round trip.
+    """Append each event to its user's stream and to ``events:live``, in the order staged,
+    in one round trip.
 
-    A stream keeps about ``maxlen`` entries (Redis trims the oldest, a whole node at a
-    time) and expires ``ttl_s`` after its latest entry: a quiet user's stream costs nothing.
+    A user's stream keeps about ``maxlen`` entries (Redis trims the oldest, a whole node
+    at a time) and expires ``ttl_s`` after its latest entry: a quiet user's stream costs
+    nothing. The stream readers (``api.market.hub``, ``api.streams.fanout``) follow the
+    one live stream, whatever the number of users watching.
     """
+    script = connection.register_script(_PUBLISH)
     pipe = connection.pipeline(transaction=False)
     for user_id, kind, data in events:
-        key = events_key(user_id)
-        pipe.xadd(key, {"kind": kind, "data": orjson.dumps(data)}, maxlen=maxlen, approximate=True)
-        pipe.expire(key, ttl_s)
+        keys = [events_key(user_id), LIVE_EVENTS_KEY]
+        args: list[str | bytes | int] = [
+            kind,
+            orjson.dumps(data),
+            str(user_id),
+            maxlen,
+            ttl_s,
+            LIVE_MAXLEN,
+        ]
+        script(keys=keys, args=args, client=pipe)
     pipe.execute()
 
 

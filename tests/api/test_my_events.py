@@ -303,14 +303,17 @@ def test_a_tick_that_trades_publishes_bot_trade_with_one_settings_lookup_per_own
     published = stream_of(redis, owner.id)
     assert [kind for kind, _ in published] == ["bot.trade", "bot.trade"]  # off by default
     assert db.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
-    for (_, data), run in zip(published, runs, strict=True):
+    by_run = {data["run_id"]: data for _, data in published}
+    assert set(by_run) == {str(run.id) for run in runs}
+    for run in runs:
+        data = by_run[str(run.id)]
         stored = db.scalar(
             sa.select(sa.func.count())
             .where(sa.text("run_id = :r"))
             .select_from(sa.table("bot_trades")),
             {"r": run.id},
         )
-        assert data["run_id"] == str(run.id) and data["count"] == stored > 0
+        assert data["count"] == stored > 0
         assert data["candle_ts"] == END - HOUR and data["bot_name"] in ("one", "two")
         last = data["trades"][-1]
         assert last["client_order_id"].startswith(f"{run.id}:") and "pnl" in last

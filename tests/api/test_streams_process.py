@@ -536,7 +536,11 @@ def test_my_events_arrive_resume_and_share_the_per_user_limit(
     )
     try:
         replay = [read_event(response), read_event(response)]
-        publish_events(redis, [(uid, "bot.failure", {"n": 4})])
+        # Everyone's events share the readers' one stream; only mine reach me.
+        stranger = uuid.uuid4()
+        publish_events(
+            redis, [(stranger, "bot.failure", {"n": 99}), (uid, "bot.failure", {"n": 4})]
+        )
         live = _next_event(response)
     finally:
         conn.close()
