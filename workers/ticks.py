@@ -326,7 +326,7 @@ def tick_bots(
     errored = count_failures(failed, settings.bot_max_failures, candle_ts)
     publish(locked, saved, failed, candle_ts)
     db.commit()
-    runs = {run.id: run for run in locked}
+    runs = {run.id: run for run in locked} if errored else {}
     for key in errored:
         if move_to_error(key, settings.bot_max_failures, datetime.now(UTC), candle_ts):
             log.warning("bot_run_errored", run_id=str(key), error=failed[key])

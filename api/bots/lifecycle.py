@@ -14,7 +14,7 @@ from api.bots.schemas import BotWithRunOut
 from api.errors import ErrorOut
 from api.extensions import settings
 from models.bots.bots import Bot
-from models.bots.runs import BotRun, current_run, pause_bot, resume_bot, start_bot, stop_bot
+from models.bots.runs import current_run, pause_bot, resume_bot, start_bot, stop_bot
 from models.db import session as db
 from models.people.bot_events import bot_status
 
@@ -28,12 +28,11 @@ def with_run(bot: Bot) -> dict[str, Any]:
     return body
 
 
-def announce(bot: Bot, action: str) -> BotRun | None:
+def announce(bot: Bot, action: str) -> None:
     """Stage the owner's ``bot.status`` event (and notification) before the view commits."""
     run = current_run(bot)
     run_id = None if run is None else run.id
     bot_status(bot.owner_id, bot.id, bot.name, action, status=bot.status, run_id=run_id)
-    return run
 
 
 @blp.route("/<uuid:bot_id>/start")
