@@ -210,6 +210,10 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_allow_loopback: bool = False
     # --- live events stream ---
+    # A user's events stream (GET /api/v1/me/events) keeps at most about this many entries
+    # (Redis trims the oldest) and expires after this long without a new one.
+    events_stream_maxlen: int = 1000
+    events_stream_ttl_s: int = 7 * 86400
     # --- export and deletion ---
     # Data exports a user may ask for per 24 hours; hours a ready export stays downloadable.
     export_limit_per_day: int = 3
@@ -339,6 +343,10 @@ class Settings:
 
     def _validate_streams(self) -> None:
         """Stream limits and the streams process."""
+        if not 10 <= self.events_stream_maxlen <= 100_000:
+            raise SettingsError("EVENTS_STREAM_MAXLEN must be between 10 and 100000")
+        if not 60 <= self.events_stream_ttl_s <= 90 * 86400:
+            raise SettingsError("EVENTS_STREAM_TTL_S must be between 60 and 7776000 (90 days)")
         if min(self.sse_max_streams_per_process, self.web_max_streams, self.streams_threads) < 1:
             raise SettingsError(
                 "SSE_MAX_STREAMS_PER_PROCESS, WEB_MAX_STREAMS and STREAMS_THREADS "

@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health_check_interval=30,
     )
     app.extensions["botyard.redis"] = Redis(connection_pool=pool)
-    install_outbox_relay(app.extensions["botyard.redis"])
+    install_outbox_relay(app.extensions["botyard.redis"], settings)
 
     init_request_context(app)
     init_activity(app)

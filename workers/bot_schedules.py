@@ -15,6 +15,8 @@ from functools import partial
 import structlog
 from flask import current_app
 
+from models.bots.bots import Bot
+from models.bots.runs import current_run
 from models.bots.schedules import (
     WindowCandidate,
     due_starts,
@@ -28,6 +30,7 @@ from models.bots.schedules import (
 from models.db import session as db
 from models.errors import QuotaExceeded
 from models.identity.tables import User
+from models.people.bot_events import bot_status
 from settings import Settings
 from workers.transient import is_transient
 
@@ -54,11 +57,11 @@ def apply_schedules_at(now: datetime) -> dict[str, int]:
     settings: Settings = current_app.extensions["botyard.settings"]
     counts = dict.fromkeys(COUNTS, 0)
     for owner_id, bot_id in due_starts(now):
-        _attempt(counts, bot_id, partial(_start, settings, owner_id, bot_id, now))
+        _attempt(counts, owner_id, bot_id, partial(_start, settings, owner_id, bot_id, now))
     for owner_id, bot_id in due_stops(now):
-        _attempt(counts, bot_id, partial(stop_on_schedule, owner_id, bot_id, now))
-    for candidate in window_candidates():
-        _attempt(counts, candidate.bot_id, partial(_move, candidate, now))
+        _attempt(counts, owner_id, bot_id, partial(stop_on_schedule, owner_id, bot_id, now))
+    for c in window_candidates():
+        _attempt(counts, c.owner_id, c.bot_id, partial(_move, c, now))
     log.info("schedules_applied", now=now.isoformat(), **counts)
     return counts
 
@@ -80,10 +83,27 @@ def _move(candidate: WindowCandidate, now: datetime) -> str | None:
     return move_on_schedule(c.owner_id, c.bot_id, now)
 
 
-def _attempt(counts: dict[str, int], bot_id: uuid.UUID, action: Callable[[], str | None]) -> None:
+def _announce(owner_id: uuid.UUID, bot_id: uuid.UUID, done: str) -> None:
+    """The owner's ``bot.status`` event (and notification) for what the schedule did."""
+    bot = db.get(Bot, bot_id)  # locked by the action: already in the session
+    if bot is None:
+        return
+    run = current_run(bot)
+    run_id = None if run is None else run.id
+    bot_status(owner_id, bot_id, bot.name, done, status=bot.status, by="schedule", run_id=run_id)
+
+
+def _attempt(
+    counts: dict[str, int],
+    owner_id: uuid.UUID,
+    bot_id: uuid.UUID,
+    action: Callable[[], str | None],
+) -> None:
     """Run one bot's action in its own transaction and count what it did."""
     try:
         done = action()
+        if done is not None:
+            _announce(owner_id, bot_id, done)  # in the action's transaction
         db.commit()
     except QuotaExceeded as exc:
         db.rollback()

@@ -13,6 +13,7 @@ from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from settings import Settings
 from workers.queues import BACKTESTS, BOTS, DEFAULT, NOTIFICATIONS, get_queue
 
 
@@ -155,13 +156,6 @@ def enqueue_export(connection: Redis, export_id: str) -> Job:
     )
 
 
-def install_outbox_relay(connection: Redis) -> None:
-    """After each commit, queue the deliveries and publish the live events it staged."""
-    from workers.outbox_relay import install  # noqa: PLC0415 - the API's one way in
-
-    install(connection)
-
-
 # One ping per webhook per this many seconds: a ping is a check, not a way to send traffic.
 WEBHOOK_PING_INTERVAL_S = 10
 
@@ -186,3 +180,13 @@ def enqueue_webhook_ping(connection: Redis, webhook_id: str, ping_id: str) -> Jo
         failure_ttl=86400,
         description=f"ping_webhook {webhook_id}",
     )
+
+
+def install_outbox_relay(connection: Redis, settings: Settings | None = None) -> None:
+    """After each commit, queue the deliveries and publish the live events it staged.
+
+    ``settings`` bounds the users' events streams (their defaults when None).
+    """
+    from workers.outbox_relay import install  # noqa: PLC0415 - the API's one way in
+
+    install(connection, settings)

@@ -121,7 +121,7 @@ def build_worker(
     """A worker bound to ``app`` listening on ``queue_names`` in priority order."""
     settings = app.extensions["botyard.settings"]
     connection = redis_connection(settings)
-    install_outbox_relay(connection)
+    install_outbox_relay(connection, settings)
     queues = [get_queue(name, connection) for name in queue_names]
     cls: type[AppWorker] | type[AppSimpleWorker] = AppSimpleWorker if simple else AppWorker
     ttl = settings.worker_heartbeat_ttl

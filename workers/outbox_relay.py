@@ -15,10 +15,10 @@ from redis import Redis
 from rq import Retry
 
 from models.people import outbox
+from models.people.outbox import LIVE_EVENTS_KEY, events_key
+from settings import Settings
 from workers.queues import NOTIFICATIONS, get_queue
 
-EVENTS_STREAM = "events:user:{user_id}"
-EVENTS_MAXLEN = 1000
 DELIVERY_RETRY = Retry(max=6, interval=[10, 30, 120, 600, 1800, 3600])
 # Webhooks back off further (someone else's server may be down for hours): 30 s ... 6 h.
 WEBHOOK_RETRY = Retry(max=5, interval=[30, 120, 600, 3600, 21600])
@@ -52,26 +52,59 @@ def enqueue_deliveries(connection: Redis, deliveries: list[tuple[uuid.UUID, str]
         )
 
 
-def publish_events(connection: Redis, events: list[tuple[uuid.UUID, str, dict[str, Any]]]) -> None:
-    """Append each event to its user's live stream (bounded, oldest dropped first)."""
+# The shared live stream only has to cover the readers' lag; each user's stream keeps history.
+LIVE_MAXLEN = 10_000
+# One event: into the user's stream (its id is the one clients resume from), then into the
+# shared live stream with that id, atomically, so a reader never sees one without the other.
+_PUBLISH = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+                      'kind', ARGV[1], 'data', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
+           'user', ARGV[3], 'id', id, 'kind', ARGV[1], 'data', ARGV[2])
+return id
+"""
+
+
+def publish_events(
+    connection: Redis,
+    events: list[tuple[uuid.UUID, str, dict[str, Any]]],
+    maxlen: int = 1000,
+    ttl_s: int = 7 * 86400,
+) -> None:
+    """Append each event to its user's stream and to ``events:live``, in the order staged,
+    in one round trip.
+
+    A user's stream keeps about ``maxlen`` entries (Redis trims the oldest, a whole node
+    at a time) and expires ``ttl_s`` after its latest entry: a quiet user's stream costs
+    nothing. The stream readers (``api.market.hub``, ``api.streams.fanout``) follow the
+    one live stream, whatever the number of users watching.
+    """
+    script = connection.register_script(_PUBLISH)
     pipe = connection.pipeline(transaction=False)
     for user_id, kind, data in events:
-        pipe.xadd(
-            EVENTS_STREAM.format(user_id=user_id),
-            {"kind": kind, "data": orjson.dumps(data)},
-            maxlen=EVENTS_MAXLEN,
-            approximate=True,
-        )
+        keys = [events_key(user_id), LIVE_EVENTS_KEY]
+        args: list[str | bytes | int] = [
+            kind,
+            orjson.dumps(data),
+            str(user_id),
+            maxlen,
+            ttl_s,
+            LIVE_MAXLEN,
+        ]
+        script(keys=keys, args=args, client=pipe)
     pipe.execute()
 
 
-def install(connection: Redis) -> None:
+def install(connection: Redis, settings: Settings | None = None) -> None:
     """Make this process relay staged work through ``connection`` after each commit."""
+    maxlen = settings.events_stream_maxlen if settings else 1000
+    ttl_s = settings.events_stream_ttl_s if settings else 7 * 86400
 
     def relay(work: outbox.Staged) -> None:
         if work.deliveries:
             enqueue_deliveries(connection, work.deliveries)
         if work.events:
-            publish_events(connection, work.events)
+            publish_events(connection, work.events, maxlen, ttl_s)
 
     outbox.set_relay(relay)

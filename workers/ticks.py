@@ -49,6 +49,7 @@ from models.bots.ticks import (
 from models.db import session as db
 from models.market.candles import read_candles
 from workers.enqueue import TICK_TIMEOUT
+from workers.tick_events import announce_error, publish
 from workers.transient import is_transient
 
 log = structlog.get_logger(__name__)
@@ -323,10 +324,13 @@ def tick_bots(
     computed = time.perf_counter()
     saved = _persist(ticks, failed)
     errored = count_failures(failed, settings.bot_max_failures, candle_ts)
+    publish(locked, saved, failed, candle_ts)
     db.commit()
+    runs = {run.id: run for run in locked} if errored else {}
     for key in errored:
         if move_to_error(key, settings.bot_max_failures, datetime.now(UTC), candle_ts):
             log.warning("bot_run_errored", run_id=str(key), error=failed[key])
+            announce_error(runs[key], failed[key])
         db.commit()
     ticked = {tick.run.id for tick in saved}
     outcome: dict[str, list[str]] = {"ticked": [], "skipped": [], "failed": []}

@@ -17,6 +17,7 @@ from api.people.activity import track
 from models.bots.bots import Bot
 from models.bots.runs import current_run, pause_bot, resume_bot, start_bot, stop_bot
 from models.db import session as db
+from models.people.bot_events import bot_status
 
 REFUSED = "The bot's status does not allow this action"
 
@@ -26,6 +27,13 @@ def with_run(bot: Bot) -> dict[str, Any]:
     body = {key: getattr(bot, key) for key in BotWithRunOut().fields if key != "run"}
     body["run"] = current_run(bot)
     return body
+
+
+def announce(bot: Bot, action: str) -> None:
+    """Stage the owner's ``bot.status`` event (and notification) before the view commits."""
+    run = current_run(bot)
+    run_id = None if run is None else run.id
+    bot_status(bot.owner_id, bot.id, bot.name, action, status=bot.status, run_id=run_id)
 
 
 @blp.route("/<uuid:bot_id>/start")
@@ -41,6 +49,7 @@ class BotStart(MethodView):
         user = current_user()
         limit = settings().for_role("bot_limit", user.role_names)
         bot = start_bot(user.id, bot_id, limit, now_utc())
+        announce(bot, "started")
         db.commit()
         track("bot.started", object_type="bot", object_id=bot.id)
         return with_run(bot)
@@ -56,6 +65,7 @@ class BotPause(MethodView):
     def post(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Pause my running bot (its run and account are kept)."""
         bot = pause_bot(current_user().id, bot_id, now_utc())
+        announce(bot, "paused")
         db.commit()
         track("bot.paused", object_type="bot", object_id=bot.id)
         return with_run(bot)
@@ -71,6 +81,7 @@ class BotResume(MethodView):
     def post(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Resume my paused bot on the same run."""
         bot = resume_bot(current_user().id, bot_id)
+        announce(bot, "resumed")
         db.commit()
         track("bot.resumed", object_type="bot", object_id=bot.id)
         return with_run(bot)
@@ -86,6 +97,7 @@ class BotStop(MethodView):
     def post(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Stop my running or paused bot and close its run."""
         bot = stop_bot(current_user().id, bot_id, now_utc())
+        announce(bot, "stopped")
         db.commit()
         track("bot.stopped", object_type="bot", object_id=bot.id)
         return with_run(bot)

@@ -20,11 +20,53 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from models.market.cache import stream_key
+from models.people.outbox import LIVE_EVENTS_KEY, USER_EVENTS_PREFIX, events_key
 
 log = structlog.get_logger(__name__)
 
 QUEUE_SIZE = 2000
 Entry = tuple[str, str, dict[str, str]]  # (symbol, stream id, fields)
+
+
+def topic_key(topic: str) -> str:
+    """The Redis stream a topic is replayed from: a user's events stream is named as is
+    (``events:user:<uuid>``), a symbol has its market stream."""
+    return topic if topic.startswith(USER_EVENTS_PREFIX) else stream_key(topic)
+
+
+def read_topic(topic: str) -> str:
+    """The stream a topic's live entries are read from.
+
+    Every user's live events come through the one shared stream ``events:live`` (the
+    relay writes each event to it and to the user's own stream in one step), so the
+    reader's ``XREAD`` names one key for all of them rather than one per open stream
+    (10,000 keys cost each read about 40 ms).
+    """
+    return LIVE_EVENTS_KEY if topic.startswith(USER_EVENTS_PREFIX) else topic
+
+
+def read_key(read: str) -> str:
+    """The Redis key of a :func:`read_topic`."""
+    return read if read == LIVE_EVENTS_KEY else stream_key(read)
+
+
+def live_entry(entry_id: Any, fields: Any) -> Entry | None:
+    """An entry of ``events:live`` as its user's topic sees it: the user's topic, the id it
+    has in the user's own stream (what ``Last-Event-ID`` resumes from), kind and data."""
+    values = {text(k): text(v) for k, v in (fields or {}).items()}
+    user, own_id = values.get("user"), values.get("id")
+    if not user or not own_id:
+        return None
+    data = {"kind": values.get("kind", "message"), "data": values.get("data", "{}")}
+    return events_key(user), own_id, data
+
+
+def routed(read: str, entries: Any) -> list[Entry]:
+    """A batch read from ``read``'s stream as (topic, id, fields) entries."""
+    if read != LIVE_EVENTS_KEY:
+        return [entry_of(read, entry_id, fields) for entry_id, fields in entries]
+    found = (live_entry(entry_id, fields) for entry_id, fields in entries)
+    return [entry for entry in found if entry is not None]
 
 
 def text(value: Any) -> str:
@@ -39,7 +81,7 @@ def entry_of(symbol: str, entry_id: Any, fields: Any) -> Entry:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One open SSE response."""
+    """One open SSE response; its ``symbols`` are topics (see :func:`topic_key`)."""
 
     symbols: tuple[str, ...]
     inbox: queue.Queue[Entry] = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
@@ -92,7 +134,8 @@ class StreamHub(StreamPlaces):
         self.redis = redis
         self.block_ms = block_ms
         self._subs: dict[str, set[Subscriber]] = defaultdict(set)
-        self._positions: dict[str, str] = {}
+        self._positions: dict[str, str] = {}  # by read topic: symbols, and events:live
+        self._users = 0  # user topics subscribed (they share the events:live read)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,9 +144,12 @@ class StreamHub(StreamPlaces):
         """Start delivering entries newer than now for ``sub.symbols``."""
         with self._lock:
             for symbol in sub.symbols:
-                if symbol not in self._positions:
-                    latest = self.redis.xrevrange(stream_key(symbol), count=1)
-                    self._positions[symbol] = text(latest[0][0]) if latest else "0-0"
+                read = read_topic(symbol)
+                if read not in self._positions:
+                    latest = self.redis.xrevrange(read_key(read), count=1)
+                    self._positions[read] = text(latest[0][0]) if latest else "0-0"
+                if symbol != read and symbol not in self._subs:
+                    self._users += 1
                 self._subs[symbol].add(sub)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="sse-hub", daemon=True)
@@ -117,13 +163,17 @@ class StreamHub(StreamPlaces):
                 self._subs[symbol].discard(sub)
                 if not self._subs[symbol]:
                     del self._subs[symbol]
-                    self._positions.pop(symbol, None)
+                    read = read_topic(symbol)
+                    if read != symbol:
+                        self._users -= 1
+                    if read == symbol or not self._users:
+                        self._positions.pop(read, None)
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                symbols = {stream_key(s): s for s in self._subs}
-                streams = {key: self._positions[s] for key, s in symbols.items()}
+                symbols = {read_key(read): read for read in self._positions}
+                streams = {key: self._positions[read] for key, read in symbols.items()}
             if not streams:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -139,13 +189,13 @@ class StreamHub(StreamPlaces):
                 self._wake.wait(1.0)
                 continue
             for key, entries in batches or []:
-                symbol = symbols[text(key)]
+                read = symbols[text(key)]
                 with self._lock:
-                    if symbol not in self._positions:
+                    if read not in self._positions:
                         continue
-                    self._positions[symbol] = text(entries[-1][0])
-                    targets = list(self._subs.get(symbol, ()))
-                for entry_id, fields in entries:
-                    entry = entry_of(symbol, entry_id, fields)
-                    for sub in targets:
+                    self._positions[read] = text(entries[-1][0])
+                    batch = routed(read, entries)
+                    targets = {t: list(self._subs.get(t, ())) for t in {e[0] for e in batch}}
+                for entry in batch:
+                    for sub in targets[entry[0]]:
                         sub.offer(entry)

@@ -20,14 +20,14 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, current_app, request, stream_with_context
 from flask_smorest import abort
 from redis import Redis
 
-from api.market.hub import Entry, StreamHub, Subscriber, entry_of, text
+from api.market.hub import Entry, StreamHub, Subscriber, entry_of, text, topic_key
 from models.market.cache import stream_key
 
 REPLAY_MAX = 1000
@@ -129,24 +129,35 @@ def start_positions(
 
 
 def event_text(event_id: str, fields: dict[str, str]) -> str:
-    """One SSE event: its id (every watched symbol's position), type and data."""
-    kind = fields.get("type", "message")
+    """One SSE event: its id, type and data.
+
+    A market entry names its type in ``type``, a user's event (workers/outbox_relay.py)
+    in ``kind``.
+    """
+    kind = fields.get("type") or fields.get("kind") or "message"
     data = fields.get("data", "{}")
     return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
 
 
-def _format(entry: Entry, positions: dict[str, str]) -> str:
-    symbol, entry_id, fields = entry
-    positions[symbol] = entry_id
+def _format(entry: Entry, positions: dict[str, str], bare: bool = False) -> str:
+    """The SSE text of an entry; its id names every topic's position, or (``bare``, one
+    topic) is the entry's own id."""
+    topic, entry_id, fields = entry
+    positions[topic] = entry_id
+    if bare:
+        return event_text(entry_id, fields)
     return event_text(",".join(f"{s}={p}" for s, p in positions.items()), fields)
 
 
-def replay(redis: Redis, start: dict[str, str], positions: dict[str, str]) -> Iterator[str]:
-    """The events each symbol's stream got after the client's start position."""
-    for symbol, since in start.items():
-        entries = redis.xrange(stream_key(symbol), min=f"({since}", count=REPLAY_MAX)
+def replay(
+    redis: Redis, start: dict[str, str], positions: dict[str, str], bare: bool = False
+) -> Iterator[str]:
+    """The events each topic's stream got after the client's start position (at most
+    REPLAY_MAX per topic)."""
+    for topic, since in start.items():
+        entries = redis.xrange(topic_key(topic), min=f"({since}", count=REPLAY_MAX)
         for entry_id, fields in entries or []:
-            yield _format(entry_of(symbol, entry_id, fields), positions)
+            yield _format(entry_of(topic, entry_id, fields), positions, bare)
 
 
 def _sse_response(body: Any, passthrough: bool = False) -> Response:
@@ -159,10 +170,32 @@ def _sse_response(body: Any, passthrough: bool = False) -> Response:
 def open_stream(
     symbols: tuple[str, ...], caller: str, last_event_id: str | None, redis: Redis
 ) -> Response:
-    """The SSE response, after checking the per-process and per-caller stream limits.
+    """The market's SSE response for ``symbols``, resumed after ``last_event_id``."""
 
-    The process's place is reserved atomically before anything else, so concurrent
-    connects never overshoot the cap; every failure after that gives it back.
+    def starting() -> dict[str, str]:
+        return start_positions(redis, symbols, parse_last_event_id(last_event_id, symbols))
+
+    return open_topics(symbols, caller, redis, starting)
+
+
+def open_topics(
+    topics: tuple[str, ...],
+    caller: str,
+    redis: Redis,
+    starting: Callable[[], dict[str, str]],
+    *,
+    bare: bool = False,
+    until: float | None = None,
+) -> Response:
+    """An SSE response over ``topics`` (market symbols, or a user's events stream), after
+    checking the per-process and per-caller stream limits.
+
+    ``starting`` gives each topic's start position (read before subscribing); ``bare``
+    event ids are the entry's own id (one topic). A stream with an ``until`` (epoch
+    seconds, its token's expiry) ends at its first heartbeat after it: the client
+    reconnects with a fresh token and resumes. The process's place is reserved
+    atomically before anything else, so concurrent connects never overshoot the cap;
+    every failure after that gives it back.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = app.extensions["botyard.settings"]
@@ -185,11 +218,12 @@ def open_stream(
     try:
         # Read the starting positions before subscribing, then replay after them: an entry
         # that lands in between is replayed (and its live copy skipped), never lost.
-        start = start_positions(redis, symbols, parse_last_event_id(last_event_id, symbols))
+        start = starting()
         if fanout is not None:
-            listener = fanout.subscribe(symbols, start, slots, redis)  # before the replay
+            # before the replay, as below
+            listener = fanout.subscribe(topics, start, slots, redis, bare=bare, until=until)
         else:
-            sub = Subscriber(symbols)
+            sub = Subscriber(topics)
             registry.subscribe(sub)  # before the replay, so nothing falls between the two
     except BaseException:
         slots.release()
@@ -197,7 +231,10 @@ def open_stream(
         raise
     if fanout is not None:
         return _hand_off(fanout, listener, start, redis)
-    return _threaded(registry, sub, slots, start, redis, heartbeat_s=settings.sse_heartbeat_s)
+    heartbeat_s = settings.sse_heartbeat_s
+    return _threaded(
+        registry, sub, slots, start, redis, heartbeat_s=heartbeat_s, bare=bare, until=until
+    )
 
 
 def _threaded(
@@ -208,6 +245,8 @@ def _threaded(
     redis: Redis,
     *,
     heartbeat_s: float,
+    bare: bool = False,
+    until: float | None = None,
 ) -> Response:
     """The web process: a generator that holds a gunicorn thread for the life of the stream."""
     once = threading.Lock()
@@ -223,7 +262,7 @@ def _threaded(
         positions = dict(start)
         try:
             yield "retry: 2000\n\n"
-            yield from replay(redis, start, positions)
+            yield from replay(redis, start, positions, bare)
             last_beat = time.monotonic()
             while not sub.lost:
                 try:
@@ -233,8 +272,10 @@ def _threaded(
                 if entry is not None:
                     seen = positions.get(entry[0])
                     if seen is None or after(entry[1], seen):
-                        yield _format(entry, positions)
+                        yield _format(entry, positions, bare)
                 if time.monotonic() - last_beat >= heartbeat_s:
+                    if until is not None and time.time() >= until:
+                        return  # the token expired: the client reconnects with a fresh one
                     slots.renew()
                     last_beat = time.monotonic()
                     yield ": heartbeat\n\n"
@@ -254,7 +295,9 @@ def _hand_off(fanout: Any, listener: Any, start: dict[str, str], redis: Redis) -
     """
     request.environ["botyard.stream_listener"] = listener
     try:
-        prelude = "retry: 2000\n\n" + "".join(replay(redis, start, listener.positions))
+        prelude = "retry: 2000\n\n" + "".join(
+            replay(redis, start, listener.positions, listener.bare)
+        )
     except BaseException:
         fanout.drop(listener)
         raise

@@ -11,6 +11,7 @@ from api.people import (  # noqa: E402,F401
     activity_routes,
     deletion,
     email_change,
+    events,
     exports,
     notifications,
     profiles,

@@ -25,9 +25,9 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from api.market.hub import Entry, StreamPlaces, entry_of, text
+from api.market.hub import Entry, StreamPlaces, read_key, read_topic, routed, text
 from api.market.stream import SLOT_TTL_S, StreamSlots, after, event_text
-from models.market.cache import stream_key
+from models.people.outbox import LIVE_EVENTS_KEY
 
 log = structlog.get_logger("botyard.streams")
 
@@ -65,12 +65,29 @@ def frame(data: bytes, chunked: bool) -> bytes:
 class Listener:
     """One open stream: its symbols, what it has been sent, and where to send the rest."""
 
-    __slots__ = ("backlog", "closed", "due", "positions", "sink", "slots", "symbols")
+    __slots__ = (
+        "backlog",
+        "bare",
+        "closed",
+        "due",
+        "positions",
+        "sink",
+        "slots",
+        "symbols",
+        "until",
+    )
 
     def __init__(
-        self, symbols: tuple[str, ...], positions: dict[str, str], slots: StreamSlots
+        self,
+        symbols: tuple[str, ...],
+        positions: dict[str, str],
+        slots: StreamSlots,
+        bare: bool = False,
+        until: float | None = None,
     ) -> None:
         self.symbols, self.positions, self.slots = symbols, positions, slots
+        self.bare = bare  # one topic, event ids without its name (a user's events stream)
+        self.until = until  # when the stream ends (its token's expiry, epoch seconds)
         self.sink: Sink | None = None
         self.backlog: list[Entry] = []
         self.closed = False
@@ -92,7 +109,9 @@ class Listener:
         if seen is not None and seen != previous and not after(entry_id, seen):
             return
         positions[symbol] = entry_id
-        if len(positions) == 1:
+        if self.bare:
+            event_id = entry_id
+        elif len(positions) == 1:
             event_id = f"{symbol}={entry_id}"
         else:
             event_id = ",".join(f"{s}={p}" for s, p in positions.items())
@@ -114,7 +133,8 @@ class Fanout(StreamPlaces):
         self.heartbeat_s, self.block_ms = heartbeat_s, block_ms
         self._lock = threading.Lock()
         self._subs: dict[str, set[Listener]] = defaultdict(set)
-        self._positions: dict[str, str] = {}
+        self._positions: dict[str, str] = {}  # by read topic: symbols, and events:live
+        self._users = 0  # user topics subscribed (they share the events:live read)
         self._beats: deque[Listener] = deque()
         self._releases: list[StreamSlots] = []
         self._flush_scheduled = False
@@ -123,19 +143,30 @@ class Fanout(StreamPlaces):
     # --- called from the app's threads ------------------------------------------------------
 
     def subscribe(
-        self, symbols: tuple[str, ...], start: dict[str, str], slots: StreamSlots, redis: Redis
+        self,
+        symbols: tuple[str, ...],
+        start: dict[str, str],
+        slots: StreamSlots,
+        redis: Redis,
+        *,
+        bare: bool = False,
+        until: float | None = None,
     ) -> Listener:
         """A listener for ``symbols``, registered now so nothing after ``start`` is missed."""
+        reads = {read_topic(s) for s in symbols}
         with self._lock:
-            new = [s for s in symbols if s not in self._positions]
+            new = [read for read in reads if read not in self._positions]
         latest = {}
-        for symbol in new:
-            last = redis.xrevrange(stream_key(symbol), count=1)
-            latest[symbol] = text(last[0][0]) if last else "0-0"
-        listener = Listener(symbols, dict(start), slots)
+        for read in new:
+            last = redis.xrevrange(read_key(read), count=1)
+            latest[read] = text(last[0][0]) if last else "0-0"
+        listener = Listener(symbols, dict(start), slots, bare, until)
         with self._lock:
             for symbol in symbols:
-                self._positions.setdefault(symbol, latest.get(symbol, "0-0"))
+                read = read_topic(symbol)
+                self._positions.setdefault(read, latest.get(read, "0-0"))
+                if read != symbol and symbol not in self._subs:
+                    self._users += 1
                 self._subs[symbol].add(listener)
         return listener
 
@@ -152,10 +183,19 @@ class Fanout(StreamPlaces):
                     subs.discard(listener)
                     if not subs:
                         del self._subs[symbol]
-                        self._positions.pop(symbol, None)
+                        self._forget(symbol)
             self._releases.append(listener.slots)
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._schedule_flush)
+
+    def _forget(self, topic: str) -> None:
+        """Nobody watches ``topic`` any more: stop reading its stream if nobody else needs it
+        (the caller holds the lock)."""
+        read = read_topic(topic)
+        if read != topic:
+            self._users -= 1
+        if read == topic or not self._users:
+            self._positions.pop(read, None)
 
     # --- the loop thread ---------------------------------------------------------------------
 
@@ -180,8 +220,8 @@ class Fanout(StreamPlaces):
         try:
             while True:
                 with self._lock:
-                    symbols = {stream_key(s): s for s in self._subs}
-                    streams = {key: self._positions[s] for key, s in symbols.items()}
+                    symbols = {read_key(read): read for read in self._positions}
+                    streams = {key: self._positions[read] for key, read in symbols.items()}
                 if not streams:
                     await asyncio.sleep(0.05)
                     continue
@@ -206,19 +246,22 @@ class Fanout(StreamPlaces):
         finally:
             beats.cancel()
 
-    def _deliver(self, symbol: str, entries: Any) -> None:
+    def _deliver(self, read: str, entries: Any) -> None:
         with self._lock:
-            previous = self._positions.get(symbol)
+            previous = self._positions.get(read)
             if previous is None:
                 return
-            self._positions[symbol] = text(entries[-1][0])
-            targets = list(self._subs.get(symbol, ()))
-        for entry_id, fields in entries:
-            entry = entry_of(symbol, entry_id, fields)
+            self._positions[read] = text(entries[-1][0])
+            batch = routed(read, entries)
+            targets = {t: list(self._subs.get(t, ())) for t in {e[0] for e in batch}}
+        market = read != LIVE_EVENTS_KEY
+        for entry in batch:
             frames: dict[tuple[str, bool], bytes] = {}
-            for listener in targets:
+            # A user's entries carry their own stream's ids: each listener compares its own.
+            since = previous if market else ""
+            for listener in targets[entry[0]]:
                 if not listener.closed:
-                    listener.deliver(entry, frames, previous)
+                    listener.deliver(entry, frames, since)
             previous = entry[1]
 
     async def _heartbeats(self) -> None:
@@ -230,11 +273,14 @@ class Fanout(StreamPlaces):
         tick = min(1.0, self.heartbeat_s / 4)
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
+            now, wall = time.monotonic(), time.time()
             renew: list[StreamSlots] = []
             while self._beats and self._beats[0].due <= now:
                 listener = self._beats.popleft()
                 if listener.closed or listener.sink is None:
+                    continue
+                if listener.until is not None and wall >= listener.until:
+                    listener.sink.close()  # its token expired: the client comes back with a new one
                     continue
                 listener.sink.send(HEARTBEATS[listener.sink.chunked])
                 renew.append(listener.slots)

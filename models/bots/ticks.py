@@ -66,6 +66,8 @@ class LiveRun:
 
     id: uuid.UUID
     bot_id: uuid.UUID
+    owner_id: uuid.UUID
+    bot_name: str
     started_at: datetime
     last_candle_ts: int | None
     broker_state: dict[str, Any]
@@ -105,6 +107,8 @@ def lock_running_runs(run_ids: Sequence[uuid.UUID]) -> list[LiveRun]:
         select(
             BotRun.id,
             BotRun.bot_id,
+            BotRun.owner_id,
+            Bot.name,
             BotRun.started_at,
             BotRun.last_candle_ts,
             BotRun.broker_state,
@@ -128,6 +132,8 @@ def lock_running_runs(run_ids: Sequence[uuid.UUID]) -> list[LiveRun]:
         LiveRun(
             id=r.id,
             bot_id=r.bot_id,
+            owner_id=r.owner_id,
+            bot_name=r.name,
             started_at=r.started_at,
             last_candle_ts=r.last_candle_ts,
             broker_state=r.broker_state,
@@ -174,6 +180,12 @@ def tick_log_entries(
     }
     entries.append(("info", "tick", tick, last_candle_ts))
     return entries
+
+
+def trade_records(run_id: uuid.UUID, trades: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A tick's closed trades as JSON (with their client order ids), as its log shows them."""
+    ids = client_order_ids(run_id, [int(t["exit_ts"]) for t in trades])
+    return [{"client_order_id": cid, **_json_trade(t)} for cid, t in zip(ids, trades, strict=True)]
 
 
 def _json_trade(trade: dict[str, Any]) -> dict[str, Any]:

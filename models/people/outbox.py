@@ -23,6 +23,15 @@ from models.db import SessionFactory
 log = structlog.get_logger(__name__)
 
 OUTBOX_KEY = "botyard.outbox"
+# A user's live events stream in Redis: ``events:user:<uuid>`` (GET /api/v1/me/events), and
+# the one stream every user's events also go to, which the stream readers follow.
+USER_EVENTS_PREFIX = "events:user:"
+LIVE_EVENTS_KEY = "events:live"
+
+
+def events_key(user_id: uuid.UUID | str) -> str:
+    """The Redis stream of ``user_id``'s live events."""
+    return f"{USER_EVENTS_PREFIX}{user_id}"
 
 
 @dataclass

@@ -48,6 +48,7 @@ EXPECTED = {
     ("me.UnreadNotificationCount", "GET"): AUTHENTICATED,
     ("me.NotificationRead", "POST"): AUTHENTICATED,
     ("me.NotificationsReadAll", "POST"): AUTHENTICATED,
+    ("me.MyEvents", "GET"): AUTHENTICATED,
     ("admin.AdminUsers", "GET"): "permission:users:read",
     ("admin.AuditTrail", "GET"): "permission:users:manage",
     ("admin.AdminUserRoles", "PUT"): "permission:users:manage",

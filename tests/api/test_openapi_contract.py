@@ -55,6 +55,7 @@ OPERATIONS = {
     ("get", "/api/v1/me/notifications/unread-count"): "getUnreadNotificationCount",
     ("post", "/api/v1/me/notifications/{notification_id}/read"): "markNotificationRead",
     ("post", "/api/v1/me/notifications/read-all"): "markAllNotificationsRead",
+    ("get", "/api/v1/me/events"): "streamMyEvents",
     ("get", "/api/v1/admin/users"): "searchUsers",
     ("get", "/api/v1/admin/audit"): "listAuditTrail",
     ("put", "/api/v1/admin/users/{user_id}/roles"): "setUserRoles",
