@@ -16,8 +16,10 @@ from typing import Any, TypeVar, cast
 import structlog
 from flask import abort, current_app, request
 from flask_jwt_extended import get_jwt, get_jwt_identity, verify_jwt_in_request
+from flask_smorest import abort as smorest_abort
 
 from models.db import session as db
+from models.identity.passwords import verify_password
 from models.identity.tables import User
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,6 +114,19 @@ def current_user() -> User:
     if user is None or not user.is_active:
         abort(401, description="This account is disabled or no longer exists.")
     request.environ["botyard.current_user"] = user
+    return user
+
+
+def current_user_with_password(password: str, field: str = "password") -> User:
+    """The current user, once ``password`` is theirs; else a 422 naming ``field``.
+
+    For the actions a stolen token alone must not do: change the password or the email,
+    delete the account.
+    """
+    user = current_user()
+    if not verify_password(user.password_hash, password):
+        message = "That is not your current password."
+        smorest_abort(422, message=message, errors={"json": {field: [message]}})
     return user
 
 

@@ -12,7 +12,7 @@ would fail on it (issue 12):
 - text Postgres cannot store: a NUL character anywhere in a JSON string (key or value),
   a query parameter or a path segment, or a lone UTF-16 surrogate (``"\\ud800"``): 422,
   with ``errors`` naming the location and the field;
-- a ``POST``, ``PUT`` or ``PATCH`` to an operation that documents a JSON body, sent with
+- a ``POST``, ``PUT``, ``PATCH`` or ``DELETE`` to an operation that documents a JSON body, sent with
   none: 422 (``{}`` is a body: a PATCH of ``{}`` changes nothing and answers 200).
 
 The parsed body is kept for the rate limiter's key functions (:func:`parsed_json`), which
@@ -30,7 +30,8 @@ from flask import Flask, abort, current_app, request
 from api.errors import error_response
 
 MAX_JSON_DEPTH = 32
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# DELETE too: DELETE /me takes the password in a body.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SPECIAL = re.compile(rb'["\\\[\]{}]')
 _OPENERS = frozenset(b"[{")
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")

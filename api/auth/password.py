@@ -6,9 +6,13 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import abort
 
-from api.access import current_session_id, current_user, fresh_login_required, public
+from api.access import (
+    current_session_id,
+    current_user_with_password,
+    fresh_login_required,
+    public,
+)
 from api.auth import blp
 from api.auth.schemas import AcceptedOut, ForgotIn, PasswordChangeIn, ResetIn
 from api.auth.tokens import mark_revoked, now_utc
@@ -19,7 +23,6 @@ from api.ratelimit import body_field_key, caller_key, failed_only, limiter, sett
 from models.db import session as db
 from models.identity import sessions as auth_sessions
 from models.identity.password_resets import InvalidResetToken, redeem_reset_token
-from models.identity.passwords import verify_password
 from models.identity.tables import User
 from models.identity.users import set_password
 from models.people.notifications import notify
@@ -95,10 +98,7 @@ class PasswordChange(MethodView):
     @blp.alt_response(422, schema=ErrorOut, description="Wrong current password")
     def post(self, data: dict[str, Any]) -> None:
         """Change my password (needs a login-fresh token); my other sessions are logged out."""
-        user = current_user()
-        if not verify_password(user.password_hash, data["current_password"]):
-            message = "That is not your current password."
-            abort(422, message=message, errors={"json": {"current_password": [message]}})
+        user = current_user_with_password(data["current_password"], "current_password")
         set_password(user, data["new_password"])
         revoked = auth_sessions.revoke_all(
             user.id, now_utc(), reason="password_changed", keep=current_session_id()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import abort
 
-from api.access import authenticated, current_user
+from api.access import authenticated, current_user_with_password
 from api.auth.tokens import mark_revoked, now_utc
 from api.errors import ErrorOut
 from api.extensions import settings
@@ -16,7 +15,6 @@ from api.people.activity import track
 from api.people.lifecycle_schemas import AccountDeletionIn, AccountDeletionOut
 from api.ratelimit import caller_key, failed_only, limiter, setting
 from models.db import session as db
-from models.identity.passwords import verify_password
 from models.people.lifecycle import schedule_deletion
 
 
@@ -36,10 +34,7 @@ class AccountDeletion(MethodView):
     @blp.alt_response(422, schema=ErrorOut, description="Wrong password")
     def delete(self, data: dict[str, Any]) -> dict[str, Any]:
         """Delete my account: deactivated and logged out now, erased after the grace period."""
-        user = current_user()
-        if not verify_password(user.password_hash, data["password"]):
-            message = "That is not your password."
-            abort(422, message=message, errors={"json": {"password": [message]}})
+        user = current_user_with_password(data["password"])
         now = now_utc()
         scheduled = schedule_deletion(user, now, settings().account_deletion_grace_days)
         due = scheduled.due_at

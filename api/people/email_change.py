@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from redis.exceptions import RedisError
 
-from api.access import authenticated, current_user, public
+from api.access import authenticated, current_user_with_password, public
 from api.auth.schemas import AcceptedOut
 from api.auth.tokens import now_utc
 from api.errors import ErrorOut
@@ -21,7 +21,6 @@ from api.ratelimit import caller_key, failed_only, limiter, setting
 from models.db import session as db
 from models.errors import Conflict
 from models.identity import names as naming
-from models.identity.passwords import verify_password
 from models.people.email_changes import (
     TAKEN,
     confirm_email_change,
@@ -55,10 +54,7 @@ class EmailChange(MethodView):
     @blp.alt_response(422, schema=ErrorOut, description="Invalid email or wrong password")
     def post(self, data: dict[str, Any]) -> dict[str, str]:
         """Mail a confirmation link to a new address; my email changes when it is opened."""
-        user = current_user()
-        if not verify_password(user.password_hash, data["password"]):
-            message = "That is not your current password."
-            abort(422, message=message, errors={"json": {"password": [message]}})
+        user = current_user_with_password(data["password"])
         new_email = naming.display_email(data["new_email"])
         if naming.email_key(new_email) == user.email_key:
             message = "That is already your email."

@@ -23,6 +23,8 @@ NOW = datetime(2027, 6, 1, 3, 0, tzinfo=UTC)
 
 
 def _rows(db: Any, ages_days: list[float]) -> None:
+    # Only this test's rows (rows other tests' processes committed are gone until rollback).
+    db.execute(sa.delete(Activity))
     for age in ages_days:
         record("bot.created", None, created_at=NOW - timedelta(days=age))
     db.commit()

@@ -9,157 +9,28 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
 from redis import Redis
 
 from models.market.cache import stream_key
-from tests.helpers import PASSWORD, REDIS_URL, create_database, drop_database
-from tests.workers.processes import Procs, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-STREAM = "/api/v1/market/stream"
-ORIGIN = "http://app.example.test"
-MAKE_USER = f"""
-from api.app import create_app
-from models.db import session
-from models.identity.rbac import sync_roles
-from models.identity.users import create_user
-with create_app().app_context():
-    sync_roles()
-    create_user("s@example.com", "streamer", {PASSWORD!r})
-    session.commit()
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    """A migrated database with BTC-USD and ETH-USD, and a user ``streamer``."""
-    url = create_database("botyard_streams")
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL or "", "FLASK_APP": "wsgi:app"}
-    flask = Path(sys.executable).parent / "flask"
-    subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-c", MAKE_USER], cwd=ROOT, env=env, check=True)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for base in ("BTC", "ETH"):
-            conn.execute(
-                sa.text(
-                    "INSERT INTO instruments (symbol, provider, kind, base, quote, "
-                    "price_precision, size_precision) "
-                    "VALUES (:symbol, 'synthetic', 'crypto', :base, 'USD', 2, 6)"
-                ),
-                {"symbol": f"{base}-USD", "base": base},
-            )
-    engine.dispose()
-    yield url
-    drop_database(url)
-
-
-class Streams:
-    """A running streams process and the means to talk to it."""
-
-    def __init__(self, procs: Procs, port: int) -> None:
-        self.procs, self.port = procs, port
-        self.proc = procs.spawn("streams", "api.streams")
-
-    def get(
-        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Send a request; the connection stays open (a stream's body is read from it)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-        conn.request(method, path, headers=headers or {})
-        return conn, conn.getresponse()
-
-    def status_of(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        """Status and JSON body of a request whose answer is not a stream."""
-        conn, response = self.get(path, headers)
-        try:
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            conn.close()
-
-    def up(self) -> bool:
-        try:
-            return self.status_of("/health/live")[0] == 200
-        except OSError:
-            return False
-
-
-@pytest.fixture
-def start(database: str, tmp_path: Path) -> Iterator[Callable[..., Streams]]:
-    """Start a streams process with some settings; every process is killed at the end."""
-    started: list[Procs] = []
-
-    def run(redis_url: str | None = None, **settings: str) -> Streams:
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database,
-            "REDIS_URL": redis_url or REDIS_URL or "",
-            "BOTYARD_ENV": "test",
-            "LOG_LEVEL": "INFO",
-            "LOG_JSON": "0",
-            "STREAMS_PORT": str(port),
-            "SSE_HEARTBEAT_S": "0.3",
-            "CORS_ORIGINS": ORIGIN,
-            "RATE_LIMIT_ANONYMOUS": "100000/minute",
-            "SSE_MAX_STREAMS_PER_USER": "1000",
-            **settings,
-        }
-        procs = Procs(env, tmp_path)
-        started.append(procs)
-        streams = Streams(procs, port)
-        procs.wait_for(streams.up, 30, "the streams process to answer /health/live")
-        return streams
-
-    yield run
-    for procs in started:
-        procs.kill_all()
-
-
-def read_event(response: http.client.HTTPResponse) -> dict[str, str]:
-    """The next event or comment block of an SSE body, as its fields."""
-    fields: dict[str, str] = {}
-    while True:
-        line = response.readline().decode()
-        assert line, "the stream ended"
-        line = line.rstrip("\n")
-        if not line:
-            if fields:
-                return fields
-            continue
-        name, _, value = line.partition(":")
-        fields[name or "comment"] = value.strip()
-
-
-def open_stream(
-    streams: Streams, symbols: str = "BTC-USD", **headers: str
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    conn, response = streams.get(f"{STREAM}?symbols={symbols}", headers)
-    assert response.status == 200, response.read()
-    assert response.getheader("Content-Type", "").startswith("text/event-stream")
-    assert read_event(response) == {"retry": "2000"}
-    return conn, response
+from tests.api.streams.helpers import (
+    ORIGIN,
+    STREAM,
+    Streams,
+    _login,
+    free_port,
+    open_stream,
+    read_event,
+)
+from tests.workers.processes import wait_for
 
 
 def test_a_stream_carries_events_and_heartbeats_and_resumes_after_its_last_event_id(
@@ -321,18 +192,6 @@ def _stream_or_429(
     return None
 
 
-def _login(streams: Streams) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", streams.port, timeout=15)
-    body = json.dumps({"login": "streamer", "password": PASSWORD})
-    conn.request("POST", "/api/v1/auth/login", body, {"Content-Type": "application/json"})
-    response = conn.getresponse()
-    payload = json.loads(response.read())
-    conn.close()
-    assert response.status == 200, payload
-    token: str = payload["access_token"]
-    return token
-
-
 def test_the_anonymous_rate_limit_applies(start: Callable[..., Streams], redis: Redis) -> None:
     streams = start(RATE_LIMIT_ANONYMOUS="3/minute")
     statuses = [streams.status_of(f"{STREAM}?symbols=NOPE-USD")[0] for _ in range(4)]
@@ -470,119 +329,3 @@ def test_what_never_reaches_the_app_is_answered_in_the_error_shape(
 
 
 # --- GET /api/v1/me/events on the streams process ---------------------------------------------
-
-EVENTS = "/api/v1/me/events"
-NOTIFY = """
-import sys, uuid
-from api.app import create_app
-from models.db import session
-from models.people.notifications import notify
-with create_app().app_context():
-    notify(uuid.UUID(sys.argv[1]), "backtest.finished", {"backtest_id": "b1"})
-    session.commit()
-"""
-
-
-def _next_event(response: http.client.HTTPResponse) -> dict[str, str]:
-    event = read_event(response)
-    while "comment" in event:  # heartbeats (SSE_HEARTBEAT_S=0.3)
-        event = read_event(response)
-    return event
-
-
-def _open_events(
-    streams: Streams, token: str, **headers: str
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    conn, response = streams.get(EVENTS, {"Authorization": f"Bearer {token}", **headers})
-    assert response.status == 200, response.read()
-    assert read_event(response) == {"retry": "2000"}
-    return conn, response
-
-
-def test_my_events_arrive_resume_and_share_the_per_user_limit(
-    start: Callable[..., Streams], redis: Redis, database: str
-) -> None:
-    from workers.outbox_relay import publish_events  # noqa: PLC0415 - the relay, as is
-
-    streams = start(SSE_MAX_STREAMS_PER_USER="2")
-    token = _login(streams)
-    me = streams.status_of("/api/v1/me", {"Authorization": f"Bearer {token}"})[1]
-    user_id = me["id"]
-    assert streams.status_of(EVENTS)[0] == 401
-    conn, response = _open_events(streams, token)
-    try:
-        # A notification committed by another process comes through its outbox relay.
-        env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": REDIS_URL or ""}
-        subprocess.run([sys.executable, "-c", NOTIFY, user_id], cwd=ROOT, env=env, check=True)
-        event = _next_event(response)
-        assert event["event"] == "notification"
-        assert json.loads(event["data"])["data"] == {"backtest_id": "b1"}
-        first_id = event["id"]
-        assert redis.xrange(f"events:user:{user_id}")[0][0].decode() == first_id
-        assert read_event(response) == {"comment": "heartbeat"}
-        # My market and events streams share my budget of two.
-        market, _ = open_stream(streams, "BTC-USD", Authorization=f"Bearer {token}")
-        status, error = streams.status_of(EVENTS, {"Authorization": f"Bearer {token}"})
-        assert status == 429 and "At most 2 open streams" in error["message"]
-        market.close()
-    finally:
-        conn.close()
-
-    # While I am away two bot events arrive; resuming replays exactly those, then live ones.
-    uid = uuid.UUID(user_id)
-    publish_events(redis, [(uid, "bot.status", {"n": 2}), (uid, "bot.trade", {"n": 3})])
-    conn, response = wait_for(
-        lambda: _events_or_429(streams, token, first_id), 15, "my slots to be released"
-    )
-    try:
-        replay = [read_event(response), read_event(response)]
-        # Everyone's events share the readers' one stream; only mine reach me.
-        stranger = uuid.uuid4()
-        publish_events(
-            redis, [(stranger, "bot.failure", {"n": 99}), (uid, "bot.failure", {"n": 4})]
-        )
-        live = _next_event(response)
-    finally:
-        conn.close()
-    got = [*replay, live]
-    assert [(e["event"], json.loads(e["data"])["n"]) for e in got] == [
-        ("bot.status", 2),
-        ("bot.trade", 3),
-        ("bot.failure", 4),
-    ]
-    ids = [first_id, *(e["id"] for e in got)]
-    assert [i.decode() for i, _ in redis.xrange(f"events:user:{user_id}")] == ids
-    status, error = streams.status_of(
-        EVENTS, {"Authorization": f"Bearer {token}", "Last-Event-ID": "nope"}
-    )
-    assert status == 422 and error["code"] == 422 and "Last-Event-ID" in error["message"]
-
-
-def _events_or_429(
-    streams: Streams, token: str, last_id: str
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse] | None:
-    headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": last_id}
-    conn, response = streams.get(EVENTS, headers)
-    if response.status == 429:
-        conn.close()
-        return None
-    assert response.status == 200, response.read()
-    assert read_event(response) == {"retry": "2000"}
-    return conn, response
-
-
-def test_my_events_stream_ends_once_its_token_expires(
-    start: Callable[..., Streams], redis: Redis
-) -> None:
-    streams = start(ACCESS_TOKEN_TTL="5")
-    token = _login(streams)
-    conn, response = _open_events(streams, token)
-    deadline = time.monotonic() + 60
-    try:
-        while response.readline():  # heartbeats until the server ends the stream
-            assert time.monotonic() < deadline, "the stream outlived its token"
-    finally:
-        conn.close()
-    status, error = streams.status_of(EVENTS, {"Authorization": f"Bearer {token}"})
-    assert status == 401 and error["code"] == 401
-    wait_for(lambda: not redis.keys("sse:open:*"), 15, "the stream's slot to be released")
