@@ -49,7 +49,7 @@ class UnsafeUrl(Invalid):
     """The URL is not one Botyard will call; the message says why (safe to show)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, errors={"url": [message]})
+        super().__init__(message, errors={"json": {"url": [message]}})
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ def test_urls_that_reach_internal_addresses_are_refused(
     refused = create(client, owner, url=url)
     assert refused.status_code == 422, refused.json
     assert "only public addresses are allowed" in refused.json["message"]
+    assert refused.json["errors"] == {"json": {"url": [refused.json["message"]]}}
     assert client.get(BASE, headers=owner).json["total"] == 0
 
 
