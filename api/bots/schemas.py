@@ -22,7 +22,7 @@ from api.schemas import (
     one_of,
     timeframe_enum,
 )
-from models.bots.bots import BOT_STATUSES
+from models.bots.bots import BOT_STATUSES, BOT_VISIBILITIES
 from models.bots.execution_logs import LOG_LEVELS, MAX_LOG_PAGE
 from models.bots.runs import RUN_STATUSES
 from models.bots.schedules import DAYS, MAX_WINDOWS
@@ -194,6 +194,14 @@ class BotIn(StrictSchema):
         allow_none=True,
         metadata={"description": "start at, stop at, daily windows (UTC); null for none"},
     )
+    visibility = ma.fields.String(
+        **one_of(
+            BOT_VISIBILITIES,
+            description="private: only me; unlisted: anyone with its id (once bot cards are "
+            "shared); public: also my profile (and the leaderboards) while it runs. Default: "
+            "my settings' default_bot_visibility",
+        )
+    )
 
 
 class BotPatch(BotIn):
@@ -234,6 +242,7 @@ class BotOut(OutSchema):
     fee = ma.fields.Float()
     slippage_bps = ma.fields.Float()
     status = ma.fields.String(**one_of(BOT_STATUSES))
+    visibility = ma.fields.String(**one_of(BOT_VISIBILITIES))
     schedule = ma.fields.Nested(ScheduleOut, allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()

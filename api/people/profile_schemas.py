@@ -106,10 +106,7 @@ class PublicProfileOut(OutSchema):
     joined_at = ma.fields.DateTime(attribute="created_at")
     public_bots = ma.fields.List(
         ma.fields.Nested(BotCardOut),
-        metadata={
-            "description": "The user's public bots; always empty until bots have a visibility "
-            "(issue 14)"
-        },
+        metadata={"description": "The user's public bots that are running or paused, newest first"},
     )
     counts = ma.fields.Nested(ProfileCountsOut)
 

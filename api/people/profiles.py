@@ -14,6 +14,7 @@ from api.people import blp, users_blp
 from api.people.activity import track
 from api.people.profile_schemas import ProfilePatch, PublicProfileOut
 from api.schemas import UserOut
+from models.bots.bots import public_bots_of
 from models.db import session as db
 from models.identity.tables import User
 from models.people.profiles import update_profile, visible_profile
@@ -61,13 +62,22 @@ class UserProfile(MethodView):
     def get(self, username: str) -> dict[str, Any]:
         """Someone's public profile (a private one only to its owner, who sends a token)."""
         user = visible_profile(username, _viewer_id())
+        bots = public_bots_of(user.id)
         return {
             "username": user.username,
             "display_name": user.display_name,
             "bio": user.bio,
             "avatar_url": user.avatar_url,
             "created_at": user.created_at,
-            # Bots have no visibility yet (issue 14): none is public, so none is counted.
-            "public_bots": [],
-            "counts": {"public_bots": 0, "followers": 0, "following": 0},
+            # Public bots with a live run; follows arrive with the community issue.
+            "public_bots": [
+                {
+                    "id": bot.id,
+                    "name": bot.name,
+                    "symbol": bot.instrument.symbol,
+                    "timeframe": bot.timeframe,
+                }
+                for bot in bots
+            ],
+            "counts": {"public_bots": len(bots), "followers": 0, "following": 0},
         }

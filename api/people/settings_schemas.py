@@ -14,9 +14,9 @@ from typing import Any
 import marshmallow as ma
 
 from api.schemas import OutSchema, StrictSchema, one_of
+from models.bots.bots import BOT_VISIBILITIES
 from models.people.events import CHANNELS, EVENTS
 from models.people.preferences import (
-    BOT_VISIBILITIES,
     DIGEST_MODES,
     PROFILE_VISIBILITIES,
     TRADING_BOUNDS,

@@ -36,6 +36,8 @@ from models.market.tables import Instrument
 
 BOT_STATUSES = ("draft", "running", "paused", "stopped", "error")
 ACTIVE_BOT_STATUSES = ("running", "paused")
+# Who may see a bot: its owner only, anyone with its id, or anyone (profiles, leaderboards).
+BOT_VISIBILITIES = ("private", "unlisted", "public")
 # Fields that change how a bot trades: frozen while it has an active run.
 TRADING_FIELDS = (
     "symbol",
@@ -55,6 +57,7 @@ class Bot(Base):
     __table_args__ = (
         UniqueConstraint("owner_id", "name", name="uq_bots_owner_id_name"),
         Index("ix_bots_owner_id_created_at", "owner_id", "created_at"),
+        CheckConstraint("visibility IN ('private','unlisted','public')", name="visibility_known"),
         CheckConstraint(
             "status IN ('draft','running','paused','stopped','error')", name="status_known"
         ),
@@ -77,6 +80,7 @@ class Bot(Base):
     fee: Mapped[float] = mapped_column(Float)
     slippage_bps: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    visibility: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
     # start_at, stop_at and daily windows (models.bots.schedules); None is SQL NULL, not JSON null.
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -125,7 +129,15 @@ def _apply(bot: Bot, fields: dict[str, Any]) -> None:
         bot.strategy = validate_strategy(fields["strategy"])
     if "risk" in fields:
         bot.risk = validate_risk(merge_risk(bot.risk, fields["risk"]))
-    for key in ("name", "description", "initial_capital", "fee", "slippage_bps", "schedule"):
+    for key in (
+        "name",
+        "description",
+        "initial_capital",
+        "fee",
+        "slippage_bps",
+        "schedule",
+        "visibility",
+    ):
         if key in fields:
             setattr(bot, key, fields[key])
 
@@ -170,6 +182,21 @@ def update_bot(bot: Bot, fields: dict[str, Any]) -> Bot:
     _check_unique_name(bot)
     db.flush()
     return bot
+
+
+def public_bots_of(owner_id: uuid.UUID) -> list[Bot]:
+    """The owner's public bots with a live run (running or paused), newest first."""
+    return list(
+        db.scalars(
+            select(Bot)
+            .where(
+                Bot.owner_id == owner_id,
+                Bot.visibility == "public",
+                Bot.status.in_(ACTIVE_BOT_STATUSES),
+            )
+            .order_by(Bot.created_at.desc(), Bot.id)
+        )
+    )
 
 
 def delete_bot(bot: Bot) -> None:

@@ -19,7 +19,6 @@ from models.people.tables import AccountSettings
 
 DIGEST_MODES = ("off", "daily")
 PROFILE_VISIBILITIES = ("public", "private")
-BOT_VISIBILITIES = ("private", "unlisted", "public")
 
 
 def default_settings() -> dict[str, Any]:
@@ -142,6 +141,11 @@ def save_settings(row: AccountSettings, settings: dict[str, Any]) -> None:
     """Store the whole, validated ``settings`` as its differences from the defaults."""
     row.document = differences(default_settings(), settings)
     db.flush()
+
+
+def default_bot_visibility(user_id: uuid.UUID) -> str:
+    """The visibility a new bot of ``user_id`` gets when its create names none."""
+    return str(effective_settings(user_id)["default_bot_visibility"])
 
 
 def trading_defaults(user_id: uuid.UUID) -> dict[str, float]:
