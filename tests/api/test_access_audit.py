@@ -75,6 +75,8 @@ EXPECTED = {
     ("bots.BotPerformance", "GET"): AUTHENTICATED,
     ("bots.BotLogs", "GET"): AUTHENTICATED,
     ("backtests.Backtests", "GET"): AUTHENTICATED,
+    ("backtests.BacktestComparison", "GET"): AUTHENTICATED,
+    ("bots.BotBacktests", "GET"): AUTHENTICATED,
     ("backtests.Backtests", "POST"): AUTHENTICATED,
     ("backtests.BacktestById", "GET"): AUTHENTICATED,
     ("backtests.BacktestById", "DELETE"): AUTHENTICATED,

@@ -81,6 +81,8 @@ OPERATIONS = {
     ("get", "/api/v1/bots/{bot_id}/equity"): "getBotEquity",
     ("get", "/api/v1/bots/{bot_id}/performance"): "getBotPerformance",
     ("get", "/api/v1/backtests"): "listBacktests",
+    ("get", "/api/v1/backtests/compare"): "compareBacktests",
+    ("get", "/api/v1/bots/{bot_id}/backtests"): "listBotBacktests",
     ("post", "/api/v1/backtests"): "createBacktest",
     ("get", "/api/v1/backtests/{backtest_id}"): "getBacktest",
     ("delete", "/api/v1/backtests/{backtest_id}"): "cancelBacktest",
