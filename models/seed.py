@@ -197,6 +197,8 @@ def seed_bots(now_ms: int) -> SeededBots:
                 "initial_capital": 10_000.0,
                 "fee": 0.001,
                 "slippage_bps": 5.0,
+                # The live demo bots are public: their owners' profiles list them.
+                "visibility": "public" if demo.start else "private",
             },
         )
         span = {"start": now_ms - DEMO_BACKTEST_DAYS * 86_400_000, "end": now_ms}

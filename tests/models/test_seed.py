@@ -74,6 +74,8 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
         ("bob", "1m", "running", "running", None),
     ]
     assert db.scalar(sa.text("SELECT count(*) FROM bots WHERE status = 'draft'")) == 4
+    public = db.execute(sa.text("SELECT status FROM bots WHERE visibility = 'public'")).all()
+    assert [status for (status,) in public] == ["running", "running"]
     assert build_worker(app, (BACKTESTS,), simple=True).work(burst=True) is True
     statuses = [s for (s,) in db.execute(sa.text("SELECT status FROM backtests"))]
     assert statuses == ["succeeded"] * 6
