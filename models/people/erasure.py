@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, func, or_, select, update
 
 from models.backtests.backtests import Backtest, BacktestEquity, BacktestTrade
 from models.bots.bots import Bot
@@ -34,6 +34,7 @@ from models.people.tables import (
     Webhook,
     WebhookAttempt,
 )
+from models.retention import purge_rows
 
 ERASE_BATCH = 5_000
 ERASED_DOMAIN = "deleted.invalid"  # .invalid never resolves, and registration refuses it
@@ -79,23 +80,6 @@ def _steps(user_id: uuid.UUID) -> list[Step]:
         (_table(PasswordResetToken), PasswordResetToken.user_id == user_id),
         (_table(AuthSession), AuthSession.user_id == user_id),
     ]
-
-
-def delete_in_batches(table: Table, where: ColumnElement[bool], batch: int) -> int:
-    """Delete ``table``'s rows matching ``where``, ``batch`` per committed statement; the count."""
-    key = list(table.primary_key.columns)
-    removed = 0
-    while True:
-        victims = select(*key).where(where).limit(batch)
-        if len(key) == 1:
-            stmt = delete(table).where(key[0].in_(victims.scalar_subquery()))
-        else:
-            stmt = delete(table).where(tuple_(*key).in_(victims))
-        count = len(db.execute(stmt.returning(*key)).all())
-        db.commit()
-        removed += count
-        if count < batch:
-            return removed
 
 
 def _scrub_activities(user_id: uuid.UUID, batch: int) -> int:
@@ -179,7 +163,7 @@ def erase_account(
     if user.deletion_due_at is None or user.deletion_due_at > now:
         return False
     for table, where in _steps(user_id):
-        delete_in_batches(table, where, batch)
+        purge_rows(table, where, batch, max_batches=None)
         if after_step is not None:
             after_step(table.name)
     _scrub_activities(user_id, batch)
