@@ -17,7 +17,7 @@ from api.people.activity import track
 from models.bots.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
 from models.bots.runs import current_run
 from models.db import session as db
-from models.people.preferences import default_bot_visibility, trading_defaults
+from models.people.preferences import bot_defaults
 
 
 def with_last_error(bot: Bot) -> dict[str, Any]:
@@ -48,11 +48,7 @@ class Bots(MethodView):
     def post(self, data: dict[str, Any]) -> Bot:
         """Create a bot (status `draft`)."""
         user = current_user()
-        defaults = {
-            **trading_defaults(user.id),
-            "visibility": default_bot_visibility(user.id),
-        }
-        bot = create_bot(user.id, {**defaults, **data})
+        bot = create_bot(user.id, {**bot_defaults(user.id), **data})
         db.commit()
         track("bot.created", object_type="bot", object_id=bot.id, data={"name": bot.name})
         return bot

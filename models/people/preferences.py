@@ -143,12 +143,18 @@ def save_settings(row: AccountSettings, settings: dict[str, Any]) -> None:
     db.flush()
 
 
-def default_bot_visibility(user_id: uuid.UUID) -> str:
-    """The visibility a new bot of ``user_id`` gets when its create names none."""
-    return str(effective_settings(user_id)["default_bot_visibility"])
+def _trading(settings: dict[str, Any]) -> dict[str, float]:
+    chosen = settings["trading_defaults"]
+    return {key: float(chosen[key]) for key in TRADING_BOUNDS}
 
 
 def trading_defaults(user_id: uuid.UUID) -> dict[str, float]:
     """What a new bot or backtest of ``user_id`` uses for capital, fee and slippage."""
-    chosen = effective_settings(user_id)["trading_defaults"]
-    return {key: float(chosen[key]) for key in TRADING_BOUNDS}
+    return _trading(effective_settings(user_id))
+
+
+def bot_defaults(user_id: uuid.UUID) -> dict[str, Any]:
+    """What a new bot of ``user_id`` gets for the fields its create leaves out: the trading
+    defaults and ``default_bot_visibility`` (one read of the settings)."""
+    settings = effective_settings(user_id)
+    return {**_trading(settings), "visibility": str(settings["default_bot_visibility"])}
