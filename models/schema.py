@@ -9,8 +9,10 @@ from models.backtests import backtests
 from models.bots import bots, execution_logs, runs, ticks
 from models.db import Base
 from models.identity import tables as identity_tables
+from models.leaderboards import tables as leaderboard_tables
 from models.market import tables as market_tables
 from models.people import tables as people_tables
+from models.performance import tables as performance_tables
 
 MODEL_MODULES = (
     identity_tables,
@@ -21,5 +23,7 @@ MODEL_MODULES = (
     execution_logs,
     backtests,
     people_tables,
+    performance_tables,
+    leaderboard_tables,
 )
 metadata = Base.metadata

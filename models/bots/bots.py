@@ -81,6 +81,8 @@ class Bot(Base):
     slippage_bps: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
     visibility: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
+    # Set by moderation: a hidden bot stays its owner's but leaves boards and profiles.
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # start_at, stop_at and daily windows (models.bots.schedules); None is SQL NULL, not JSON null.
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

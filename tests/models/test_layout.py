@@ -1,6 +1,7 @@
 """models/ is laid out by area, and imports only run downwards.
 
-Areas sit in an order (identity, then market, bots, backtests, people); a module may import
+Areas sit in an order (identity, then market, bots, backtests, people, performance,
+leaderboards); a module may import
 the shared modules at the bottom, its own area and areas below it, never one above.
 The shared modules import no area at all, and nothing in models/ imports the API or
 the workers. The composition modules (the whole schema, the development seed) sit on
@@ -13,7 +14,7 @@ import ast
 from pathlib import Path
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-AREAS = ("identity", "market", "bots", "backtests", "people")
+AREAS = ("identity", "market", "bots", "backtests", "people", "performance", "leaderboards")
 SHARED = {"db", "errors", "pagination", "equity_curves", "trades", "retention"}
 COMPOSITION = {"schema", "seed"}
 

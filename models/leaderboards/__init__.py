@@ -1,0 +1,1 @@
+"""Leaderboards: generations of ranked public bots, their exclusions, and the reads over them."""

@@ -1,0 +1,1 @@
+"""Performance: live runs' daily equity rollups, period snapshots and reconciliations."""
