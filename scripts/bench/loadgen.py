@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -95,16 +96,14 @@ def parse_wrk(output: str, path: str) -> LoadResult:
     )
 
 
-def run_wrk(wrk: str, port: int, path: str, spec: LoadSpec) -> LoadResult:
-    """One wrk run against ``http://127.0.0.1:<port><path>``."""
-    args = [
-        wrk,
-        f"-t{spec.threads}",
-        f"-c{spec.connections}",
-        f"-d{spec.duration:g}s",
-        "--latency",
-        f"http://127.0.0.1:{port}{path}",
-    ]
+def run_wrk(
+    wrk: str, port: int, path: str, spec: LoadSpec, headers: Mapping[str, str] | None = None
+) -> LoadResult:
+    """One wrk run against ``http://127.0.0.1:<port><path>``, sending ``headers``."""
+    args = [wrk, f"-t{spec.threads}", f"-c{spec.connections}", f"-d{spec.duration:g}s"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    args += ["--latency", f"http://127.0.0.1:{port}{path}"]
     done = subprocess.run(
         args, capture_output=True, text=True, timeout=spec.duration + 60, check=False
     )
@@ -113,7 +112,9 @@ def run_wrk(wrk: str, port: int, path: str, spec: LoadSpec) -> LoadResult:
     return parse_wrk(done.stdout, path)
 
 
-def _python_worker(port: int, path: str, connections: int, duration: float) -> dict[str, Any]:
+def _python_worker(
+    port: int, path: str, connections: int, duration: float, headers: dict[str, str]
+) -> dict[str, Any]:
     """One load process: ``connections`` threads, each a keep-alive connection in a loop."""
     latencies: list[float] = []
     counts = {"non_2xx": 0, "errors": 0}
@@ -129,7 +130,7 @@ def _python_worker(port: int, path: str, connections: int, duration: float) -> d
         while time.monotonic() < deadline:
             began = time.perf_counter()
             try:
-                conn.request("GET", path)
+                conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 response.read()
             except (OSError, http.client.HTTPException):
@@ -153,13 +154,16 @@ def _python_worker(port: int, path: str, connections: int, duration: float) -> d
     return {"latencies": latencies, "seconds": duration, **counts}
 
 
-def run_python(port: int, path: str, spec: LoadSpec) -> LoadResult:
+def run_python(
+    port: int, path: str, spec: LoadSpec, headers: Mapping[str, str] | None = None
+) -> LoadResult:
     """The fallback load generator: ``spec.threads`` processes sharing the connections."""
     procs = max(1, spec.threads)
     shares = [spec.connections // procs + (i < spec.connections % procs) for i in range(procs)]
     with ProcessPoolExecutor(procs) as pool:
         futures = [
-            pool.submit(_python_worker, port, path, share, spec.duration) for share in shares
+            pool.submit(_python_worker, port, path, share, spec.duration, dict(headers or {}))
+            for share in shares
         ]
         parts = [f.result() for f in futures]
     latencies = [ms for part in parts for ms in part["latencies"]]
@@ -193,8 +197,8 @@ class LoadGenerator:
                 )
                 self.version = ((shown.stdout + shown.stderr).strip().splitlines() or ["wrk"])[0]
 
-    def run(self, port: int, path: str) -> LoadResult:
-        """One closed-loop run of the spec against ``path``."""
+    def run(self, port: int, path: str, headers: Mapping[str, str] | None = None) -> LoadResult:
+        """One closed-loop run of the spec against ``path``, sending ``headers``."""
         if self.wrk:
-            return run_wrk(self.wrk, port, path, self.spec)
-        return run_python(port, path, self.spec)
+            return run_wrk(self.wrk, port, path, self.spec, headers)
+        return run_python(port, path, self.spec, headers)
