@@ -67,9 +67,8 @@ class BotReconciliation(MethodView):
         row = stored_report(run.id, period)
         if row is not None and is_current(row, run):
             return {"bot_id": bot.id, **{k: getattr(row, k) for k in _ROW_FIELDS}}
-        now = now_utc()
         job_id = reconciliation_job_id(str(run.id), period)
-        mark_pending(run.id, period, job_id, now)
+        requested_at = mark_pending(run.id, period, job_id, now_utc())
         # Committed first, so the job finds the row; if Redis refuses the job, the next poll
         # queues it again (a pending report without a waiting job is queued on every poll).
         db.commit()
@@ -86,7 +85,7 @@ class BotReconciliation(MethodView):
             "as_of_ts": run.last_candle_ts,
             "job_id": job_id,
             "location": location,
-            "requested_at": now,
+            "requested_at": requested_at,
         }
         # A Response of its own: the view's schema (the 200 one) must not dump it.
         response = jsonify(ReconciliationPendingOut().dump(body))

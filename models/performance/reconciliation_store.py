@@ -53,8 +53,11 @@ def is_current(row: RunReconciliation | None, run: BotRun) -> bool:
     )
 
 
-def mark_pending(run_id: uuid.UUID, period: str, job_id: str, now: datetime) -> None:
-    """Record that a reconciliation was asked for (figures of an older report stay)."""
+def mark_pending(run_id: uuid.UUID, period: str, job_id: str, now: datetime) -> datetime:
+    """Record that a reconciliation was asked for; returns when it was first asked for.
+
+    A report already pending keeps its ``requested_at``; figures of an older report stay.
+    """
     stmt = insert(RunReconciliation).values(
         run_id=run_id, period=period, status="pending", job_id=job_id, requested_at=now
     )
@@ -62,8 +65,15 @@ def mark_pending(run_id: uuid.UUID, period: str, job_id: str, now: datetime) -> 
         stmt.on_conflict_do_update(
             index_elements=["run_id", "period"],
             set_={"status": "pending", "job_id": job_id, "requested_at": now},
+            where=RunReconciliation.status != "pending",
         )
     )
+    requested = db.scalar(
+        select(RunReconciliation.requested_at).where(
+            RunReconciliation.run_id == run_id, RunReconciliation.period == period
+        )
+    )
+    return requested if requested is not None else now
 
 
 def save_report(

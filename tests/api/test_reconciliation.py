@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
-from models.bots.bots import create_bot
+from models.bots.bots import Bot, create_bot
 from models.bots.runs import BotRun, start_bot, stop_bot
 from models.bots.ticks import run_equity, run_trades
 from tests.api.conftest import BOT, END, HOUR, STARTED_AT
@@ -54,7 +55,8 @@ def test_queued_then_served_then_queued_again_after_a_new_candle(
     }
     # Polling again while the job waits queues nothing more.
     again = client.get(location, headers=headers)
-    assert again.status_code == 202
+    assert again.status_code == 202 and again.json is not None
+    assert again.json["requested_at"] == body["requested_at"]  # asked for once, still waiting
     assert get_queue(DEFAULT, redis).job_ids == [body["job_id"]]
     drain(app)
     done = client.get(location, headers=headers)
@@ -138,3 +140,26 @@ def test_a_bot_without_a_live_run_is_a_409(db: Any, client: FlaskClient, live_ow
     db.commit()
     response = client.get(f"/api/v1/bots/{stopped.id}/reconciliation", headers=live_owner.headers)
     assert response.status_code == 409
+
+
+def test_a_report_that_cannot_be_computed_is_served_as_failed(
+    app: Flask, db: Any, client: FlaskClient, live_owner: Any, ticked_run: BotRun
+) -> None:
+    # Only a hand edit of the database breaks a live bot's stored spec like this.
+    db.execute(
+        sa.update(Bot)
+        .where(Bot.id == ticked_run.bot_id)
+        .values(strategy={"template": "sma_crossover", "params": {"fast": 9, "slow": 3}})
+    )
+    db.commit()
+    assert client.get(url(ticked_run), headers=live_owner.headers).status_code == 202
+    drain(app)
+    response = client.get(url(ticked_run), headers=live_owner.headers)
+    assert response.status_code == 200 and response.json is not None
+    failed = response.json
+    assert failed["status"] == "failed" and failed["as_of_ts"] == END - HOUR
+    assert "fast" in failed["error"]
+    assert failed["matched"] is None and failed["report"] is None and failed["diverged"] is None
+    # Served as it is until the run moves on: polling does not queue it again and again.
+    again = client.get(url(ticked_run), headers=live_owner.headers)
+    assert again.status_code == 200 and again.json == failed

@@ -262,6 +262,26 @@ def test_rewritten_candles_give_the_exact_differences(db: Any, owner: Any) -> No
     assert divergence_of([run.id]) == {run.id: True}
 
 
+def test_a_catch_up_that_dropped_stale_signals_shows_as_missing_trades(db: Any, owner: Any) -> None:
+    bot = create_bot(owner.id, {"name": "late", **BOT})
+    start_bot(owner.id, bot.id, limit=10, now=datetime.fromtimestamp(STARTED_AT_MS / 1000, UTC))
+    run = current_run(bot)
+    assert run is not None
+    db.commit()
+    # The bot was down for days: one catch-up tick under the stale-bar policy (BOT_FRESH_BARS).
+    assert tick_bots([str(run.id)], END - HOUR)["ticked"] == [str(run.id)]
+    assert run_trades(run.id) == []
+    want = expected_diff(db, run)
+    assert want["missing"] >= 5 and want["extra"] == want["matched"] == 0
+    assert reconcile_run(str(run.id), "all") == "done"
+    row = row_of(db, run)
+    got = {name: getattr(row, name) for name in FIGURES}
+    assert got == pytest.approx({name: want[name] for name in FIGURES}, rel=1e-12, abs=1e-9)
+    assert row.diverged is True
+    assert row.report is not None
+    assert [d["kind"] for d in row.report["differences"]] == ["missing"] * want["missing"]
+
+
 def test_the_job_run_twice_stores_the_same_row(db: Any, owner: Any) -> None:
     run = live_run(db, owner.id, "ema")
     rewrite_candles(db, run, SPAN_START + 4 * DAY, SPAN_START + 4 * DAY + 3 * HOUR, 1.02)
