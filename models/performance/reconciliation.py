@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from engine.backtest import ENGINE_VERSION, backtest_signals, candles_fingerprint
-from engine.broker import validate_risk
+from engine.broker import BrokerState, validate_risk
 from engine.candles import Candles
-from engine.live import RunSpan, epoch_signals, new_bars
+from engine.live import RunSpan, SignalsOf, epoch_signals, new_bars
 from engine.reconcile import diff_trades, equity_distance
 from engine.signals import Signals
 from engine.strategies import Strategy, validate_strategy
@@ -57,11 +57,11 @@ class Replay:
     trades: list[dict[str, Any]]
     equity_ts: np.ndarray
     equity: np.ndarray
-    state: dict[str, Any] | None
+    state: dict[str, Any]
     fingerprint: str
 
 
-def _signals_of(strategy: Strategy, candles: Candles) -> Any:
+def _signals_of(strategy: Strategy, candles: Candles) -> SignalsOf:
     def compute(start: int, first: int, stop: int) -> Signals:
         return strategy.signals(candles.slice(start, stop)).slice(first - start, stop - start)
 
@@ -79,14 +79,15 @@ def replay_run(run: BotRun, bot: Bot, epoch_bars: int) -> Replay:
     span = span_of(run.started_at, bot.timeframe, strategy.warmup, epoch_bars)
     last = run.last_candle_ts
     empty = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    fresh = BrokerState.start(config).as_dict()  # a run with no bar yet holds its start
     if last is None:
-        return Replay(span, strategy.warmup, 0, [], *empty, None, "")
+        return Replay(span, strategy.warmup, 0, [], *empty, fresh, "")
     rows = read_candles(bot.instrument_id, bot.timeframe, span.first_needed(None), last + 1, 10**8)
     candles = Candles.from_rows(rows) if rows else Candles.empty()
     bars = new_bars(candles, span, None, last)
     fingerprint = candles_fingerprint(candles)
     if not bars:
-        return Replay(span, strategy.warmup, 0, [], *empty, None, fingerprint)
+        return Replay(span, strategy.warmup, 0, [], *empty, fresh, fingerprint)
     signals = epoch_signals(candles, bars, span, _signals_of(strategy, candles))
     part = candles.slice(bars.start, bars.stop)
     result = backtest_signals(part, signals, risk, config, spec=strategy.spec)

@@ -163,3 +163,23 @@ def test_a_report_that_cannot_be_computed_is_served_as_failed(
     # Served as it is until the run moves on: polling does not queue it again and again.
     again = client.get(url(ticked_run), headers=live_owner.headers)
     assert again.status_code == 200 and again.json == failed
+
+
+def test_a_run_without_bars_yet_reconciles_to_nothing(
+    app: Flask, db: Any, client: FlaskClient, live_owner: Any
+) -> None:
+    bot = create_bot(live_owner.id, {**BOT, "name": "just started"})
+    start_bot(live_owner.id, bot.id, limit=10, now=STARTED_AT)
+    db.commit()
+    path = f"/api/v1/bots/{bot.id}/reconciliation"
+    pending = client.get(path, headers=live_owner.headers)
+    assert pending.status_code == 202 and pending.json is not None
+    assert pending.json["as_of_ts"] is None
+    drain(app)
+    response = client.get(path, headers=live_owner.headers)
+    assert response.status_code == 200 and response.json is not None
+    body = response.json
+    assert (body["as_of_ts"], body["matched"], body["missing"], body["extra"]) == (None, 0, 0, 0)
+    assert body["equity_max_abs_diff"] == 0 and body["diverged"] is False
+    assert body["report"]["equity"]["bars_compared"] == 0
+    assert body["report"]["replay"]["final_state_equal"] is True
