@@ -191,6 +191,11 @@ class Settings:
     bot_sweep_grace_s: int = 30
     # Days a run's per-candle "tick" log entries are kept (trades and failures stay).
     bot_tick_log_days: int = 30
+    # Backtest <-> live reconciliation (docs/reconciliation.md): minutes between refreshes of
+    # public bots' reports; the equity distance, as a fraction of the run's initial
+    # capital, beyond which a report is marked diverged (any missing or extra trade is too).
+    reconciliation_interval_minutes: int = 60
+    reconciliation_divergence_threshold: float = 0.001
     # People (issue 13): each block belongs to one part of the area; docs/accounts.md.
     # --- profiles, settings and email change ---
     # Seconds an email-change confirmation link works (docs/accounts.md, "Profiles").
@@ -402,5 +407,9 @@ class Settings:
             raise SettingsError("BOT_SWEEP_LIMIT must be at least 1, BOT_SWEEP_GRACE_S >= 0")
         if self.bot_tick_log_days < 1:
             raise SettingsError("BOT_TICK_LOG_DAYS must be at least 1")
+        if not 1 <= self.reconciliation_interval_minutes <= 7 * 24 * 60:
+            raise SettingsError("RECONCILIATION_INTERVAL_MINUTES must be between 1 and 10080")
+        if not 0 <= self.reconciliation_divergence_threshold <= 1:
+            raise SettingsError("RECONCILIATION_DIVERGENCE_THRESHOLD must be between 0 and 1")
         if not 3 <= self.worker_heartbeat_ttl <= 600:
             raise SettingsError("WORKER_HEARTBEAT_TTL must be between 3 and 600 seconds")

@@ -25,6 +25,7 @@ from api.market import blp as market_blp
 from api.people import blp as me_blp
 from api.people import users_blp
 from api.people.activity import init_activity
+from api.performance import blp as performance_blp
 from api.request_context import init_request_context
 from api.strategies import blp as strategies_blp
 from logconfig import configure_logging
@@ -42,6 +43,7 @@ BLUEPRINTS = (
     strategies_blp,
     bots_blp,
     backtests_blp,
+    performance_blp,
     health_blp,
 )
 

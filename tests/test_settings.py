@@ -103,6 +103,24 @@ def test_tick_log_retention_is_at_least_a_day() -> None:
         Settings.from_env({"BOT_TICK_LOG_DAYS": "0"})
 
 
+def test_reconciliation_settings_are_read_and_bounded() -> None:
+    default = Settings()
+    assert default.reconciliation_interval_minutes == 60
+    assert default.reconciliation_divergence_threshold == 0.001
+    env = {"RECONCILIATION_INTERVAL_MINUTES": "15", "RECONCILIATION_DIVERGENCE_THRESHOLD": "0.01"}
+    read = Settings.from_env(env)
+    assert read.reconciliation_interval_minutes == 15
+    assert read.reconciliation_divergence_threshold == 0.01
+    for name, bad in (
+        ("RECONCILIATION_INTERVAL_MINUTES", "0"),
+        ("RECONCILIATION_INTERVAL_MINUTES", "10081"),
+        ("RECONCILIATION_DIVERGENCE_THRESHOLD", "-0.1"),
+        ("RECONCILIATION_DIVERGENCE_THRESHOLD", "1.5"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: bad})
+
+
 def test_cors_origins_default_to_the_frontend_origin_and_parse_a_list() -> None:
     assert Settings.from_env({}).cors_origins == ("http://127.0.0.1:3000",)
     s = Settings.from_env({"FRONTEND_URL": "https://App.Example.com/reset/"})

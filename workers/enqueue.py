@@ -11,7 +11,7 @@ import contextlib
 from redis import Redis
 from rq import Retry
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from settings import Settings
 from workers.queues import BACKTESTS, BOTS, DEFAULT, NOTIFICATIONS, get_queue
@@ -134,6 +134,39 @@ def enqueue_tick(connection: Redis, run_ids: list[str], candle_ts: int, job_id: 
         result_ttl=3600,
         failure_ttl=7 * 86400,
         description=f"tick_bots {job_id} ({len(run_ids)} runs)",
+    )
+
+
+def reconciliation_job_id(run_id: str, period: str) -> str:
+    """One RQ job per run and period: a reconciliation asked for twice is queued once."""
+    return f"reconcile-{run_id}-{period}"
+
+
+# A job in one of these states will still run: asking again queues nothing.
+_WAITING = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+
+
+def enqueue_reconciliation(connection: Redis, run_id: str, period: str) -> Job | None:
+    """Queue ``reconcile_run(run_id, period)`` on ``default``; None if it is already waiting.
+
+    A finished job's hash (kept for ``result_ttl``) does not block a new one: the run may
+    have new candles since. Two callers racing past the check queue the same job id twice,
+    which is harmless: the job is idempotent.
+    """
+    job_id = reconciliation_job_id(run_id, period)
+    with contextlib.suppress(NoSuchJobError):
+        if Job.fetch(job_id, connection=connection).get_status(refresh=False) in _WAITING:
+            return None
+    return get_queue(DEFAULT, connection).enqueue(
+        "workers.reconciliation.reconcile_run",
+        run_id,
+        period,
+        job_id=job_id,
+        job_timeout=900,
+        retry=Retry(max=2, interval=[10, 60]),
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        description=f"reconcile_run {run_id} {period}",
     )
 
 

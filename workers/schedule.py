@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,7 +58,12 @@ return 0
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A job rq-scheduler enqueues every ``interval`` seconds; args must be JSON-safe."""
+    """A job rq-scheduler enqueues every ``interval`` seconds; args must be JSON-safe.
+
+    With ``interval_minutes_setting`` (the name of a Settings field, in minutes) the
+    interval comes from the settings the scheduler runs with; ``interval`` is then the
+    default used where no settings are given.
+    """
 
     id: str
     func: str
@@ -66,11 +71,19 @@ class PeriodicJob:
     queue: str = DEFAULT
     timeout: int = 300
     args: tuple[Any, ...] = ()
+    interval_minutes_setting: str | None = None
 
     @property
     def job_id(self) -> str:
         """The id under which rq-scheduler stores this job."""
         return JOB_PREFIX + self.id
+
+    def configured(self, settings: Settings | None) -> PeriodicJob:
+        """This job with its interval taken from ``settings`` where it names a setting."""
+        if settings is None or self.interval_minutes_setting is None:
+            return self
+        minutes = int(getattr(settings, self.interval_minutes_setting))
+        return replace(self, interval=minutes * 60)
 
 
 PERIODIC: tuple[PeriodicJob, ...] = (
@@ -104,6 +117,12 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="send-digests", func="workers.digest.send_digests", interval=600, queue=NOTIFICATIONS
     ),
+    PeriodicJob(
+        id="reconcile-public-bots",
+        func="workers.reconciliation.reconcile_public_bots",
+        interval=3600,
+        interval_minutes_setting="reconciliation_interval_minutes",
+    ),
 )
 
 
@@ -117,11 +136,18 @@ def _same(job: Any, spec: PeriodicJob) -> bool:
     )
 
 
-def reconcile(scheduler: Scheduler, periodic: tuple[PeriodicJob, ...] = PERIODIC) -> dict[str, int]:
-    """Make rq-scheduler's registry match ``periodic``; returns counts by action."""
+def reconcile(
+    scheduler: Scheduler,
+    periodic: tuple[PeriodicJob, ...] = PERIODIC,
+    settings: Settings | None = None,
+) -> dict[str, int]:
+    """Make rq-scheduler's registry match ``periodic``; returns counts by action.
+
+    Intervals named by a setting are taken from ``settings`` (their defaults when None).
+    """
     counts = {"added": 0, "replaced": 0, "kept": 0, "removed": 0}
     existing = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)}
-    wanted = {spec.job_id: spec for spec in periodic}
+    wanted = {spec.job_id: spec.configured(settings) for spec in periodic}
     for job_id, job in existing.items():
         if job_id not in wanted:
             scheduler.cancel(job)
@@ -155,6 +181,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
     _registered = False  # set once this scheduler's key was first written
     _reconciled = False  # set once this scheduler reconciled the periodic jobs as leader
+    settings: Settings | None = None  # where intervals named by a setting come from
 
     def _holds_leadership(self) -> bool:
         ttl = int(self._interval) * 3 + 5
@@ -189,7 +216,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
     def ensure_periodic(self) -> None:
         """Reconcile the periodic jobs on the first pass, then whenever one is missing."""
         if not self._reconciled:
-            counts = reconcile(self)
+            counts = reconcile(self, settings=self.settings)
             self._reconciled = True
             log.info("periodic_jobs_reconciled", **counts)
             return
@@ -197,7 +224,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
         scores = self.connection.zmscore(self.scheduled_jobs_key, ids)
         missing = [job_id for job_id, score in zip(ids, scores, strict=True) if score is None]
         if missing:
-            counts = reconcile(self)
+            counts = reconcile(self, settings=self.settings)
             log.warning("periodic_jobs_restored", missing=len(missing), **counts)
 
     def run(self, burst: bool = False) -> None:
@@ -249,12 +276,14 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
 def build_scheduler(settings: Settings, connection: Redis | None = None) -> LeaderScheduler:
     """A leader-elected scheduler polling every ``POLL_SECONDS``."""
-    return LeaderScheduler(
+    scheduler = LeaderScheduler(
         queue_name=DEFAULT,
         connection=connection or redis_connection(settings),
         interval=POLL_SECONDS,
         name=f"botyard-{os.uname().nodename}-{os.getpid()}",
     )
+    scheduler.settings = settings
+    return scheduler
 
 
 def main() -> int:

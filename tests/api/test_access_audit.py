@@ -73,6 +73,7 @@ EXPECTED = {
     ("bots.BotTrades", "GET"): AUTHENTICATED,
     ("bots.BotEquityCurve", "GET"): AUTHENTICATED,
     ("bots.BotPerformance", "GET"): AUTHENTICATED,
+    ("performance.BotReconciliation", "GET"): AUTHENTICATED,
     ("bots.BotLogs", "GET"): AUTHENTICATED,
     ("backtests.Backtests", "GET"): AUTHENTICATED,
     ("backtests.BacktestComparison", "GET"): AUTHENTICATED,

@@ -30,7 +30,7 @@ from sqlalchemy import text
 
 from tests.helpers import PASSWORD, load_btc_history
 from workers.main import build_worker
-from workers.queues import BACKTESTS
+from workers.queues import BACKTESTS, DEFAULT
 from workers.ticks import tick_bots
 
 PACKAGE = "botyard_contract_client"
@@ -402,3 +402,36 @@ def test_profiles_and_settings_through_the_generated_client(
     confirm = importlib.import_module(f"{PACKAGE}.api.me.confirm_email_change")
     refused = confirm.sync_detailed(client=api.client(), body=m.EmailConfirmIn(token="nope"))
     assert refused.status_code == 400  # an error body (its `errors` is left out)
+
+
+def test_reconciliation_through_the_generated_client(
+    api: Api, app: Flask, db: Any, make_user: Callable[..., Any], login: Callable[..., Any]
+) -> None:
+    m = api.models
+    now_hour = int(time.time() * 1000) // HOUR * HOUR
+    load_btc_history(now_hour - 4 * DAY, now_hour)
+    user = make_user()
+    me = api.client(login(user.username)["access_token"])
+    strategy = m.StrategyIn(
+        template="sma_crossover", params=m.StrategyInParams.from_dict({"fast": 3, "slow": 8})
+    )
+    body = m.BotIn(name="recon", symbol="BTC-USD", timeframe=m.BotInTimeframe.H1, strategy=strategy)
+    bot = api.call("bots.create_bot", me, 201, body=body)
+    run = api.call("bots.start_bot", me, 200, bot.id).run
+    # Test set-up: the run began two days ago, so that stored candles lie after its start.
+    db.execute(
+        text("UPDATE bot_runs SET started_at = :t WHERE id = :i"),
+        {"t": datetime.fromtimestamp((now_hour - 2 * DAY) / 1000, UTC), "i": run.id},
+    )
+    db.commit()
+    assert tick_bots([str(run.id)], now_hour - HOUR, fresh_bars=10**6)["ticked"] == [str(run.id)]
+    period = m.GetBotReconciliationPeriod.DAYS_7
+    pending = api.call("performance.get_bot_reconciliation", me, 202, bot.id, period=period)
+    assert isinstance(pending, m.ReconciliationPendingOut) and pending.status.value == "pending"
+    assert pending.location == f"/api/v1/bots/{bot.id}/reconciliation?period=7d"
+    assert build_worker(app, (DEFAULT,), simple=True).work(burst=True) is True
+    done = api.call("performance.get_bot_reconciliation", me, 200, bot.id, period=period)
+    assert isinstance(done, m.ReconciliationOut) and done.status.value == "done"
+    assert isinstance(done.report, m.ReconciliationReportOut) and done.report.differences == []
+    assert (done.missing, done.extra, done.diverged) == (0, 0, False)
+    assert done.report.equity.bars_compared == done.report.replay.bars
