@@ -70,21 +70,22 @@ def _metrics(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     for row in db.scalars(select(RunPerformance).where(RunPerformance.run_id.in_(run_ids))):
         found.setdefault(row.run_id, {})[row.period] = row
     return {
-        run_id: [
-            {
-                "period": period,
-                "total_return": row.total_return,
-                "sharpe": row.sharpe,
-                "psr": row.psr,
-                "max_drawdown": row.max_drawdown,
-                "days_tracked": row.days_tracked,
-                "trades": row.trades,
-                "as_of": _utc(row.as_of_ts),
-            }
-            for period in PERIODS
-            if (row := by_period.get(period)) is not None
-        ]
+        run_id: [_metric(by_period[p]) for p in PERIODS if p in by_period]
         for run_id, by_period in found.items()
+    }
+
+
+def _metric(row: RunPerformance) -> dict[str, Any]:
+    """One snapshot's headline metrics, as the card shows them."""
+    return {
+        "period": row.period,
+        "total_return": row.total_return,
+        "sharpe": row.sharpe,
+        "psr": row.psr,
+        "max_drawdown": row.max_drawdown,
+        "days_tracked": row.days_tracked,
+        "trades": row.trades,
+        "as_of": _utc(row.as_of_ts),
     }
 
 
@@ -116,8 +117,7 @@ def _reconciliations(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]
 
 def _recency(row: RunReconciliation) -> tuple[datetime, int]:
     """Newest first; on a tie the longer period (``all`` last in PERIODS) wins."""
-    assert row.computed_at is not None
-    return row.computed_at, PERIODS.index(row.period)
+    return row.computed_at or datetime.min.replace(tzinfo=UTC), PERIODS.index(row.period)
 
 
 def _owners(owner_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:

@@ -28,6 +28,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from models.bots.bots import Bot
+from models.performance.tables import RunPerformance
 from tests.helpers import PASSWORD, load_btc_history
 from workers.main import build_worker
 from workers.queues import BACKTESTS
@@ -412,9 +414,6 @@ def test_a_bot_card_through_the_generated_client(
     make_user: Callable[..., Any],
     login: Callable[..., dict[str, Any]],
 ) -> None:
-    from models.bots.bots import Bot
-    from models.performance.tables import RunPerformance
-
     m = api.models
     bot = db.get(Bot, ticked_run.bot_id)
     bot.visibility = "public"
