@@ -35,6 +35,9 @@ DAY_MS = 86_400_000
 # the seed's SEED_HISTORY_DAYS did not reach that far (synthetic instruments only). One
 # instrument: its 80 extra days cost the seed about 7 s.
 TRACK_HISTORY_DAYS = {"BTC-USD": 110}
+# ...but only for an instrument with at least this much history already (the default 30
+# days have it): a seed asked for less (``--days 1``) keeps what it asked for.
+BACKFILL_AFTER_DAYS = 27
 # Bars a catch-up may trade on: all of them (a record, not a restart after downtime).
 CATCH_UP_BARS = 10**6
 
@@ -204,8 +207,8 @@ def _instrument(symbol: str) -> Instrument | None:
 def backfill_track_history(now_ms: int) -> dict[str, int]:
     """Load the 1m history the long records need before each instrument's oldest candle.
 
-    Only synthetic instruments that have history already (none means the seed was asked
-    for none). Returns the candles loaded per symbol.
+    Only synthetic instruments with ``BACKFILL_AFTER_DAYS`` of history already (less means
+    the seed was asked for less). Returns the candles loaded per symbol.
     """
     specs = {spec.symbol: spec for spec in SYNTHETIC_INSTRUMENTS}
     provider = SyntheticProvider()
@@ -215,8 +218,9 @@ def backfill_track_history(now_ms: int) -> dict[str, int]:
         if instrument is None or instrument.provider != provider.name:
             continue
         first = first_candle_ms(instrument.id, "1m")
-        need = now_ms // MINUTE_MS * MINUTE_MS - days * DAY_MS
-        if first is None or first <= need:
+        end = now_ms // MINUTE_MS * MINUTE_MS
+        need = end - days * DAY_MS
+        if first is None or first <= need or first > end - BACKFILL_AFTER_DAYS * DAY_MS:
             continue
         loaded[symbol] = load_history(provider, instrument, specs[symbol], need, first)
         db.commit()

@@ -141,3 +141,15 @@ def test_without_history_no_record_is_made(app: Flask, db: Any) -> None:
     db.commit()
     made = seed_track_records(NOW)
     assert (made.made, made.catch_up, made.backfilled) == ([], [], {})
+
+
+def test_a_short_history_stays_short_and_only_the_records_inside_it_are_made(
+    app: Flask, db: Any
+) -> None:
+    seed_world()
+    seed_market(NOW, 3)
+    db.commit()
+    made = seed_track_records(NOW)
+    assert made.backfilled == {}  # --days 3 is what the operator asked for
+    assert sorted(made.made) == sorted(d.name for d in DEMO_TRACKS if d.days <= 3)
+    assert len(made.made) == 2
