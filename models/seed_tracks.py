@@ -4,9 +4,9 @@ The records are real, not invented numbers. Each bot is started on a live paper 
 the past (``started_at = now - days``); the caller then replays the stored candles since
 then through the live tick path with every bar fresh (``workers.demo.build_track_records``
 -> ``workers.ticks.tick_bots``), exactly as a run ticking all along would have traded. Its
-equity points, trades and paper account are what the engine made, a reconciliation replay
-finds no difference, and the runs stay ``running``, so the feed's next candles keep them
-ticking. See docs/leaderboards.md ("Demo track records").
+equity points, trades and paper account are what the engine made (so, by live parity, a
+reconciliation replay should find no difference), and the runs stay ``running``, so the
+feed's next candles keep them ticking. See docs/execution.md ("Demo track records").
 
 Made once: a bot that exists already is left alone, so a second seed changes nothing.
 """
