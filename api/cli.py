@@ -21,6 +21,8 @@ from models.market.instruments import forget_instrument_refs
 from models.market.tables import TIMEFRAME_MS
 from models.people.webhooks import new_secret
 from models.seed import seed_bots, seed_market, seed_people, seed_world
+from models.seed_tracks import seed_track_records
+from workers.demo import build_track_records
 from workers.enqueue import enqueue_backtest
 
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -69,6 +71,7 @@ def seed_command(days: int | None, webhook_sink: str | None, webhook_secret_file
         return
     _seed_demo_people(webhook_sink, webhook_secret_file)
     _seed_demo_bots()
+    _seed_track_records()
     click.echo("development accounts (login with username or email):")
     for acct in (*report.created, *report.existing):
         state = "created" if acct in report.created else "exists "
@@ -116,6 +119,27 @@ def _seed_demo_bots() -> None:
         )
     else:
         click.echo("bots: the demo bots exist already")
+
+
+def _seed_track_records() -> None:
+    """Public demo bots with live track records, replayed here; then snapshots and boards."""
+    started = time.perf_counter()
+    seeded = seed_track_records(int(time.time() * 1000))
+    db.commit()
+    for symbol, count in seeded.backfilled.items():
+        click.echo(f"market: loaded {count} older 1m candles for {symbol}'s long track records")
+    if not seeded.made:
+        click.echo("tracks: the demo track records exist already (or there is no history)")
+        return
+    done = build_track_records(seeded.catch_up)
+    click.echo(
+        f"tracks: made {len(seeded.made)} public demo bot(s), replayed {done['ticked']} live "
+        f"run(s) over their history in {time.perf_counter() - started:.1f}s"
+    )
+    for dotted in done["ran"]:
+        click.echo(f"tracks: ran {dotted}")
+    for dotted in done["skipped"]:
+        click.echo(f"tracks: {dotted} is not available; the periodic job will fill in")
 
 
 @users_cli.command("create")

@@ -41,6 +41,11 @@ DEV_ACCOUNTS = (
     SeedAccount("mod@botyard.local", "moderator", "moderator-dev-password", ("moderator", "user")),
     SeedAccount("alice@botyard.local", "alice", "alice-dev-password", ("user",)),
     SeedAccount("bob@botyard.local", "bob", "bob-dev-password", ("user",)),
+    # Demo traders: the public track records of models/seed_tracks.py are theirs.
+    *(
+        SeedAccount(f"{name}@botyard.local", name, f"{name}-dev-password", ("user",))
+        for name in ("carol", "dave", "erin", "frank", "grace", "heidi")
+    ),
 )
 
 
@@ -242,6 +247,41 @@ DEMO_PROFILES = {
             "trading_defaults": {"initial_capital": 25_000.0, "fee": 0.0005},
         },
     ),
+    **{
+        name: DemoProfile(display, bio, zone, locale, {})
+        for name, display, bio, zone, locale in (
+            (
+                "carol",
+                "Carol Chen",
+                "Trend follower; one rule: never fight the SMA.",
+                "Asia/Singapore",
+                "en-SG",
+            ),
+            (
+                "dave",
+                "Dave Okafor",
+                "Buys the dip, sells the rip, logs everything.",
+                "Africa/Lagos",
+                "en-NG",
+            ),
+            (
+                "erin",
+                "Erin Novak",
+                "Bands and mean reversion, long and short.",
+                "Europe/Prague",
+                "cs-CZ",
+            ),
+            ("frank", "Frank Moreau", "Writes rules, not hunches.", "Europe/Paris", "fr-FR"),
+            (
+                "grace",
+                "Grace Hopper-Lee",
+                "Swing trades on the slow timeframes.",
+                "America/Chicago",
+                "en-US",
+            ),
+            ("heidi", "Heidi Sato", "Breakouts and crossovers, patiently.", "Asia/Tokyo", "ja-JP"),
+        )
+    },
 }
 # The demo webhook's events: what a development receiver is worth watching for.
 DEMO_WEBHOOK_EVENTS = ("backtest.finished", "backtest.failed", "bot.started", "bot.error")
@@ -261,9 +301,10 @@ def seed_people(webhook_url: str | None, webhook_secret: str | None) -> int:
             continue
         user.display_name, user.bio = demo.display_name, demo.bio
         user.timezone, user.locale = demo.timezone, demo.locale
-        db.merge(AccountSettings(user_id=user.id, document=demo.settings))
         record("auth.registered", user.id, object_type="user", object_id=user.id)
-        record("settings.changed", user.id, data={"keys": sorted(demo.settings)})
+        if demo.settings:
+            db.merge(AccountSettings(user_id=user.id, document=demo.settings))
+            record("settings.changed", user.id, data={"keys": sorted(demo.settings)})
         changed += 1
     alice = find_by_login("alice")
     if webhook_url and webhook_secret and alice is not None:

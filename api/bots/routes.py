@@ -1,4 +1,7 @@
-"""Bot views: the caller's own bots only; anyone else's bot is a 404."""
+"""Bot views: the caller's own bots; someone else's shared bot only as its public card.
+
+Anyone else's private bot (or a hidden one, or one whose owner left) is a 404.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +13,41 @@ from flask.views import MethodView
 
 from api.access import authenticated, current_user
 from api.bots import NOT_FOUND, blp
-from api.bots.schemas import BotDetailOut, BotIn, BotOut, BotPageOut, BotPatch, BotQuery
+from api.bots.cards import bot_cards
+from api.bots.schemas import (
+    OWNER_ONLY,
+    BotDetailOut,
+    BotIn,
+    BotOut,
+    BotPageOut,
+    BotPatch,
+    BotQuery,
+)
 from api.errors import ErrorOut
 from api.pagination import paged
 from api.people.activity import track
-from models.bots.bots import Bot, create_bot, delete_bot, get_owned_bot, search_bots, update_bot
+from models.bots.bots import (
+    Bot,
+    create_bot,
+    delete_bot,
+    get_owned_bot,
+    search_bots,
+    update_bot,
+    viewable_bot,
+)
 from models.bots.runs import current_run
 from models.db import session as db
 from models.people.preferences import bot_defaults
 
 
-def with_last_error(bot: Bot) -> dict[str, Any]:
-    """The response body: the bot's fields plus its latest run's error."""
+def bot_view(bot: Bot, mine: bool) -> dict[str, Any]:
+    """GET's body: the card, plus the bot's fields and latest run's error for its owner."""
+    [card] = bot_cards([bot])
+    if not mine:
+        return {**card, **dict.fromkeys(OWNER_ONLY), "view": "card"}
     body: dict[str, Any] = {key: getattr(bot, key) for key in BotOut().fields}
     run = current_run(bot)
-    body["last_error"] = run.error if run is not None else None
-    return body
+    return {**card, **body, "last_error": run.error if run is not None else None, "view": "owner"}
 
 
 @blp.route("")
@@ -59,10 +81,11 @@ class BotById(MethodView):
     @authenticated
     @blp.doc(operationId="getBot")
     @blp.response(200, BotDetailOut)
-    @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
+    @blp.alt_response(404, schema=ErrorOut, description="No such bot that I may see")
     def get(self, bot_id: uuid.UUID) -> dict[str, Any]:
-        """One of my bots, with its latest run's error (`last_error`)."""
-        return with_last_error(get_owned_bot(current_user().id, bot_id))
+        """A bot: all of mine (`view: owner`), or the card of someone else's shared bot."""
+        bot, mine = viewable_bot(current_user().id, bot_id)
+        return bot_view(bot, mine)
 
     @authenticated
     @blp.doc(operationId="updateBot")

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import marshmallow as ma
 
+from api.bots.card_schemas import BotCardOut
 from api.pagination import page_schema
 from api.schemas import (
     DATE_TIME,
@@ -248,9 +249,43 @@ class BotOut(OutSchema):
     updated_at = ma.fields.DateTime()
 
 
-class BotDetailOut(BotOut):
-    """One bot, with the reason its latest run last failed."""
+# The owner's fields of GET /bots/{id}: null in a card served to anyone else.
+OWNER_ONLY = (
+    "strategy",
+    "risk",
+    "initial_capital",
+    "fee",
+    "slippage_bps",
+    "schedule",
+    "created_at",
+    "updated_at",
+    "last_error",
+)
 
+
+class BotDetailOut(BotCardOut):
+    """One bot: its public card, plus (for its owner only) every field of the bot.
+
+    One schema for both readers, so generated clients get one typed model and no oneOf
+    (docs/api.md, "Bot cards"): the owner-only fields are always present, null in
+    the ``card`` view.
+    """
+
+    view = ma.fields.String(
+        **one_of(
+            ["owner", "card"],
+            description="owner: the caller owns the bot, every field is set; card: someone "
+            "else's shared bot, the owner-only fields are null",
+        )
+    )
+    strategy = ma.fields.Nested(StrategyOut, allow_none=True)
+    risk = ma.fields.Nested(RiskOut, allow_none=True)
+    initial_capital = ma.fields.Float(allow_none=True)
+    fee = ma.fields.Float(allow_none=True)
+    slippage_bps = ma.fields.Float(allow_none=True)
+    schedule = ma.fields.Nested(ScheduleOut, allow_none=True)
+    created_at = ma.fields.DateTime(allow_none=True)
+    updated_at = ma.fields.DateTime(allow_none=True)
     last_error = ma.fields.String(
         allow_none=True,
         metadata={

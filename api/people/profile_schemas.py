@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from api.auth.schemas import NfkcEmail, refuse
+from api.bots.card_schemas import BotCardOut
 from api.schemas import OutSchema, StrictSchema
 from models.identity import names as naming
 from models.people import profiles as rules
@@ -79,15 +80,6 @@ class ProfilePatch(StrictSchema):
         return data
 
 
-class BotCardOut(OutSchema):
-    """A public bot, as a profile lists it."""
-
-    id = ma.fields.UUID()
-    name = ma.fields.String()
-    symbol = ma.fields.String()
-    timeframe = ma.fields.String()
-
-
 class ProfileCountsOut(OutSchema):
     """How many public bots, followers and followed accounts a profile has."""
 
@@ -106,7 +98,10 @@ class PublicProfileOut(OutSchema):
     joined_at = ma.fields.DateTime(attribute="created_at")
     public_bots = ma.fields.List(
         ma.fields.Nested(BotCardOut),
-        metadata={"description": "The user's public bots that are running or paused, newest first"},
+        metadata={
+            "description": "The user's public bots that are running or paused (not hidden by "
+            "moderation), newest first, as their cards"
+        },
     )
     counts = ma.fields.Nested(ProfileCountsOut)
 

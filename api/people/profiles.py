@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 
 from api.access import authenticated, current_user, public
+from api.bots.cards import bot_cards
 from api.errors import ErrorOut
 from api.people import blp, users_blp
 from api.people.activity import track
@@ -70,14 +71,6 @@ class UserProfile(MethodView):
             "avatar_url": user.avatar_url,
             "created_at": user.created_at,
             # Public bots with a live run; follows arrive with the community issue.
-            "public_bots": [
-                {
-                    "id": bot.id,
-                    "name": bot.name,
-                    "symbol": bot.instrument.symbol,
-                    "timeframe": bot.timeframe,
-                }
-                for bot in bots
-            ],
+            "public_bots": bot_cards(bots),
             "counts": {"public_bots": len(bots), "followers": 0, "following": 0},
         }

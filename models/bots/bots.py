@@ -20,17 +20,20 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     func,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.bots.strategy_specs import merge_risk, validate_risk, validate_strategy
 from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, Invalid, NotFound
+from models.identity.tables import User
 from models.market.instruments import get_instrument
 from models.market.tables import Instrument
 
@@ -38,6 +41,8 @@ BOT_STATUSES = ("draft", "running", "paused", "stopped", "error")
 ACTIVE_BOT_STATUSES = ("running", "paused")
 # Who may see a bot: its owner only, anyone with its id, or anyone (profiles, leaderboards).
 BOT_VISIBILITIES = ("private", "unlisted", "public")
+# Whose card anyone (authenticated) may read by id.
+SHARED_VISIBILITIES = ("unlisted", "public")
 # Fields that change how a bot trades: frozen while it has an active run.
 TRADING_FIELDS = (
     "symbol",
@@ -104,6 +109,37 @@ def get_owned_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
     if bot is None or bot.owner_id != owner_id:
         raise NotFound("No bot with that id.")
     return bot
+
+
+def owner_is_active() -> ColumnElement[bool]:
+    """SQL: the bot's owner (``User`` joined) may be shown: active, not leaving, not erased."""
+    return and_(
+        User.is_active.is_(True),
+        User.disabled_at.is_(None),
+        User.deletion_requested_at.is_(None),
+        User.erased_at.is_(None),
+    )
+
+
+def viewable_bot(viewer_id: uuid.UUID, bot_id: uuid.UUID) -> tuple[Bot, bool]:
+    """The bot as ``viewer_id`` may see it, and whether the viewer owns it.
+
+    Anyone else sees a public or unlisted bot that moderation did not hide, of an owner
+    whose account is active; every other bot is as unknown as a missing one
+    (:class:`NotFound`, the same message).
+    """
+    bot = db.get(Bot, bot_id)
+    if bot is not None and bot.owner_id == viewer_id:
+        return bot, True
+    shown = (
+        bot is not None
+        and bot.visibility in SHARED_VISIBILITIES
+        and bot.hidden_at is None
+        and db.scalar(select(User.id).where(User.id == bot.owner_id, owner_is_active())) is not None
+    )
+    if bot is None or not shown:
+        raise NotFound("No bot with that id.")
+    return bot, False
 
 
 def search_bots(owner_id: uuid.UUID, q: str | None, status: str | None) -> Select[Bot]:
@@ -187,7 +223,10 @@ def update_bot(bot: Bot, fields: dict[str, Any]) -> Bot:
 
 
 def public_bots_of(owner_id: uuid.UUID) -> list[Bot]:
-    """The owner's public bots with a live run (running or paused), newest first."""
+    """The owner's public bots with a live run (running or paused), newest first.
+
+    A bot hidden by moderation (``hidden_at``) is left out.
+    """
     return list(
         db.scalars(
             select(Bot)
@@ -195,6 +234,7 @@ def public_bots_of(owner_id: uuid.UUID) -> list[Bot]:
                 Bot.owner_id == owner_id,
                 Bot.visibility == "public",
                 Bot.status.in_(ACTIVE_BOT_STATUSES),
+                Bot.hidden_at.is_(None),
             )
             .order_by(Bot.created_at.desc(), Bot.id)
         )

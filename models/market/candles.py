@@ -150,6 +150,18 @@ def last_candle_ms(instrument_id: int, timeframe: str) -> int | None:
     return int(value) if value is not None else None
 
 
+def first_candle_ms(instrument_id: int, timeframe: str) -> int | None:
+    """Open time of the oldest stored candle, or None."""
+    value = db.scalar(
+        text(
+            "SELECT CAST(extract(epoch FROM min(ts)) * 1000 AS bigint) FROM candles "
+            "WHERE instrument_id = :iid AND timeframe = :tf"
+        ),
+        {"iid": instrument_id, "tf": timeframe},
+    )
+    return int(value) if value is not None else None
+
+
 # Decimal places of a percentage change: hundredths of a percent, i.e. one basis point.
 PCT_DECIMALS = 2
 

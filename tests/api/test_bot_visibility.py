@@ -47,7 +47,7 @@ def test_the_owner_changes_it_even_while_the_bot_runs_and_bad_values_are_422(
         refused = client.patch(url, json={"visibility": bad}, headers=live_owner.headers)
         assert refused.status_code == 422
         assert "visibility" in refused.json["errors"]["json"]
-    # Someone else's bot stays unreachable, public or not (bot cards come with issue 14).
+    # Someone else's bot is never theirs to change, public or not (they may read its card).
     assert client.patch(url, json={"visibility": "private"}, headers=stranger).status_code == 404
     db.refresh(bot)
     assert bot.visibility == "public"
@@ -70,9 +70,13 @@ def test_a_profile_lists_public_bots_with_a_live_run_only(
     bot("private runner", "private", start=True)
     db.commit()
     profile = client.get(f"/api/v1/users/{live_owner.username}", headers=stranger).json
-    assert profile["public_bots"] == [
-        {"id": str(shown.id), "name": "shown", "symbol": "BTC-USD", "timeframe": "1h"}
-    ]
+    [card] = profile["public_bots"]  # the bot's card (tests/api/test_bot_cards.py)
+    assert {k: card[k] for k in ("id", "name", "symbol", "timeframe")} == {
+        "id": str(shown.id),
+        "name": "shown",
+        "symbol": "BTC-USD",
+        "timeframe": "1h",
+    }
     assert profile["counts"]["public_bots"] == 1
     # Paused still counts as live; stopped does not.
     assert client.post(f"{BOTS}/{shown.id}/pause", headers=live_owner.headers).status_code == 200

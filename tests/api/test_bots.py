@@ -46,7 +46,9 @@ def test_create_read_list_update_delete(
     assert bot["initial_capital"] == 10_000 and bot["fee"] == 0.001
 
     url = f"{BOTS}/{bot['id']}"
-    assert client.get(url, headers=owner).json == {**bot, "last_error": None}
+    detail = client.get(url, headers=owner).json
+    assert {key: detail[key] for key in bot} == bot  # plus the card (tests/api/test_bot_cards.py)
+    assert detail["last_error"] is None and detail["view"] == "owner"
     new_bot(client, owner, name="Second", symbol="ETH-USD")
     listing = client.get(f"{BOTS}?page_size=1", headers=owner).json
     assert listing["total"] == 2 and len(listing["items"]) == 1

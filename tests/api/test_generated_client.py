@@ -28,6 +28,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from models.bots.bots import Bot
+from models.performance.tables import RunPerformance
 from tests.helpers import PASSWORD, load_btc_history
 from workers.main import build_worker
 from workers.queues import BACKTESTS, DEFAULT
@@ -435,3 +437,46 @@ def test_reconciliation_through_the_generated_client(
     assert isinstance(done.report, m.ReconciliationReportOut) and done.report.differences == []
     assert (done.missing, done.extra, done.diverged) == (0, 0, False)
     assert done.report.equity.bars_compared == done.report.replay.bars
+
+
+def test_a_bot_card_through_the_generated_client(
+    api: Api,
+    db: Any,
+    ticked_run: Any,
+    live_owner: Any,
+    make_user: Callable[..., Any],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    m = api.models
+    bot = db.get(Bot, ticked_run.bot_id)
+    bot.visibility = "public"
+    db.add(
+        RunPerformance(
+            run_id=ticked_run.id,
+            period="all",
+            metrics_version="1",
+            as_of_ts=ticked_run.last_candle_ts,
+            start_ts=ticked_run.last_candle_ts - 5 * DAY,
+            days_tracked=5.0,
+            total_return=0.02,
+            max_drawdown=0.01,
+            trades=4,
+            sharpe=1.1,
+            psr=0.7,
+        )
+    )
+    db.commit()
+    other = api.client(login(make_user().username)["access_token"])
+    card = api.call("bots.get_bot", other, 200, bot.id)
+    assert isinstance(card, m.BotDetailOut) and card.view == m.BotDetailOutView.CARD
+    assert card.strategy is None and card.risk is None and card.fee is None
+    assert card.strategy_family == "sma_crossover"
+    [metrics] = card.metrics
+    assert isinstance(metrics, m.CardMetricsOut) and metrics.period == m.CardMetricsOutPeriod.ALL
+    assert (metrics.trades, metrics.total_return) == (4, 0.02)
+    assert isinstance(card.owner, m.CardOwnerOut) and card.owner.username == live_owner.username
+    assert card.track.days_tracked == 5.0 and card.reconciliation is None
+    mine = api.call(
+        "bots.get_bot", api.client(login(live_owner.username)["access_token"]), 200, bot.id
+    )
+    assert mine.view == m.BotDetailOutView.OWNER and mine.strategy.template == "sma_crossover"

@@ -4,8 +4,8 @@ Areas sit in an order (identity, then market, bots, backtests, people, performan
 leaderboards); a module may import
 the shared modules at the bottom, its own area and areas below it, never one above.
 The shared modules import no area at all, and nothing in models/ imports the API or
-the workers. The composition modules (the whole schema, the development seed) sit on
-top and may import every area.
+the workers. The composition modules (the whole schema, the development seed and its
+track records) sit on top and may import every area.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 MODELS = Path(__file__).resolve().parents[2] / "models"
 AREAS = ("identity", "market", "bots", "backtests", "people", "performance", "leaderboards")
 SHARED = {"db", "errors", "pagination", "equity_curves", "trades", "retention"}
-COMPOSITION = {"schema", "seed"}
+COMPOSITION = {"schema", "seed", "seed_tracks"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -14,6 +14,7 @@ from models.identity.users import find_by_login
 from models.people.preferences import effective_settings
 from models.people.tables import Activity, Webhook
 from models.seed import DEV_ACCOUNTS
+from models.seed_tracks import DEMO_TRACKS
 from workers.main import build_worker
 from workers.queues import BACKTESTS
 
@@ -29,6 +30,8 @@ SNAPSHOT_TABLES = (
     "account_settings",
     "activities",
     "webhooks",
+    "bot_equity",
+    "bot_trades",
 )
 
 
@@ -61,12 +64,14 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
             "SELECT u.username, count(*) FROM bots b JOIN users u ON u.id = b.owner_id GROUP BY 1"
         )
     ).all()
-    assert dict(owners) == {"alice": 3, "bob": 3}
+    traders = ("carol", "dave", "erin", "frank", "grace", "heidi")
+    assert dict(owners) == {"alice": 3, "bob": 3, **dict.fromkeys(traders, 4)}
     # One live 1m bot each, running on a fresh paper run, so the feed's candles tick them.
     live = db.execute(
         sa.text(
             "SELECT u.username, b.timeframe, b.status, r.status, r.last_candle_ts "
-            "FROM bots b JOIN users u ON u.id = b.owner_id JOIN bot_runs r ON r.bot_id = b.id"
+            "FROM bots b JOIN users u ON u.id = b.owner_id JOIN bot_runs r ON r.bot_id = b.id "
+            "WHERE u.username IN ('alice', 'bob')"
         )
     ).all()
     assert sorted(tuple(row) for row in live) == [
@@ -75,7 +80,17 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     ]
     assert db.scalar(sa.text("SELECT count(*) FROM bots WHERE status = 'draft'")) == 4
     public = db.execute(sa.text("SELECT status FROM bots WHERE visibility = 'public'")).all()
-    assert [status for (status,) in public] == ["running", "running"]
+    assert [status for (status,) in public] == ["running"] * (2 + len(DEMO_TRACKS))
+    # The demo traders' track records: live runs replayed over the stored history
+    # (tests/models/test_seed_tracks.py checks their spans and trades).
+    assert f"tracks: made {len(DEMO_TRACKS)} public demo bot(s)" in first.output
+    replayed = db.scalar(
+        sa.text(
+            "SELECT count(DISTINCT r.id) FROM bot_runs r JOIN bot_equity e ON e.run_id = r.id "
+            "JOIN bots b ON b.id = r.bot_id WHERE b.timeframe <> '1m'"
+        )
+    )
+    assert replayed == len(DEMO_TRACKS)
     assert build_worker(app, (BACKTESTS,), simple=True).work(burst=True) is True
     statuses = [s for (s,) in db.execute(sa.text("SELECT status FROM backtests"))]
     assert statuses == ["succeeded"] * 6
@@ -86,6 +101,7 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     assert second.exit_code == 0, second.output
     assert "seed: 0 row(s) changed" in second.output
     assert "the demo bots exist already" in second.output
+    assert "the demo track records exist already" in second.output
     assert _snapshot(db) == before
     assert db.scalar(sa.text("SELECT count(*) FROM backtests")) == 6
     assert "bots: started" not in second.output

@@ -1,0 +1,189 @@
+"""Public bot cards: a bot as anyone who may see it reads it (issue 14, item 5).
+
+:func:`bot_cards` builds the cards of many bots in four queries whatever their number
+(current runs, their snapshots, their reconciliations, the owners with their profile
+setting), so a profile, a leaderboard page or a single bot cost the same few round trips.
+The card's keys are :data:`CARD_KEYS` (api/bots/card_schemas.BotCardOut); nothing else of
+the bot or its owner is read into it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
+
+from models.bots.bots import Bot
+from models.bots.runs import BotRun
+from models.db import session as db
+from models.identity.tables import User
+from models.people.preferences import default_settings
+from models.people.tables import AccountSettings
+from models.performance.tables import PERIODS, RunPerformance, RunReconciliation
+
+CARD_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "description",
+        "symbol",
+        "timeframe",
+        "strategy_family",
+        "visibility",
+        "status",
+        "metrics",
+        "track",
+        "owner",
+        "reconciliation",
+    }
+)
+
+
+def strategy_family(strategy: dict[str, Any]) -> str:
+    """A strategy's family: its template's key, or ``rules``."""
+    template = strategy.get("template")
+    return str(template) if template else "rules"
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _current_runs(bot_ids: list[uuid.UUID]) -> dict[uuid.UUID, BotRun]:
+    """Each bot's latest run (models.bots.runs.current_run's order), in one query."""
+    rows = db.scalars(
+        select(BotRun)
+        .where(BotRun.bot_id.in_(bot_ids))
+        .order_by(BotRun.bot_id, BotRun.started_at.desc(), BotRun.created_at.desc())
+        .ext(distinct_on(BotRun.bot_id))
+    )
+    return {run.bot_id: run for run in rows}
+
+
+def _metrics(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each run's snapshots as card metrics, in period order."""
+    found: dict[uuid.UUID, dict[str, RunPerformance]] = {}
+    for row in db.scalars(select(RunPerformance).where(RunPerformance.run_id.in_(run_ids))):
+        found.setdefault(row.run_id, {})[row.period] = row
+    return {
+        run_id: [_metric(by_period[p]) for p in PERIODS if p in by_period]
+        for run_id, by_period in found.items()
+    }
+
+
+def _metric(row: RunPerformance) -> dict[str, Any]:
+    """One snapshot's headline metrics, as the card shows them."""
+    return {
+        "period": row.period,
+        "total_return": row.total_return,
+        "sharpe": row.sharpe,
+        "psr": row.psr,
+        "max_drawdown": row.max_drawdown,
+        "days_tracked": row.days_tracked,
+        "trades": row.trades,
+        "as_of": _utc(row.as_of_ts),
+    }
+
+
+def _reconciliations(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Each run's latest finished reconciliation (any period), as the card shows it."""
+    rows = db.scalars(
+        select(RunReconciliation).where(
+            RunReconciliation.run_id.in_(run_ids),
+            RunReconciliation.status == "done",
+            RunReconciliation.diverged.is_not(None),
+            RunReconciliation.computed_at.is_not(None),
+        )
+    )
+    latest: dict[uuid.UUID, RunReconciliation] = {}
+    for row in rows:
+        seen = latest.get(row.run_id)
+        if seen is None or _recency(row) > _recency(seen):
+            latest[row.run_id] = row
+    return {
+        run_id: {
+            "period": row.period,
+            "diverged": row.diverged,
+            "checked_at": row.computed_at,
+            "equity_max_abs_diff": row.equity_max_abs_diff,
+        }
+        for run_id, row in latest.items()
+    }
+
+
+def _recency(row: RunReconciliation) -> tuple[datetime, int]:
+    """Newest first; on a tie the longer period (``all`` last in PERIODS) wins."""
+    return row.computed_at or datetime.min.replace(tzinfo=UTC), PERIODS.index(row.period)
+
+
+def _owners(owner_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Each owner's public profile fields; display fields only for a public profile."""
+    default = default_settings()["profile_visibility"]
+    rows = db.execute(
+        select(
+            User.id,
+            User.username,
+            User.display_name,
+            User.avatar_url,
+            AccountSettings.document["profile_visibility"].astext,
+        )
+        .outerjoin(AccountSettings, AccountSettings.user_id == User.id)
+        .where(User.id.in_(owner_ids))
+    )
+    owners = {}
+    for user_id, username, display_name, avatar_url, visibility in rows:
+        public = (visibility or default) == "public"
+        owners[user_id] = {
+            "username": username,
+            "display_name": display_name if public else None,
+            "avatar_url": avatar_url if public else None,
+            "profile_url": f"/api/v1/users/{username}" if public else None,
+        }
+    return owners
+
+
+def bot_cards(bots: Sequence[Bot]) -> list[dict[str, Any]]:
+    """The public cards of ``bots``, in their order (four queries for any number of bots).
+
+    The caller decides who may see which bot (models.bots.bots.viewable_bot, a board's
+    eligibility); a card carries no private field whoever reads it.
+    """
+    if not bots:
+        return []
+    runs = _current_runs([bot.id for bot in bots])
+    run_ids = [run.id for run in runs.values()]
+    metrics = _metrics(run_ids) if run_ids else {}
+    reconciled = _reconciliations(run_ids) if run_ids else {}
+    owners = _owners(list({bot.owner_id for bot in bots}))
+    cards = []
+    for bot in bots:
+        run = runs.get(bot.id)
+        periods = metrics.get(run.id, []) if run is not None else []
+        whole = next((m for m in periods if m["period"] == "all"), None)
+        cards.append(
+            {
+                "id": bot.id,
+                "name": bot.name,
+                "description": bot.description,
+                "symbol": bot.instrument.symbol,
+                "timeframe": bot.timeframe,
+                "strategy_family": strategy_family(bot.strategy),
+                "visibility": bot.visibility,
+                "status": bot.status,
+                "metrics": periods,
+                "track": None
+                if run is None
+                else {
+                    "run_status": run.status,
+                    "started_at": run.started_at,
+                    "days_tracked": whole["days_tracked"] if whole is not None else None,
+                },
+                "owner": owners[bot.owner_id],
+                "reconciliation": reconciled.get(run.id) if run is not None else None,
+            }
+        )
+    return cards
