@@ -42,6 +42,13 @@ EXPECTED_TABLES = {
     "activities",
     "email_change_tokens",
     "data_exports",
+    "run_daily_equity",
+    "run_rollup_state",
+    "run_performance",
+    "run_reconciliations",
+    "leaderboard_generations",
+    "leaderboard_entries",
+    "leaderboard_exclusions",
 }
 
 
