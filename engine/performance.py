@@ -45,9 +45,9 @@ def normal_cdf(z: float) -> float:
 def probabilistic_sharpe(returns: Floats, benchmark: float = 0.0) -> float | None:
     """Bailey and López de Prado's probabilistic Sharpe ratio of per-period returns.
 
-    ``PSR = Φ((SR - SR*) √(n - 1) / √(1 - γ3 SR + (γ4 - 1) / 4 SR²))`` with SR the
-    non-annualised Sharpe ratio (mean over the ddof=1 standard deviation), γ3 the
-    skewness and γ4 the (non-excess) kurtosis as population moments, SR* the benchmark.
+    ``PSR = Φ((SR - SR*) √(n - 1) / √(1 - g3 SR + (g4 - 1) / 4 SR²))`` with SR the
+    non-annualised Sharpe ratio (mean over the ddof=1 standard deviation), g3 the
+    skewness and g4 the (non-excess) kurtosis as population moments, SR* the benchmark.
     None when n < 3, the deviation is 0 or the radicand is not positive.
     """
     r = np.asarray(returns, dtype=np.float64)

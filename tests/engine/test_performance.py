@@ -41,8 +41,20 @@ def rollup(runs: list[Run]) -> DailyRollups:
     cols: dict[str, list[Any]] = {
         k: []
         for k in (
-            "day first_ts last_ts bars close high low max_drawdown trades wins "
-            "gross_profit gross_loss".split()
+            [
+                "day",
+                "first_ts",
+                "last_ts",
+                "bars",
+                "close",
+                "high",
+                "low",
+                "max_drawdown",
+                "trades",
+                "wins",
+                "gross_profit",
+                "gross_loss",
+            ]
         )
     }
     offsets, capital, bar_ms = [], [], []
