@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,7 +104,17 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="send-digests", func="workers.digest.send_digests", interval=600, queue=NOTIFICATIONS
     ),
+    # Interval from PERFORMANCE_REFRESH_SECONDS (periodic_jobs); 60 is the default.
+    PeriodicJob(
+        id="refresh-performance", func="workers.performance.refresh_performance", interval=60
+    ),
 )
+
+
+def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
+    """``PERIODIC`` with the intervals the settings choose (same ids, so same reconciling)."""
+    intervals = {"refresh-performance": settings.performance_refresh_seconds}
+    return tuple(replace(spec, interval=intervals.get(spec.id, spec.interval)) for spec in PERIODIC)
 
 
 def _same(job: Any, spec: PeriodicJob) -> bool:
@@ -155,6 +165,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
     _registered = False  # set once this scheduler's key was first written
     _reconciled = False  # set once this scheduler reconciled the periodic jobs as leader
+    periodic: tuple[PeriodicJob, ...] = PERIODIC  # build_scheduler applies the settings
 
     def _holds_leadership(self) -> bool:
         ttl = int(self._interval) * 3 + 5
@@ -189,15 +200,15 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
     def ensure_periodic(self) -> None:
         """Reconcile the periodic jobs on the first pass, then whenever one is missing."""
         if not self._reconciled:
-            counts = reconcile(self)
+            counts = reconcile(self, self.periodic)
             self._reconciled = True
             log.info("periodic_jobs_reconciled", **counts)
             return
-        ids = [spec.job_id for spec in PERIODIC]
+        ids = [spec.job_id for spec in self.periodic]
         scores = self.connection.zmscore(self.scheduled_jobs_key, ids)
         missing = [job_id for job_id, score in zip(ids, scores, strict=True) if score is None]
         if missing:
-            counts = reconcile(self)
+            counts = reconcile(self, self.periodic)
             log.warning("periodic_jobs_restored", missing=len(missing), **counts)
 
     def run(self, burst: bool = False) -> None:
@@ -248,13 +259,15 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
 
 def build_scheduler(settings: Settings, connection: Redis | None = None) -> LeaderScheduler:
-    """A leader-elected scheduler polling every ``POLL_SECONDS``."""
-    return LeaderScheduler(
+    """A leader-elected scheduler polling every ``POLL_SECONDS``, with the settings' jobs."""
+    scheduler = LeaderScheduler(
         queue_name=DEFAULT,
         connection=connection or redis_connection(settings),
         interval=POLL_SECONDS,
         name=f"botyard-{os.uname().nodename}-{os.getpid()}",
     )
+    scheduler.periodic = periodic_jobs(settings)
+    return scheduler
 
 
 def main() -> int:

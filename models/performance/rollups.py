@@ -1,0 +1,190 @@
+"""Daily equity rollups of live runs, kept up to date incrementally (docs/metrics.md).
+
+A run is dirty when its ``last_candle_ts`` passed its watermark (``run_rollup_state.
+rolled_ts``) or it has no watermark yet. One statement re-aggregates every dirty run's
+``bot_equity`` from the UTC day of its watermark on (that partial day in full, so a day
+rolled up half-way is completed, never appended to), upserts the day rows with the
+trades closed on those days, and moves the watermark to the run's ``last_candle_ts`` as
+that same statement saw it. A tick writes its equity points and ``last_candle_ts`` in
+one transaction, so the watermark never passes an equity point the rollup did not see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+from engine.metrics import DAY_MS
+from engine.performance import DailyRollups
+from models.bots.bots import Bot
+from models.bots.runs import BotRun
+from models.db import session as db
+from models.market.tables import TIMEFRAME_MS
+from models.performance.tables import RunDailyEquity
+
+# Serialises refreshes (the periodic job, an on-the-spot refresh from the API): two at
+# once would only redo the same work, but the later watermark must not be overwritten by
+# an earlier one. Transaction-scoped, so it is gone with the commit or a crash.
+REFRESH_LOCK = 1_400_014
+
+_ROLLUP = f"""
+WITH dirty AS (
+    SELECT r.id AS run_id, r.last_candle_ts,
+           COALESCE(s.rolled_ts / {DAY_MS} * {DAY_MS}, 0) AS from_ts
+    FROM bot_runs r
+    LEFT JOIN run_rollup_state s ON s.run_id = r.id
+    WHERE r.last_candle_ts IS NOT NULL
+      AND (s.rolled_ts IS NULL OR r.last_candle_ts > s.rolled_ts)
+      AND (CAST(:run_ids AS uuid[]) IS NULL OR r.id = ANY(CAST(:run_ids AS uuid[])))
+),
+marks AS (
+    SELECT e.run_id, (e.ts / {DAY_MS})::int AS day, e.ts, e.equity,
+           max(e.equity) OVER (
+               PARTITION BY e.run_id, e.ts / {DAY_MS} ORDER BY e.ts
+           ) AS peak
+    FROM bot_equity e
+    JOIN dirty d ON d.run_id = e.run_id AND e.ts >= d.from_ts
+),
+days AS (
+    SELECT run_id, day, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS bars,
+           (array_agg(equity ORDER BY ts))[1] AS open,
+           (array_agg(equity ORDER BY ts DESC))[1] AS close,
+           max(equity) AS high, min(equity) AS low,
+           COALESCE(max(1 - equity / peak) FILTER (WHERE peak > 0), 0) AS max_drawdown
+    FROM marks
+    GROUP BY run_id, day
+),
+closed AS (
+    SELECT t.run_id, (t.exit_ts / {DAY_MS})::int AS day, count(*) AS trades,
+           count(*) FILTER (WHERE t.pnl > 0) AS wins,
+           COALESCE(sum(t.pnl) FILTER (WHERE t.pnl > 0), 0) AS gross_profit,
+           COALESCE(-sum(t.pnl) FILTER (WHERE t.pnl < 0), 0) AS gross_loss
+    FROM bot_trades t
+    JOIN dirty d ON d.run_id = t.run_id AND t.exit_ts >= d.from_ts
+    GROUP BY t.run_id, (t.exit_ts / {DAY_MS})::int
+),
+upserted AS (
+    INSERT INTO run_daily_equity AS r (
+        run_id, day, first_ts, last_ts, bars, open, close, high, low, max_drawdown,
+        trades, wins, gross_profit, gross_loss
+    )
+    SELECT d.run_id, d.day, d.first_ts, d.last_ts, d.bars, d.open, d.close, d.high, d.low,
+           d.max_drawdown, COALESCE(c.trades, 0), COALESCE(c.wins, 0),
+           COALESCE(c.gross_profit, 0), COALESCE(c.gross_loss, 0)
+    FROM days d
+    LEFT JOIN closed c ON c.run_id = d.run_id AND c.day = d.day
+    ON CONFLICT (run_id, day) DO UPDATE SET
+        first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, bars = EXCLUDED.bars,
+        open = EXCLUDED.open, close = EXCLUDED.close, high = EXCLUDED.high,
+        low = EXCLUDED.low, max_drawdown = EXCLUDED.max_drawdown,
+        trades = EXCLUDED.trades, wins = EXCLUDED.wins,
+        gross_profit = EXCLUDED.gross_profit, gross_loss = EXCLUDED.gross_loss
+    RETURNING r.run_id
+),
+advanced AS (
+    INSERT INTO run_rollup_state AS s (run_id, rolled_ts, updated_at)
+    SELECT run_id, last_candle_ts, now() FROM dirty
+    ON CONFLICT (run_id) DO UPDATE SET rolled_ts = EXCLUDED.rolled_ts, updated_at = now()
+    RETURNING s.run_id
+)
+SELECT a.run_id, COALESCE(u.days, 0) AS days
+FROM advanced a
+LEFT JOIN (SELECT run_id, count(*) AS days FROM upserted GROUP BY run_id) u
+    ON u.run_id = a.run_id
+"""
+
+
+def lock_refresh() -> None:
+    """Wait for any other refresh to commit; held until this transaction ends."""
+    db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
+
+
+def roll_up(run_ids: Sequence[uuid.UUID] | None = None) -> dict[uuid.UUID, int]:
+    """Bring the rollups of the dirty runs (all, or among ``run_ids``) up to date.
+
+    Returns ``{run_id: day rows written}`` for every run whose watermark moved; a run
+    whose watermark moved without a new equity point (a tick with no bar) maps to 0.
+    """
+    statement = text(_ROLLUP).bindparams(bindparam("run_ids", type_=ARRAY(UUID(as_uuid=True))))
+    rows = db.execute(statement, {"run_ids": None if run_ids is None else list(run_ids)})
+    return {run_id: int(days) for run_id, days in rows}
+
+
+def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRollups]:
+    """The daily rows of those runs (the ones that have any), in the engine's layout.
+
+    Returns the runs in the order of ``DailyRollups.offsets``.
+    """
+    meta = {
+        run_id: (capital, TIMEFRAME_MS[timeframe])
+        for run_id, capital, timeframe in db.execute(
+            select(BotRun.id, BotRun.initial_capital, Bot.timeframe)
+            .join(Bot, Bot.id == BotRun.bot_id)
+            .where(BotRun.id.in_(list(run_ids)))
+        )
+    }
+    t = RunDailyEquity
+    rows = db.execute(
+        select(
+            t.run_id,
+            t.day,
+            t.first_ts,
+            t.last_ts,
+            t.bars,
+            t.close,
+            t.high,
+            t.low,
+            t.max_drawdown,
+            t.trades,
+            t.wins,
+            t.gross_profit,
+            t.gross_loss,
+        )
+        .where(t.run_id.in_(list(meta)))
+        .order_by(t.run_id, t.day)
+    ).all()
+    ids = [row[0] for row in rows]
+    order: list[uuid.UUID] = []
+    offsets: list[int] = []
+    for i, run_id in enumerate(ids):
+        if not order or order[-1] != run_id:
+            order.append(run_id)
+            offsets.append(i)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 13
+
+    def ints(k: int) -> np.ndarray[tuple[int], np.dtype[np.int64]]:
+        return np.asarray(columns[k], dtype=np.int64)
+
+    def floats(k: int) -> np.ndarray[tuple[int], np.dtype[np.float64]]:
+        return np.asarray(columns[k], dtype=np.float64)
+
+    rollups = DailyRollups(
+        offsets=np.asarray(offsets, dtype=np.int64),
+        initial_capital=np.asarray([meta[r][0] for r in order], dtype=np.float64),
+        bar_ms=np.asarray([meta[r][1] for r in order], dtype=np.int64),
+        day=ints(1),
+        first_ts=ints(2),
+        last_ts=ints(3),
+        bars=ints(4),
+        close=floats(5),
+        high=floats(6),
+        low=floats(7),
+        max_drawdown=floats(8),
+        trades=ints(9),
+        wins=ints(10),
+        gross_profit=floats(11),
+        gross_loss=floats(12),
+    )
+    return order, rollups
+
+
+def daily_rows(run_id: uuid.UUID, limit: int, after_day: int | None) -> list[RunDailyEquity]:
+    """Up to ``limit`` of a run's day rows, oldest first, after ``after_day`` if given."""
+    query = select(RunDailyEquity).where(RunDailyEquity.run_id == run_id)
+    if after_day is not None:
+        query = query.where(RunDailyEquity.day > after_day)
+    return list(db.scalars(query.order_by(RunDailyEquity.day).limit(limit)))
