@@ -18,7 +18,6 @@ import numpy as np
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
-from engine.metrics import DAY_MS
 from engine.performance import DailyRollups
 from models.bots.bots import Bot
 from models.bots.runs import BotRun
@@ -31,10 +30,11 @@ from models.performance.tables import RunDailyEquity
 # an earlier one. Transaction-scoped, so it is gone with the commit or a crash.
 REFRESH_LOCK = 1_400_014
 
-_ROLLUP = f"""
+# Days are UTC days by bar open time: ts / 86400000 (engine.metrics.DAY_MS).
+_ROLLUP = """
 WITH dirty AS (
     SELECT r.id AS run_id, r.last_candle_ts,
-           COALESCE(s.rolled_ts / {DAY_MS} * {DAY_MS}, 0) AS from_ts
+           COALESCE(s.rolled_ts / 86400000 * 86400000, 0) AS from_ts
     FROM bot_runs r
     LEFT JOIN run_rollup_state s ON s.run_id = r.id
     WHERE r.last_candle_ts IS NOT NULL
@@ -42,9 +42,9 @@ WITH dirty AS (
       AND (CAST(:run_ids AS uuid[]) IS NULL OR r.id = ANY(CAST(:run_ids AS uuid[])))
 ),
 marks AS (
-    SELECT e.run_id, (e.ts / {DAY_MS})::int AS day, e.ts, e.equity,
+    SELECT e.run_id, (e.ts / 86400000)::int AS day, e.ts, e.equity,
            max(e.equity) OVER (
-               PARTITION BY e.run_id, e.ts / {DAY_MS} ORDER BY e.ts
+               PARTITION BY e.run_id, e.ts / 86400000 ORDER BY e.ts
            ) AS peak
     FROM bot_equity e
     JOIN dirty d ON d.run_id = e.run_id AND e.ts >= d.from_ts
@@ -59,13 +59,13 @@ days AS (
     GROUP BY run_id, day
 ),
 closed AS (
-    SELECT t.run_id, (t.exit_ts / {DAY_MS})::int AS day, count(*) AS trades,
+    SELECT t.run_id, (t.exit_ts / 86400000)::int AS day, count(*) AS trades,
            count(*) FILTER (WHERE t.pnl > 0) AS wins,
            COALESCE(sum(t.pnl) FILTER (WHERE t.pnl > 0), 0) AS gross_profit,
            COALESCE(-sum(t.pnl) FILTER (WHERE t.pnl < 0), 0) AS gross_loss
     FROM bot_trades t
     JOIN dirty d ON d.run_id = t.run_id AND t.exit_ts >= d.from_ts
-    GROUP BY t.run_id, (t.exit_ts / {DAY_MS})::int
+    GROUP BY t.run_id, (t.exit_ts / 86400000)::int
 ),
 upserted AS (
     INSERT INTO run_daily_equity AS r (
