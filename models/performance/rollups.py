@@ -187,4 +187,5 @@ def daily_rows(run_id: uuid.UUID, limit: int, after_day: int | None) -> list[Run
     query = select(RunDailyEquity).where(RunDailyEquity.run_id == run_id)
     if after_day is not None:
         query = query.where(RunDailyEquity.day > after_day)
-    return list(db.scalars(query.order_by(RunDailyEquity.day).limit(limit)))
+    query = query.order_by(RunDailyEquity.day).limit(limit)
+    return list(db.scalars(query.execution_options(populate_existing=True)))

@@ -96,7 +96,11 @@ def snapshots_for(run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Run
     out: dict[uuid.UUID, dict[str, RunPerformance]] = {}
     if not run_ids:
         return out
-    rows = db.scalars(select(RunPerformance).where(RunPerformance.run_id.in_(list(run_ids))))
+    rows = db.scalars(
+        select(RunPerformance)
+        .where(RunPerformance.run_id.in_(list(run_ids)))
+        .execution_options(populate_existing=True)  # upserts bypass the identity map
+    )
     for row in rows:
         out.setdefault(row.run_id, {})[row.period] = row
     return out
@@ -109,7 +113,7 @@ def snapshot_of(run_id: uuid.UUID, period: str) -> RunPerformance | None:
     the same :func:`refresh` as the job, for that run only; never recomputed from raw
     bars. The caller commits.
     """
-    row = db.get(RunPerformance, (run_id, period))
+    row = db.get(RunPerformance, (run_id, period), populate_existing=True)
     if row is None:
         refresh([run_id])
         if has_rollups(run_id) and db.get(RunPerformance, (run_id, period)) is None:
