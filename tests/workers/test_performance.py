@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select, update
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import func, select, update
 
 from engine.metrics import DAY_MS
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
+from models import db as database
 from models.bots.bots import create_bot
 from models.bots.runs import BotRun
 from models.bots.ticks import BotEquity, BotTrade
@@ -22,6 +30,7 @@ from models.performance.snapshots import snapshot_body, snapshot_of, snapshots_f
 from models.performance.tables import PERIODS, RunDailyEquity, RunPerformance, RunRollupState
 from settings import Settings
 from tests.engine.test_performance import Run, assert_matches, reference, rollup
+from tests.helpers import REDIS_URL, create_database, drop_database
 from workers.performance import refresh_performance
 from workers.schedule import PERIODIC, periodic_jobs
 
@@ -216,3 +225,67 @@ def test_the_job_is_scheduled_with_the_settings_interval() -> None:
     jobs = periodic_jobs(Settings(performance_refresh_seconds=300))
     assert [p.interval for p in jobs if p.id == spec.id] == [300]
     assert [p.id for p in jobs] == [p.id for p in PERIODIC]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def committed_url() -> Iterator[str]:
+    """A migrated database of our own, so that two connections see each other's commits."""
+    url = create_database("botyard_perf")
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL or "", "BOTYARD_ENV": "test"}
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi:app", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    yield url
+    database.session.remove()
+    drop_database(url)
+
+
+def test_two_passes_at_once_do_the_work_once(app: Flask, committed_url: str) -> None:
+    database.configure(committed_url)  # the next test's db fixture binds its own again
+    with app.app_context():
+        sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
+        user_id = database.session.execute(
+            sa.text(
+                "INSERT INTO users (id, email, email_key, username, username_key, password_hash)"
+                " VALUES (gen_random_uuid(), 'p@example.com', 'p@example.com', 'perf_user',"
+                " 'perf_user', 'x') RETURNING id"
+            )
+        ).scalar_one()
+        runs = Runs(database.session, user_id)
+        ids = [runs.new() for _ in range(5)]
+        for seed, run_id in enumerate(ids):
+            runs.tick(run_id, *series(seed, 80))
+        database.session.remove()
+
+    barrier = threading.Barrier(2)
+    results: list[dict[str, int]] = []
+
+    def one_pass() -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                results.append(refresh_performance())
+            finally:
+                database.end_session()
+
+    threads = [threading.Thread(target=one_pass) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # One pass did everything; the other waited for it on the lock and found nothing left.
+    assert sorted(r["runs_recomputed"] for r in results) == [0, 5]
+    assert sorted(r["runs_rolled"] for r in results) == [0, 5]
+    with app.app_context():
+        count = database.session.scalar(select(func.count()).select_from(RunPerformance))
+        assert count == 5 * len(PERIODS)
+        assert refresh_performance()["runs_rolled"] == 0
+        database.session.remove()
