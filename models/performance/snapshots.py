@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+import numpy as np
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from engine.metrics import METRICS_VERSION
 from engine.performance import period_performance
@@ -42,6 +43,29 @@ SNAPSHOT_FIELDS = (
 BATCH = 2000
 
 
+_INTEGER_FIELDS = ("start_ts", "as_of_ts", "trades")
+# One upsert per batch from unnest of arrays (the fast bulk form, docs/architecture.md); NaN,
+# the engine's "undefined", becomes NULL.
+_UPSERT = """
+INSERT INTO run_performance AS p (run_id, period, metrics_version, {names}, computed_at)
+SELECT u.run_id, u.period, :version, {values}, clock_timestamp()
+FROM unnest(CAST(:run_id AS uuid[]), CAST(:period AS text[]), {arrays})
+    AS u(run_id, period, {names})
+ON CONFLICT (run_id, period) DO UPDATE SET
+    metrics_version = EXCLUDED.metrics_version, {updates}, computed_at = clock_timestamp()
+""".format(
+    names=", ".join(SNAPSHOT_FIELDS),
+    values=", ".join(
+        f"u.{n}" if n in _INTEGER_FIELDS else f"NULLIF(u.{n}, 'NaN'::float8)"
+        for n in SNAPSHOT_FIELDS
+    ),
+    arrays=", ".join(
+        f"CAST(:{n} AS {'bigint' if n in _INTEGER_FIELDS else 'float8'}[])" for n in SNAPSHOT_FIELDS
+    ),
+    updates=", ".join(f"{n} = EXCLUDED.{n}" for n in SNAPSHOT_FIELDS),
+)
+
+
 def recompute(run_ids: Sequence[uuid.UUID]) -> int:
     """Recompute and upsert the four periods of those runs from their rollups; runs done."""
     done = 0
@@ -50,26 +74,15 @@ def recompute(run_ids: Sequence[uuid.UUID]) -> int:
         order, rollups = load_rollups(ids[start : start + BATCH])
         if not order:
             continue
-        rows: list[dict[str, Any]] = []
-        for period in PERIODS:
-            perf = period_performance(rollups, PERIOD_DAYS[period])
-            rows += [
-                {"run_id": run_id, "period": period, "metrics_version": METRICS_VERSION}
-                | perf.row(k)
-                for k, run_id in enumerate(order)
-            ]
-        statement = insert(RunPerformance)
-        db.execute(
-            statement.on_conflict_do_update(
-                index_elements=["run_id", "period"],
-                set_={
-                    **{name: statement.excluded[name] for name in SNAPSHOT_FIELDS},
-                    "metrics_version": statement.excluded.metrics_version,
-                    "computed_at": func.clock_timestamp(),
-                },
-            ),
-            rows,
-        )
+        params: dict[str, Any] = {
+            "version": METRICS_VERSION,
+            "run_id": order * len(PERIODS),
+            "period": [period for period in PERIODS for _ in order],
+        }
+        results = [period_performance(rollups, PERIOD_DAYS[period]) for period in PERIODS]
+        for name in SNAPSHOT_FIELDS:
+            params[name] = np.concatenate([getattr(r, name) for r in results]).tolist()
+        db.execute(text(_UPSERT).bindparams(bindparam("run_id", type_=ARRAY(UUID()))), params)
         done += len(order)
     return done
 
