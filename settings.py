@@ -196,6 +196,8 @@ class Settings:
     # capital, beyond which a report is marked diverged (any missing or extra trade is too).
     reconciliation_interval_minutes: int = 60
     reconciliation_divergence_threshold: float = 0.001
+    # Live performance (issue 14): seconds between passes of the rollup and snapshot job.
+    performance_refresh_seconds: int = 60
     # People (issue 13): each block belongs to one part of the area; docs/accounts.md.
     # --- profiles, settings and email change ---
     # Seconds an email-change confirmation link works (docs/accounts.md, "Profiles").
@@ -403,6 +405,8 @@ class Settings:
             )
         if not 10 <= self.bot_epoch_bars <= 100_000:
             raise SettingsError("BOT_EPOCH_BARS must be between 10 and 100000")
+        if not 10 <= self.performance_refresh_seconds <= 86_400:
+            raise SettingsError("PERFORMANCE_REFRESH_SECONDS must be between 10 and 86400")
         if self.bot_sweep_limit < 1 or self.bot_sweep_grace_s < 0:
             raise SettingsError("BOT_SWEEP_LIMIT must be at least 1, BOT_SWEEP_GRACE_S >= 0")
         if self.bot_tick_log_days < 1:

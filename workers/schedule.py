@@ -58,12 +58,7 @@ return 0
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A job rq-scheduler enqueues every ``interval`` seconds; args must be JSON-safe.
-
-    With ``interval_minutes_setting`` (the name of a Settings field, in minutes) the
-    interval comes from the settings the scheduler runs with; ``interval`` is then the
-    default used where no settings are given.
-    """
+    """A job rq-scheduler enqueues every ``interval`` seconds; args must be JSON-safe."""
 
     id: str
     func: str
@@ -71,19 +66,11 @@ class PeriodicJob:
     queue: str = DEFAULT
     timeout: int = 300
     args: tuple[Any, ...] = ()
-    interval_minutes_setting: str | None = None
 
     @property
     def job_id(self) -> str:
         """The id under which rq-scheduler stores this job."""
         return JOB_PREFIX + self.id
-
-    def configured(self, settings: Settings | None) -> PeriodicJob:
-        """This job with its interval taken from ``settings`` where it names a setting."""
-        if settings is None or self.interval_minutes_setting is None:
-            return self
-        minutes = int(getattr(settings, self.interval_minutes_setting))
-        return replace(self, interval=minutes * 60)
 
 
 PERIODIC: tuple[PeriodicJob, ...] = (
@@ -117,13 +104,25 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="send-digests", func="workers.digest.send_digests", interval=600, queue=NOTIFICATIONS
     ),
+    # Intervals from the settings (periodic_jobs); these are the defaults.
     PeriodicJob(
         id="reconcile-public-bots",
         func="workers.reconciliation.reconcile_public_bots",
         interval=3600,
-        interval_minutes_setting="reconciliation_interval_minutes",
+    ),
+    PeriodicJob(
+        id="refresh-performance", func="workers.performance.refresh_performance", interval=60
     ),
 )
+
+
+def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
+    """``PERIODIC`` with the intervals the settings choose (same ids, so same reconciling)."""
+    intervals = {
+        "refresh-performance": settings.performance_refresh_seconds,
+        "reconcile-public-bots": settings.reconciliation_interval_minutes * 60,
+    }
+    return tuple(replace(spec, interval=intervals.get(spec.id, spec.interval)) for spec in PERIODIC)
 
 
 def _same(job: Any, spec: PeriodicJob) -> bool:
@@ -136,18 +135,11 @@ def _same(job: Any, spec: PeriodicJob) -> bool:
     )
 
 
-def reconcile(
-    scheduler: Scheduler,
-    periodic: tuple[PeriodicJob, ...] = PERIODIC,
-    settings: Settings | None = None,
-) -> dict[str, int]:
-    """Make rq-scheduler's registry match ``periodic``; returns counts by action.
-
-    Intervals named by a setting are taken from ``settings`` (their defaults when None).
-    """
+def reconcile(scheduler: Scheduler, periodic: tuple[PeriodicJob, ...] = PERIODIC) -> dict[str, int]:
+    """Make rq-scheduler's registry match ``periodic``; returns counts by action."""
     counts = {"added": 0, "replaced": 0, "kept": 0, "removed": 0}
     existing = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)}
-    wanted = {spec.job_id: spec.configured(settings) for spec in periodic}
+    wanted = {spec.job_id: spec for spec in periodic}
     for job_id, job in existing.items():
         if job_id not in wanted:
             scheduler.cancel(job)
@@ -181,7 +173,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
     _registered = False  # set once this scheduler's key was first written
     _reconciled = False  # set once this scheduler reconciled the periodic jobs as leader
-    settings: Settings | None = None  # where intervals named by a setting come from
+    periodic: tuple[PeriodicJob, ...] = PERIODIC  # build_scheduler applies the settings
 
     def _holds_leadership(self) -> bool:
         ttl = int(self._interval) * 3 + 5
@@ -216,15 +208,15 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
     def ensure_periodic(self) -> None:
         """Reconcile the periodic jobs on the first pass, then whenever one is missing."""
         if not self._reconciled:
-            counts = reconcile(self, settings=self.settings)
+            counts = reconcile(self, self.periodic)
             self._reconciled = True
             log.info("periodic_jobs_reconciled", **counts)
             return
-        ids = [spec.job_id for spec in PERIODIC]
+        ids = [spec.job_id for spec in self.periodic]
         scores = self.connection.zmscore(self.scheduled_jobs_key, ids)
         missing = [job_id for job_id, score in zip(ids, scores, strict=True) if score is None]
         if missing:
-            counts = reconcile(self, settings=self.settings)
+            counts = reconcile(self, self.periodic)
             log.warning("periodic_jobs_restored", missing=len(missing), **counts)
 
     def run(self, burst: bool = False) -> None:
@@ -275,14 +267,14 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
 
 def build_scheduler(settings: Settings, connection: Redis | None = None) -> LeaderScheduler:
-    """A leader-elected scheduler polling every ``POLL_SECONDS``."""
+    """A leader-elected scheduler polling every ``POLL_SECONDS``, with the settings' jobs."""
     scheduler = LeaderScheduler(
         queue_name=DEFAULT,
         connection=connection or redis_connection(settings),
         interval=POLL_SECONDS,
         name=f"botyard-{os.uname().nodename}-{os.getpid()}",
     )
-    scheduler.settings = settings
+    scheduler.periodic = periodic_jobs(settings)
     return scheduler
 
 

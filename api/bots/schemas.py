@@ -11,7 +11,8 @@ from api.bots.card_schemas import BotCardOut
 from api.pagination import page_schema
 from api.schemas import (
     DATE_TIME,
-    MetricsOut,
+    EquityOut,
+    EquityQuery,
     OutSchema,
     PageQuery,
     RiskOut,
@@ -27,6 +28,7 @@ from models.bots.bots import BOT_STATUSES, BOT_VISIBILITIES
 from models.bots.execution_logs import LOG_LEVELS, MAX_LOG_PAGE
 from models.bots.runs import RUN_STATUSES
 from models.bots.schedules import DAYS, MAX_WINDOWS
+from models.performance.tables import PERIODS
 
 SYMBOL = ma.validate.Length(min=3, max=25)
 MAX_CAPITAL = 1e9
@@ -352,15 +354,68 @@ class PositionOut(OutSchema):
     entry_time = ma.fields.DateTime()
 
 
+PERIOD_NAMES = {"7d": "D7", "30d": "D30", "90d": "D90", "all": "ALL"}
+
+
+class PerformanceQuery(StrictSchema):
+    """Which period of the run's performance: its last 7, 30 or 90 UTC days, or all of it."""
+
+    period = ma.fields.String(load_default="all", **one_of(PERIODS, PERIOD_NAMES))
+
+
+def _live(description: str, *, nullable: bool = True, integer: bool = False) -> Any:
+    field = ma.fields.Integer if integer else ma.fields.Float
+    return field(allow_none=nullable, metadata={"description": description})
+
+
+class LiveMetricsOut(OutSchema):
+    """A live run's stored snapshot over one period (docs/metrics.md, Live performance).
+
+    The shared metric set's definitions, over the period's window: its starting equity
+    is the last close before the window (or the initial capital); fractions are plain
+    ratios; null where undefined. ``end_ts`` and ``days`` repeat ``as_of_ts`` and
+    ``days_tracked`` under the per-bar set's names.
+    """
+
+    period = ma.fields.String(**one_of(PERIODS, PERIOD_NAMES))
+    metrics_version = ma.fields.String()
+    start_ts = _live("Open time of the window's first bar, epoch ms", nullable=False, integer=True)
+    as_of_ts = _live("Open time of the last bar included, epoch ms", nullable=False, integer=True)
+    end_ts = _live("Same as as_of_ts", nullable=False, integer=True)
+    days_tracked = _live("Span D in days, first open to last close", nullable=False)
+    days = _live("Same as days_tracked", nullable=False)
+    total_return = _live("last close / starting equity - 1")
+    annualized_return = _live("(1 + total_return)^(365 / D) - 1; null when D < 2")
+    annualized_volatility = _live("Sample stdev of daily returns x sqrt(365)")
+    sharpe = _live("mean / stdev of daily returns x sqrt(365), risk-free rate 0")
+    sortino = _live("mean daily return / downside deviation x sqrt(365), target 0")
+    calmar = _live("annualized_return / max_drawdown")
+    psr = _live("Probabilistic Sharpe ratio of the daily returns against 0, in [0, 1]")
+    max_drawdown = _live("Largest fall from a running peak, a fraction", nullable=False)
+    trades = _live("Trades closed in the window", nullable=False, integer=True)
+    win_rate = _live("Trades with pnl > 0 / trades")
+    profit_factor = _live("Sum of gains / |sum of losses|; null without a losing trade")
+    computed_at = ma.fields.String(
+        metadata={**DATE_TIME, "description": "when the snapshot was computed"}
+    )
+
+
 class BotPerformanceOut(OutSchema):
-    """The shared metric set over a live run's equity, plus its account; nulls without a run."""
+    """A live run's stored performance snapshot for a period, plus its account.
+
+    Nulls without a run; ``metrics`` and ``as_of`` are null until the run has equity.
+    """
 
     run_id = ma.fields.UUID(allow_none=True)
     status = ma.fields.String(allow_none=True, **one_of(RUN_STATUSES, description="the run's"))
     started_at = ma.fields.DateTime(allow_none=True)
     last_candle_ts = ma.fields.Integer(allow_none=True)
     last_tick_time = ma.fields.DateTime(allow_none=True)
-    metrics = ma.fields.Nested(MetricsOut, allow_none=True)
+    period = ma.fields.String(**one_of(PERIODS, PERIOD_NAMES))
+    as_of = ma.fields.DateTime(
+        allow_none=True, metadata={"description": "open time of the last bar in the snapshot"}
+    )
+    metrics = ma.fields.Nested(LiveMetricsOut, allow_none=True)
     metrics_version = ma.fields.String(metadata={"description": "version of the metric set"})
     position = ma.fields.Nested(PositionOut, allow_none=True)
     cash = ma.fields.Float(allow_none=True)
@@ -370,6 +425,45 @@ class BotPerformanceOut(OutSchema):
     )
     unrealized_pnl = ma.fields.Float(
         allow_none=True, metadata={"description": "units x (mark_price - entry_price)"}
+    )
+
+
+class BotEquityQuery(EquityQuery):
+    """``resolution=day`` pages through the run's daily rollups instead of its bars."""
+
+    resolution = ma.fields.String(load_default="bar", **one_of(["bar", "day"]))
+
+    @ma.validates_schema
+    def _days_by_cursor(self, data: dict[str, object], **_kwargs: object) -> None:
+        if data.get("resolution") == "day" and "points" in data:
+            raise ma.ValidationError(
+                "resolution=day pages by cursor and limit; points is for bars.", "points"
+            )
+
+
+class DailyEquityOut(OutSchema):
+    """One UTC day of a run's equity marks (days by bar open time)."""
+
+    day_ts = ma.fields.Integer(metadata={"description": "the UTC midnight opening the day, ms"})
+    first_ts = ma.fields.Integer(metadata={"description": "open time of its first bar, ms"})
+    last_ts = ma.fields.Integer(metadata={"description": "open time of its last bar, ms"})
+    bars = ma.fields.Integer()
+    open = ma.fields.Float(metadata={"description": "equity at its first bar's close"})
+    high = ma.fields.Float()
+    low = ma.fields.Float()
+    close = ma.fields.Float(metadata={"description": "equity at its last bar's close"})
+    max_drawdown = ma.fields.Float(metadata={"description": "below the day's own running peak"})
+    trades = ma.fields.Integer(metadata={"description": "trades closed that day"})
+
+
+class BotEquityOut(EquityOut):
+    """Per bar (``rows``), or per day: ``rows`` are ``[last_ts, close]`` and ``days`` the rows."""
+
+    resolution = ma.fields.String(**one_of(["bar", "day"]))
+    days = ma.fields.List(
+        ma.fields.Nested(DailyEquityOut),
+        allow_none=True,
+        metadata={"description": "the day rows with resolution=day, else null"},
     )
 
 

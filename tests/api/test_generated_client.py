@@ -289,9 +289,20 @@ def test_the_whole_flow_through_the_generated_client(
     logs = api.call("bots.list_bot_logs", me, 200, bot.id)
     assert "run_started" in {entry.event for entry in logs.rows}
     assert all(isinstance(entry.level, m.BotLogOutLevel) for entry in logs.rows)
-    performance = api.call("bots.get_bot_performance", me, 200, bot.id)
-    assert isinstance(performance.metrics, m.MetricsOut) and performance.run_id == started.run.id
-    assert performance.metrics.bars == curve.total
+    performance = api.call(
+        "bots.get_bot_performance", me, 200, bot.id, period=m.GetBotPerformancePeriod.D7
+    )
+    assert (
+        isinstance(performance.metrics, m.LiveMetricsOut) and performance.run_id == started.run.id
+    )
+    assert performance.metrics.as_of_ts == curve.rows[-1][0]
+    assert performance.period == m.BotPerformanceOutPeriod.D7
+    days = api.call("bots.get_bot_equity", me, 200, bot.id, resolution=m.GetBotEquityResolution.DAY)
+    assert days.resolution == m.BotEquityOutResolution.DAY
+    assert [row[1] for row in days.rows][-1] == curve.rows[-1][1]
+    assert (
+        isinstance(days.days[0], m.DailyEquityOut) and sum(d.bars for d in days.days) == curve.total
+    )
     bot_trades = api.call("bots.list_bot_trades", me, 200, bot.id)
     assert bot_trades.total == performance.metrics.trades
     stopped = api.call("bots.stop_bot", me, 200, bot.id)

@@ -18,6 +18,7 @@ from openapi_spec_validator import validate
 
 from engine.metrics import METRICS_VERSION, Metrics
 from engine.strategies import catalogue
+from models.performance.snapshots import SNAPSHOT_FIELDS
 
 OPERATIONS = {
     ("post", "/api/v1/auth/register"): "register",
@@ -198,7 +199,7 @@ def test_nullable_objects_are_typed(spec: dict[str, Any]) -> None:
     assert bot["run"] == {"allOf": [{"$ref": "#/components/schemas/BotRunOut"}], "nullable": True}
     performance = spec["components"]["schemas"]["BotPerformanceOut"]["properties"]
     assert performance["position"]["allOf"] == [{"$ref": "#/components/schemas/PositionOut"}]
-    assert performance["metrics"]["allOf"] == [{"$ref": "#/components/schemas/MetricsOut"}]
+    assert performance["metrics"]["allOf"] == [{"$ref": "#/components/schemas/LiveMetricsOut"}]
 
 
 def test_response_fields_are_required_and_objects_have_schemas(spec: dict[str, Any]) -> None:
@@ -255,6 +256,14 @@ def test_times_rows_and_metrics_are_typed(spec: dict[str, Any]) -> None:
     assert set(metrics["required"]) == set(metrics["properties"])
     assert all(prop.get("description") for prop in metrics["properties"].values())
     assert f"now ``{METRICS_VERSION}``" in metrics["description"]
+    live = schemas["LiveMetricsOut"]
+    extra = {"period", "metrics_version", "end_ts", "days", "computed_at"}
+    assert set(live["properties"]) == set(SNAPSHOT_FIELDS) | extra
+    assert set(live["required"]) == set(live["properties"])
+    assert live["properties"]["period"]["enum"] == ["7d", "30d", "90d", "all"]
+    performance = spec["paths"]["/api/v1/bots/{bot_id}/performance"]["get"]["parameters"]
+    (period,) = [p for p in performance if p["name"] == "period"]
+    assert period["in"] == "query" and period["schema"]["default"] == "all"
 
 
 def test_enums_carry_names(spec: dict[str, Any]) -> None:

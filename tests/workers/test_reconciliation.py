@@ -36,7 +36,7 @@ from tests.helpers import load_btc_history
 from workers.main import build_worker
 from workers.queues import DEFAULT, get_queue
 from workers.reconciliation import reconcile_public_bots, reconcile_run
-from workers.schedule import PERIODIC, LeaderScheduler, reconcile
+from workers.schedule import PERIODIC, LeaderScheduler, periodic_jobs, reconcile
 from workers.ticks import tick_bots
 
 HOUR = 3_600_000
@@ -346,9 +346,9 @@ def test_the_periodic_job_takes_its_interval_from_the_settings(redis: Redis) -> 
     (spec,) = [p for p in PERIODIC if p.func == "workers.reconciliation.reconcile_public_bots"]
     assert (spec.queue, spec.interval) == ("default", 3600)
     scheduler = LeaderScheduler(queue_name="default", connection=redis, interval=5, name="r")
-    reconcile(scheduler, settings=Settings(reconciliation_interval_minutes=15))
+    reconcile(scheduler, periodic_jobs(Settings(reconciliation_interval_minutes=15)))
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert jobs[spec.job_id].meta["interval"] == 900
-    counts = reconcile(scheduler, settings=Settings(reconciliation_interval_minutes=15))
+    counts = reconcile(scheduler, periodic_jobs(Settings(reconciliation_interval_minutes=15)))
     assert counts["replaced"] == 0
     assert reconcile(scheduler)["replaced"] == 1  # back to the default hour
