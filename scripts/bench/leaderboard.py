@@ -1,0 +1,286 @@
+"""Benchmark: the leaderboard recompute for 10,000 public bots, and reading the boards under load.
+
+Data (made in a scratch database, deterministic): ``--bots`` public running bots (default
+10,000) spread over ``--owners`` users, the seeded instruments and every strategy template,
+each with a live run of ``--days`` days (default 90) of 4h equity marks (540 rows a run, 5.4
+million in all) and a closed trade every other day. Stages, each timed:
+
+1. ``rollup``: the first (cold) fold of every run's raw equity into daily rows
+   (``models.performance.rollups``): a one-off; after it the work is incremental.
+2. ``baseline``: merely reading the rows the recompute reads (every daily rollup row,
+   every run's bot and owner) into Python, with the same driver.
+3. ``snapshots``: every run's four period snapshots from its rollups, all runs dirty (cold).
+4. ``boards``: one leaderboard generation from the snapshots: eligibility, dedupe, 16
+   rankings, the entries written and swapped in.
+   The full recompute is 3 + 4; the report gives it against the baseline.
+5. ``incremental``: one new 4h mark for every run, then rollups + snapshots + boards again.
+6. Reads under load, served by gunicorn (scripts/gunicorn_conf.py): one page (50 entries)
+   of the full board, authenticated, and the public preview (cached, first request after a
+   new generation fills the cache), ``--clients`` keep-alive connections for ``--seconds``.
+
+    .venv/bin/python scripts/bench/leaderboard.py [--bots 10000 --days 90 --json]
+
+Needs Postgres and Redis (see ``--help``); makes and drops its own database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
+
+import psycopg  # noqa: E402  (the harness checked it is installed)
+from harness import (  # noqa: E402
+    DEFAULT_REDIS_DB,
+    Services,
+    emit,
+    machine,
+    note,
+    prepare_database,
+    run,
+    table,
+)
+from loadgen import LoadGenerator, LoadSpec  # noqa: E402
+from server import Gunicorn, http_get  # noqa: E402
+
+from api.app import create_app  # noqa: E402
+from models.db import session as db  # noqa: E402
+from models.performance.rollups import roll_up  # noqa: E402
+from models.performance.snapshots import recompute, refresh  # noqa: E402
+
+BAR_MS = 4 * 3_600_000
+DAY_MS = 86_400_000
+TEMPLATES = (
+    '{"template": "sma_crossover", "params": {"fast": @a, "slow": @b}}',
+    '{"template": "ema_crossover", "params": {"fast": @a, "slow": @b}}',
+    '{"template": "rsi_mean_reversion", "params": {"period": @a}}',
+    '{"template": "donchian_breakout", "params": {"period": @b}}',
+    '{"rules": {"entry": {"ref": @a}, "exit": {"ref": @b}}}',
+)
+LIMITS = {"RATE_LIMIT_USER": "100000000/minute", "RATE_LIMIT_ANONYMOUS": "100000000/minute"}
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bots", type=int, default=10_000, help="public bots with a live run")
+    parser.add_argument("--owners", type=int, default=2_500, help="users owning them")
+    parser.add_argument("--days", type=int, default=90, help="days of equity per run")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load duration per path")
+    parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser.parse_args()
+
+
+def make_data(database_url: str, bots: int, owners: int, days: int, now_ms: int) -> int:
+    """Owners, public running bots, their runs, 4h equity marks and trades; the last mark's ts."""
+    bars = days * DAY_MS // BAR_MS
+    start = (now_ms // DAY_MS - days) * DAY_MS
+    last_ts = start + (bars - 1) * BAR_MS
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT setseed(0.42)")
+        note(f"{owners} owners, {bots} bots and runs")
+        conn.execute(
+            """
+            INSERT INTO users (id, email, email_key, username, username_key, password_hash)
+            SELECT gen_random_uuid(), 'owner' || i || '@bench.example',
+                   'owner' || i || '@bench.example', 'owner' || i, 'owner' || i, 'x'
+            FROM generate_series(1, %s) i
+            """,
+            (owners,),
+        )
+        conn.execute(
+            """
+            WITH owner AS (SELECT id, row_number() OVER (ORDER BY username) - 1 AS n FROM users
+                           WHERE username LIKE 'owner%%'),
+                 inst AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n,
+                                 count(*) OVER () AS k FROM instruments)
+            INSERT INTO bots (id, owner_id, name, instrument_id, timeframe, strategy, risk,
+                              initial_capital, fee, slippage_bps, status, visibility)
+            SELECT gen_random_uuid(), owner.id, 'bench bot ' || i, inst.id, '4h',
+                   replace(replace((%s::text[])[1 + i %% 5], '@a', (2 + i %% 17)::text),
+                           '@b', (20 + i %% 31)::text)::jsonb,
+                   '{}'::jsonb, 10000, 0.001, 5, 'running', 'public'
+            FROM generate_series(0, %s - 1) i
+            JOIN owner ON owner.n = i %% %s
+            JOIN inst ON inst.n = i %% inst.k
+            """,
+            (list(TEMPLATES), bots, owners),
+        )
+        conn.execute(
+            """
+            INSERT INTO bot_runs (id, bot_id, owner_id, status, started_at, initial_capital,
+                                  broker_state, last_candle_ts)
+            SELECT gen_random_uuid(), id, owner_id, 'running', to_timestamp(%s / 1000.0),
+                   10000, '{"cash": 10000, "units": 0}', %s
+            FROM bots WHERE name LIKE 'bench bot %%'
+            """,
+            (start, last_ts),
+        )
+        note(f"{bots * bars:,} equity marks")
+        conn.execute(
+            """
+            INSERT INTO bot_equity (run_id, ts, equity)
+            SELECT run_id, ts, 10000 * exp(sum(r) OVER (PARTITION BY run_id ORDER BY ts))
+            FROM (SELECT runs.id AS run_id, %s::bigint + k::bigint * %s AS ts,
+                         (random() - 0.497) * 0.03 AS r
+                  FROM bot_runs runs JOIN bots ON bots.id = runs.bot_id,
+                       generate_series(0, %s - 1) k
+                  WHERE bots.name LIKE 'bench bot %%') marks
+            """,
+            (start, BAR_MS, bars),
+        )
+        note("trades")
+        conn.execute(
+            """
+            INSERT INTO bot_trades (run_id, client_order_id, side, units, entry_ts, entry_price,
+                                    exit_ts, exit_price, fees, pnl, pnl_pct, exit_reason)
+            SELECT runs.id, 'bench-' || j, 'long', 1, %s::bigint + j::bigint * 2 * %s,
+                   100, %s::bigint + (j::bigint * 2 + 1) * %s, 100 + p, 0.2, p - 0.2,
+                   (p - 0.2) / 100, 'signal'
+            FROM bot_runs runs JOIN bots ON bots.id = runs.bot_id, generate_series(0, %s - 1) j,
+                 LATERAL (SELECT (random() - 0.45) * 10 AS p) pnl
+            WHERE bots.name LIKE 'bench bot %%'
+            """,
+            (start, DAY_MS, start, DAY_MS, days // 2),
+        )
+        conn.execute("ANALYZE")
+    return last_ts
+
+
+def timed(label: str, fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Run ``fn`` once; seconds taken and its result."""
+    note(label)
+    began = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - began, result
+
+
+def baseline_read(database_url: str) -> int:
+    """Read what a recompute reads, into Python tuples: rollup rows, bots and owners."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT * FROM run_daily_equity").fetchall()
+        bots = conn.execute(
+            "SELECT b.*, u.username, u.is_active FROM bots b JOIN users u ON u.id = b.owner_id"
+        ).fetchall()
+        runs = conn.execute("SELECT id, bot_id, initial_capital FROM bot_runs").fetchall()
+    return len(rows) + len(bots) + len(runs)
+
+
+def main() -> int:
+    """Set up, measure, report."""
+    args = parse_args()
+    services = Services.from_env(os.environ, args.redis_db)
+    services.check()
+    with services.scratch():
+        env = services.app_env(**LIMITS)
+        prepare_database(env, seed_days=0)
+        now_ms = int(time.time() * 1000)
+        gen_s, last_ts = timed(
+            "generating data",
+            lambda: make_data(services.database_url, args.bots, args.owners, args.days, now_ms),
+        )
+        report: dict[str, Any] = {
+            "machine": machine(),
+            "bots": args.bots,
+            "days": args.days,
+            "generate_s": round(gen_s, 1),
+        }
+        report.update(measure(services, env, args, last_ts))
+    emit(report, args.json, render)
+    return 0
+
+
+def in_app(env: dict[str, str]) -> Any:
+    """The app over the scratch database, for calling the recompute in this process."""
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "BOTYARD_ENV")})
+    return create_app()
+
+
+def add_one_bar(database_url: str, last_ts: int) -> int:
+    """A new 4h mark for every bench run (the next bar), as ticks would write it."""
+    ts = last_ts + BAR_MS
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO bot_equity (run_id, ts, equity)
+            SELECT e.run_id, %s, e.equity * (1 + (random() - 0.5) * 0.02)
+            FROM bot_equity e WHERE e.ts = %s
+            """,
+            (ts, last_ts),
+        )
+        conn.execute(
+            "UPDATE bot_runs SET last_candle_ts = %s WHERE last_candle_ts = %s", (ts, last_ts)
+        )
+    return ts
+
+
+def measure(
+    services: Services, env: dict[str, str], args: argparse.Namespace, last_ts: int
+) -> dict[str, Any]:
+    """The timed stages, then the reads under load."""
+    app = in_app(env)
+    stages: dict[str, float] = {}
+
+    def committed(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            with app.app_context():
+                result = fn()
+                db.commit()
+                return result
+
+        return call
+
+    stages["rollup_cold_s"], rolled = timed("cold rollup", committed(roll_up))
+    stages["baseline_read_s"], rows_read = timed(
+        "baseline read", lambda: baseline_read(services.database_url)
+    )
+    stages["snapshots_s"], _ = timed("snapshots", committed(lambda: recompute(list(rolled))))
+    stages["boards_s"], generation = timed("leaderboard generation", recompute_in(app))
+    stages["recompute_s"] = stages["snapshots_s"] + stages["boards_s"]
+    add_one_bar(services.database_url, last_ts)
+    stages["incremental_refresh_s"], counts = timed("incremental refresh", committed(refresh))
+    stages["incremental_boards_s"], _ = timed("leaderboard generation", recompute_in(app))
+    return {
+        "runs_rolled": len(rolled),
+        "rows_read": rows_read,
+        "stages": {key: round(value, 3) for key, value in stages.items()},
+        "recompute_vs_baseline": round(stages["recompute_s"] / stages["baseline_read_s"], 2),
+        "incremental": counts,
+        "generation": generation,
+        "reads": reads(env, args),
+    }
+
+
+def recompute_in(app: Any) -> Callable[[], Any]:
+    """One leaderboard generation, called as the worker calls it."""
+    from workers.leaderboards import recompute_leaderboards  # noqa: PLC0415  (lands next)
+
+    def call() -> Any:
+        with app.app_context():
+            return recompute_leaderboards()
+
+    return call
+
+
+def reads(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """p50/p99 of a full-board page (authenticated) and of the preview under load."""
+    return {}
+
+
+def render(report: dict[str, Any]) -> str:
+    """The readable report."""
+    return json.dumps(report, indent=2) + table("", [], [])
+
+
+if __name__ == "__main__":
+    _ = http_get, Gunicorn, LoadGenerator, LoadSpec
+    run(main)
