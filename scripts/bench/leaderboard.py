@@ -7,12 +7,14 @@ million in all) and a closed trade every other day. Stages, each timed:
 
 1. ``rollup``: the first (cold) fold of every run's raw equity into daily rows
    (``models.performance.rollups``): a one-off; after it the work is incremental.
-2. ``baseline``: merely reading the rows the recompute reads (every daily rollup row,
-   every run's bot and owner) into Python, with the same driver.
+2. The baseline: merely reading the rows the recompute reads, as a binary COPY to the
+   client without parsing them (``read_*_copy``): every daily rollup row, and every
+   snapshot with its bot and owner. ``read_rollups_rows`` is the plain driver path
+   (``fetchall`` into tuples) for comparison.
 3. ``snapshots``: every run's four period snapshots from its rollups, all runs dirty (cold).
 4. ``boards``: one leaderboard generation from the snapshots: eligibility, dedupe, 16
    rankings, the entries written and swapped in.
-   The full recompute is 3 + 4; the report gives it against the baseline.
+   The full recompute is 3 + 4; the report gives it against the baseline (both reads).
 5. ``incremental``: one new 4h mark for every run, then rollups + snapshots + boards again.
 6. Reads under load, served by gunicorn (scripts/gunicorn_conf.py): one page (50 entries)
    of the full board, authenticated, and the public preview (cached, first request after a
@@ -26,6 +28,7 @@ Needs Postgres and Redis (see ``--help``); makes and drops its own database.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -39,6 +42,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 import psycopg  # noqa: E402  (the harness checked it is installed)
 from harness import (  # noqa: E402
     DEFAULT_REDIS_DB,
+    BenchError,
     Services,
     emit,
     machine,
@@ -64,6 +68,9 @@ TEMPLATES = (
     '{"template": "donchian_breakout", "params": {"period": @b}}',
     '{"rules": {"entry": {"ref": @a}, "exit": {"ref": @b}}}',
 )
+PASSWORD = "bench-password-1234"  # noqa: S105 - a scratch account in a scratch database
+BOARD = "/api/v1/leaderboards?period=30d&metric=sharpe&limit=50"
+PREVIEW = "/api/v1/leaderboards/preview"
 LIMITS = {"RATE_LIMIT_USER": "100000000/minute", "RATE_LIMIT_ANONYMOUS": "100000000/minute"}
 
 
@@ -164,15 +171,40 @@ def timed(label: str, fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - began, result
 
 
-def baseline_read(database_url: str) -> int:
-    """Read what a recompute reads, into Python tuples: rollup rows, bots and owners."""
+# What the two halves of the recompute read: every daily rollup row (the snapshots), and
+# every public bot's snapshots with its bot and owner (the boards).
+ROLLUP_ROWS = """
+SELECT run_id, day, first_ts, last_ts, bars, close, high, low, max_drawdown, trades, wins,
+       gross_profit, gross_loss
+FROM run_daily_equity
+"""
+BOARD_ROWS = """
+SELECT p.*, b.id, b.owner_id, b.name, b.strategy, b.risk, b.instrument_id, b.timeframe,
+       b.visibility, b.status, b.hidden_at, b.created_at, u.username, u.is_active,
+       u.disabled_at, u.deletion_requested_at
+FROM run_performance p
+JOIN bot_runs r ON r.id = p.run_id
+JOIN bots b ON b.id = r.bot_id
+JOIN users u ON u.id = b.owner_id
+"""
+
+
+def read_copy(database_url: str, query: str) -> int:
+    """Merely read the rows: binary COPY to the client, not parsed; bytes received."""
+    received = 0
+    with (
+        psycopg.connect(database_url) as conn,
+        conn.cursor().copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as copy,
+    ):
+        for chunk in copy:
+            received += len(chunk)
+    return received
+
+
+def read_rows(database_url: str, query: str) -> int:
+    """Read the rows as Python tuples (the plain driver path); rows read."""
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT * FROM run_daily_equity").fetchall()
-        bots = conn.execute(
-            "SELECT b.*, u.username, u.is_active FROM bots b JOIN users u ON u.id = b.owner_id"
-        ).fetchall()
-        runs = conn.execute("SELECT id, bot_id, initial_capital FROM bot_runs").fetchall()
-    return len(rows) + len(bots) + len(runs)
+        return len(conn.execute(query).fetchall())
 
 
 def main() -> int:
@@ -240,12 +272,16 @@ def measure(
         return call
 
     stages["rollup_cold_s"], rolled = timed("cold rollup", committed(roll_up))
-    stages["baseline_read_s"], rows_read = timed(
-        "baseline read", lambda: baseline_read(services.database_url)
+    url = services.database_url
+    stages["read_rollups_copy_s"], _ = timed("read rollups", lambda: read_copy(url, ROLLUP_ROWS))
+    stages["read_rollups_rows_s"], rows_read = timed(
+        "read rollups as rows", lambda: read_rows(url, ROLLUP_ROWS)
     )
     stages["snapshots_s"], _ = timed("snapshots", committed(lambda: recompute(list(rolled))))
+    stages["read_board_rows_copy_s"], _ = timed("read", lambda: read_copy(url, BOARD_ROWS))
     stages["boards_s"], generation = timed("leaderboard generation", recompute_in(app))
     stages["recompute_s"] = stages["snapshots_s"] + stages["boards_s"]
+    baseline = stages["read_rollups_copy_s"] + stages["read_board_rows_copy_s"]
     add_one_bar(services.database_url, last_ts)
     stages["incremental_refresh_s"], counts = timed("incremental refresh", committed(refresh))
     stages["incremental_boards_s"], _ = timed("leaderboard generation", recompute_in(app))
@@ -253,7 +289,8 @@ def measure(
         "runs_rolled": len(rolled),
         "rows_read": rows_read,
         "stages": {key: round(value, 3) for key, value in stages.items()},
-        "recompute_vs_baseline": round(stages["recompute_s"] / stages["baseline_read_s"], 2),
+        "recompute_vs_baseline": round(stages["recompute_s"] / baseline, 2),
+        "boards_vs_read": round(stages["boards_s"] / stages["read_board_rows_copy_s"], 2),
         "incremental": counts,
         "generation": generation,
         "reads": reads(env, args),
@@ -271,16 +308,77 @@ def recompute_in(app: Any) -> Callable[[], Any]:
     return call
 
 
+def token_of(port: int) -> str:
+    """Register the reader and log in; its access token."""
+    user = {"email": "reader@bench.example", "username": "reader", "password": PASSWORD}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for path, body, wanted in (
+            ("/api/v1/auth/register", user, 201),
+            ("/api/v1/auth/login", {"login": "reader", "password": PASSWORD}, 200),
+        ):
+            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            answer = json.loads(response.read() or b"null")
+            if response.status != wanted:
+                raise BenchError(f"{path} answered {response.status}: {answer}")
+    finally:
+        conn.close()
+    return str(answer["access_token"])
+
+
 def reads(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    """p50/p99 of a full-board page (authenticated) and of the preview under load."""
-    return {}
+    """p50/p99 of a full-board page (authenticated) and of the preview, under load."""
+    load = LoadGenerator(LoadSpec(threads=2, connections=args.clients, duration=args.seconds))
+    out: dict[str, Any] = {"tool": load.tool, "clients": args.clients}
+    with Gunicorn(env) as server:
+        headers = {"Authorization": f"Bearer {token_of(server.port)}"}
+        # The first preview after a generation fills the cache: time that one alone.
+        began = time.perf_counter()
+        status, _, _ = http_get(server.port, PREVIEW)
+        out["preview_cold_ms"] = round((time.perf_counter() - began) * 1000, 2)
+        if status != 200:
+            raise BenchError(f"{PREVIEW} answered {status}")
+        status, _, body = http_get(server.port, BOARD, headers)
+        if status != 200 or not json.loads(body)["entries"]:
+            raise BenchError(f"{BOARD} answered {status} with no entries")
+        for name, path, sent in (("board", BOARD, headers), ("preview", PREVIEW, {})):
+            note(f"load on {path}")
+            out[name] = load.run(server.port, path, sent).as_dict()
+        out["server"] = server.resolved_config()
+    return out
 
 
 def render(report: dict[str, Any]) -> str:
     """The readable report."""
-    return json.dumps(report, indent=2) + table("", [], [])
+    stages = report["stages"]
+    rows = [[name.removesuffix("_s"), f"{value:.3f}"] for name, value in stages.items()]
+    reads = report["reads"]
+    load_rows = [
+        [*(reads[name][key] for key in ("path", "rps", "p50_ms", "p99_ms")), reads[name]["errors"]]
+        for name in ("board", "preview")
+    ]
+    return "\n".join(
+        [
+            f"machine: {report['machine']}",
+            f"{report['bots']:,} public bots, {report['days']} days of 4h equity each "
+            f"(data made in {report['generate_s']} s)",
+            "",
+            table("stages (seconds)", ["stage", "s"], rows),
+            f"full recompute (snapshots + boards) / baseline read: "
+            f"{report['recompute_vs_baseline']}x; boards alone / their own read: "
+            f"{report['boards_vs_read']}x",
+            f"generation: {report['generation']}",
+            "",
+            table(
+                f"reads, {reads['clients']} connections ({reads['tool']}); "
+                f"first preview after a generation {reads['preview_cold_ms']} ms",
+                ["path", "req/s", "p50 ms", "p99 ms", "errors"],
+                load_rows,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":
-    _ = http_get, Gunicorn, LoadGenerator, LoadSpec
     run(main)
