@@ -17,10 +17,12 @@ without persistence, or a pass cut short between rq-scheduler's enqueue and re-s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,7 +106,28 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="send-digests", func="workers.digest.send_digests", interval=600, queue=NOTIFICATIONS
     ),
+    # Its interval is LEADERBOARD_INTERVAL_MINUTES: see configured().
+    PeriodicJob(
+        id="recompute-leaderboards",
+        func="workers.leaderboards.recompute_leaderboards",
+        interval=15 * 60,
+        timeout=600,
+    ),
 )
+# Periodic jobs whose interval comes from a setting (in seconds).
+INTERVAL_SETTINGS: dict[str, Callable[[Settings], int]] = {
+    "recompute-leaderboards": lambda s: s.leaderboard_interval_minutes * 60,
+}
+
+
+def configured(settings: Settings) -> tuple[PeriodicJob, ...]:
+    """``PERIODIC`` with the intervals that settings choose."""
+    return tuple(
+        dataclasses.replace(spec, interval=INTERVAL_SETTINGS[spec.id](settings))
+        if spec.id in INTERVAL_SETTINGS
+        else spec
+        for spec in PERIODIC
+    )
 
 
 def _same(job: Any, spec: PeriodicJob) -> bool:
@@ -155,6 +178,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
     _registered = False  # set once this scheduler's key was first written
     _reconciled = False  # set once this scheduler reconciled the periodic jobs as leader
+    periodic: tuple[PeriodicJob, ...] = PERIODIC  # build_scheduler applies the settings
 
     def _holds_leadership(self) -> bool:
         ttl = int(self._interval) * 3 + 5
@@ -189,15 +213,15 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
     def ensure_periodic(self) -> None:
         """Reconcile the periodic jobs on the first pass, then whenever one is missing."""
         if not self._reconciled:
-            counts = reconcile(self)
+            counts = reconcile(self, self.periodic)
             self._reconciled = True
             log.info("periodic_jobs_reconciled", **counts)
             return
-        ids = [spec.job_id for spec in PERIODIC]
+        ids = [spec.job_id for spec in self.periodic]
         scores = self.connection.zmscore(self.scheduled_jobs_key, ids)
         missing = [job_id for job_id, score in zip(ids, scores, strict=True) if score is None]
         if missing:
-            counts = reconcile(self)
+            counts = reconcile(self, self.periodic)
             log.warning("periodic_jobs_restored", missing=len(missing), **counts)
 
     def run(self, burst: bool = False) -> None:
@@ -249,12 +273,14 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
 def build_scheduler(settings: Settings, connection: Redis | None = None) -> LeaderScheduler:
     """A leader-elected scheduler polling every ``POLL_SECONDS``."""
-    return LeaderScheduler(
+    scheduler = LeaderScheduler(
         queue_name=DEFAULT,
         connection=connection or redis_connection(settings),
         interval=POLL_SECONDS,
         name=f"botyard-{os.uname().nodename}-{os.getpid()}",
     )
+    scheduler.periodic = configured(settings)
+    return scheduler
 
 
 def main() -> int:
