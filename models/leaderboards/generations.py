@@ -205,7 +205,10 @@ def notify_new_placings(generation_id: int, previous_id: int | None, top_n: int)
         placed.append({"period": row.period, "metric": row.metric, "rank": row.rank})
     if not boards:
         return 0
-    names = dict(db.execute(select(Bot.id, Bot.name).where(Bot.id.in_(list(boards)))).tuples())
+    names = {
+        row.id: row.name
+        for row in db.execute(select(Bot.id, Bot.name).where(Bot.id.in_(list(boards))))
+    }
     for bot_id, (owner_id, placed) in boards.items():
         notify(
             owner_id,
