@@ -53,7 +53,7 @@ def bot(
     created: datetime | None = None,
     config: dict[str, Any] | None = None,
 ) -> Bot:
-    """A bot of ``user`` (a distinct configuration unless ``config`` is given), started if ``live``."""
+    """A bot of ``user``, started if ``live``; a configuration of its own unless ``config``."""
     k = n if n is not None else next(_names)
     made = create_bot(
         user.id,

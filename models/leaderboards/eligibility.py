@@ -14,7 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 
@@ -33,8 +33,7 @@ REASONS = (
 LIVE_STATUSES = ("running", "paused")
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The figures of one run's snapshot for one period that the boards rank on."""
 
     days_tracked: float
@@ -107,13 +106,12 @@ _CANDIDATES = text(
     WHERE b.visibility = 'public'
     """
 )
-_SNAPSHOTS = text(
-    """
+# Read by a plain DBAPI cursor: 40,000 rows for 10,000 bots, as tuples in Snapshot's order.
+_SNAPSHOTS = """
     SELECT run_id, period, days_tracked, trades, max_drawdown, total_return, sharpe, psr,
            calmar, as_of_ts, metrics_version
-    FROM run_performance WHERE run_id = ANY(CAST(:runs AS uuid[]))
-    """
-)
+    FROM run_performance WHERE run_id = ANY(%s)
+"""
 
 
 def load_candidates() -> list[Candidate]:
@@ -134,19 +132,12 @@ def load_candidates() -> list[Candidate]:
         flags[row.id] = (live, row.hidden_at is not None, bool(row.owner_ok))
         candidates.append(candidate)
     by_run = {c.run_id: c for c in candidates if c.run_id is not None}
-    if by_run:
-        for snap in db.execute(_SNAPSHOTS, {"runs": list(by_run)}):
-            by_run[snap.run_id].snapshots[snap.period] = Snapshot(
-                days_tracked=snap.days_tracked,
-                trades=snap.trades,
-                max_drawdown=snap.max_drawdown,
-                total_return=snap.total_return,
-                sharpe=snap.sharpe,
-                psr=snap.psr,
-                calmar=snap.calmar,
-                as_of_ts=snap.as_of_ts,
-                metrics_version=snap.metrics_version,
-            )
+    raw = db.connection().connection.driver_connection
+    if by_run and raw is not None:
+        with raw.cursor() as cursor:
+            cursor.execute(_SNAPSHOTS, (list(by_run),))
+            for run_id, period, *figures in cursor.fetchall():
+                by_run[run_id].snapshots[period] = Snapshot(*figures)
     for candidate in candidates:
         live, hidden, owner_ok = flags[candidate.bot_id]
         candidate.detail["live"] = live

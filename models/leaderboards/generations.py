@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import select, text, update
@@ -34,6 +35,7 @@ PLACED_EVENT = "leaderboard.placed"
 # written ("built"), and between the build's commit and the swap ("before_swap").
 Hook = Callable[[str], None]
 PreviousRanks = dict[tuple[str, str, uuid.UUID], int]
+NULL = "\\N"  # COPY's text form of NULL
 
 
 @dataclass(frozen=True)
@@ -61,43 +63,58 @@ def active_generation_id() -> int | None:
     return int(found) if found is not None else None
 
 
-def _previous_ranks(generation_id: int | None) -> PreviousRanks:
-    if generation_id is None:
-        return {}
-    rows = db.execute(
-        text(
-            "SELECT period, metric, bot_id, rank FROM leaderboard_entries WHERE generation_id = :g"
-        ),
-        {"g": generation_id},
-    )
-    return {(r.period, r.metric, r.bot_id): r.rank for r in rows}
-
-
-def _copy_entries(
-    generation_id: int, placings: Sequence[Placing], previous: dict[tuple[str, str, uuid.UUID], int]
-) -> None:
-    """All entries of a generation in one COPY (the fast bulk form; docs/performance.md)."""
+def _raw_connection() -> Any:
     raw = db.connection().connection.driver_connection
     if raw is None:  # pragma: no cover - a live session always has a DBAPI connection
-        raise RuntimeError("no database connection for COPY")
+        raise RuntimeError("no database connection")
+    return raw
+
+
+def _previous_ranks(generation_id: int | None) -> PreviousRanks:
+    """(period, metric, bot) -> rank in ``generation_id`` (a plain cursor: 160,000 rows)."""
+    if generation_id is None:
+        return {}
+    with _raw_connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT period, metric, bot_id, rank FROM leaderboard_entries WHERE generation_id = %s",
+            (generation_id,),
+        )
+        return {(period, metric, bot): rank for period, metric, bot, rank in cursor.fetchall()}
+
+
+_COLUMNS = (
+    "generation_id, period, metric, rank, bot_id, owner_id, run_id, instrument, strategy, "
+    "instrument_rank, strategy_rank, score, components, previous_rank"
+)
+
+
+def _copy_entries(generation_id: int, placings: Sequence[Placing], previous: PreviousRanks) -> None:
+    """All entries of a generation in one COPY (the fast bulk form; docs/performance.md).
+
+    The rows go as one text block; the parts that repeat (a bot's ids, a period's
+    components) are formatted once. repr() round-trips every float.
+    """
     g = str(generation_id)
+    ids: dict[uuid.UUID, str] = {}
+    texts: dict[str, str] = {}
     lines = []
     for p in placings:
+        who = ids.get(p.bot_id)
+        if who is None:
+            who = ids[p.bot_id] = (
+                f"{p.bot_id}\t{p.owner_id}\t{p.run_id}\t{p.instrument}\t{p.strategy}"
+            )
+        components = texts.get(p.components)
+        if components is None:
+            components = texts[p.components] = p.components.replace("\\", "\\\\")
         prev = previous.get((p.period, p.metric, p.bot_id))
-        components = p.components.replace("\\", "\\\\")
         lines.append(
-            f"{g}\t{p.period}\t{p.metric}\t{p.rank}\t{p.bot_id}\t{p.owner_id}\t{p.run_id}\t"
-            f"{p.instrument}\t{p.strategy}\t{p.instrument_rank}\t{p.strategy_rank}\t"
-            f"{p.score!r}\t{components}\t{prev if prev is not None else chr(92) + 'N'}\n"
+            f"{g}\t{p.period}\t{p.metric}\t{p.rank}\t{who}\t{p.instrument_rank}\t"
+            f"{p.strategy_rank}\t{p.score!r}\t{components}\t"
+            f"{prev if prev is not None else NULL}\n"
         )
-    columns = (
-        "generation_id, period, metric, rank, bot_id, owner_id, run_id, instrument, strategy, "
-        "instrument_rank, strategy_rank, score, components, previous_rank"
-    )
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f"COPY leaderboard_entries ({columns}) FROM STDIN") as copy,
-    ):
+    statement = f"COPY leaderboard_entries ({_COLUMNS}) FROM STDIN"
+    with _raw_connection().cursor() as cursor, cursor.copy(statement) as copy:
         copy.write("".join(lines))
 
 

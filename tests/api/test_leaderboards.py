@@ -309,7 +309,9 @@ def test_recompute_is_admin_only_queued_once_and_run_as_a_worker_would(
     # Finished: a new request queues a new job.
     later = client.post("/api/v1/leaderboards/recompute", headers=admin_headers)
     assert later.json["job_id"] != job["job_id"]
-    missing = client.get("/api/v1/leaderboards/recompute/leaderboards-recompute-x", headers=admin_headers)
+    missing = client.get(
+        "/api/v1/leaderboards/recompute/leaderboards-recompute-x", headers=admin_headers
+    )
     assert missing.status_code == 404
 
 
@@ -324,7 +326,9 @@ def test_leaderboard_status_says_where_my_bot_is_or_why_not(
     db.commit()
 
     def status(bot: Any, headers: dict[str, str] | None = None) -> Any:
-        return client.get(f"/api/v1/bots/{bot.id}/leaderboard-status", headers=headers or me.headers)
+        return client.get(
+            f"/api/v1/bots/{bot.id}/leaderboard-status", headers=headers or me.headers
+        )
 
     before = status(placed).json
     assert before["generation_id"] is None and before["ranked"] is False

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from models.bots.runs import stop_bot
 from models.leaderboards.eligibility import config_fingerprint, strategy_family
+from models.leaderboards.generations import build_generation, swap_generation
 from models.leaderboards.reads import Board, active_generation, board_rows, bot_standing
 from models.leaderboards.tables import LeaderboardEntry, LeaderboardExclusion, LeaderboardGeneration
 from models.people.tables import Notification
@@ -264,8 +265,6 @@ def test_an_older_generation_is_never_activated_over_a_newer_one(db: Any, market
     user = world.owner()
     world.ranked(world.bot(user))
     db.commit()
-    from models.leaderboards.generations import build_generation, swap_generation
-
     slow, slow_previous, _ = build_generation(NOW, 7, 5, None)
     fast = world.run_recompute()  # started later, finished first
     activated, _ = swap_generation(slow, slow_previous, NOW, 10)
