@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +51,22 @@ class Recomputed:
     excluded: int
     notified: int
     pruned: int
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a build makes its few hundred thousand tuples.
+
+    They are all alive until the build ends, so collecting only rescans them again and
+    again (about 40% of the ranking's time for 10,000 bots).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _lock() -> None:
@@ -158,10 +176,11 @@ def build_generation(
     )
     db.add(generation)
     db.flush()
-    candidates = load_candidates()
-    apply_rules(candidates, min_days, min_trades)
-    placings = rank_boards(candidates)
-    _copy_entries(generation.id, placings, _previous_ranks(previous_id))
+    with _collector_paused():
+        candidates = load_candidates()
+        apply_rules(candidates, min_days, min_trades)
+        placings = rank_boards(candidates)
+        _copy_entries(generation.id, placings, _previous_ranks(previous_id))
     excluded = [c for c in candidates if not c.eligible]
     _insert_exclusions(generation.id, excluded)
     generation.bots_considered = len(candidates)

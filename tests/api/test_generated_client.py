@@ -28,6 +28,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from tests import leaderboard_world as world
 from tests.helpers import PASSWORD, load_btc_history
 from workers.main import build_worker
 from workers.queues import BACKTESTS
@@ -402,3 +403,26 @@ def test_profiles_and_settings_through_the_generated_client(
     confirm = importlib.import_module(f"{PACKAGE}.api.me.confirm_email_change")
     refused = confirm.sync_detailed(client=api.client(), body=m.EmailConfirmIn(token="nope"))
     assert refused.status_code == 400  # an error body (its `errors` is left out)
+
+
+def test_leaderboards_through_the_generated_client(
+    api: Api, db: Any, make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]
+) -> None:
+    m = api.models
+    world.instruments()
+    owner = make_user()
+    ranked = world.ranked(world.bot(owner), sharpe=1.5)
+    db.commit()
+    world.run_recompute()
+    me = api.client(login(owner.username)["access_token"])
+    board = api.call("leaderboards.get_leaderboard", me, 200)
+    assert isinstance(board, m.BoardOut) and board.generation_id is not None
+    (entry,) = board.entries
+    assert isinstance(entry, m.EntryOut) and entry.bot.id == ranked.id
+    assert isinstance(entry.components, m.ComponentsOut) and entry.components.sharpe == 1.5
+    assert board.mine is not None and board.mine.rank == 1
+    preview = api.call("leaderboards.get_leaderboard_preview", api.client(), 200)
+    assert isinstance(preview, m.PreviewOut) and len(preview.boards) == 16
+    status = api.call("bots.get_bot_leaderboard_status", me, 200, ranked.id)
+    assert isinstance(status, m.LeaderboardStatusOut) and status.ranked is True
+    assert isinstance(status.placings[0], m.PlacingOut)
