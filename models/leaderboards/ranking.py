@@ -76,20 +76,23 @@ def rank_boards(candidates: Iterable[Candidate]) -> list[Placing]:
     placings: list[Placing] = []
     append = placings.append
     for period in PERIODS:
-        rows = [(c, run, c.snapshots[period]) for c, run in eligible if period in c.snapshots]
-        texts = {c.bot_id: components_of(snap) for c, _, snap in rows}
+        rows = [
+            (c, run, c.snapshots[period], components_of(c.snapshots[period]))
+            for c, run in eligible
+            if period in c.snapshots
+        ]
         for metric in BOARD_METRICS:
             name = METRIC_FIELDS[metric]
             scored = []
-            for candidate, run, snap in rows:
+            for candidate, run, snap, text in rows:
                 score = getattr(snap, name)
                 if score is not None and math.isfinite(score):
                     key = (-score, -snap.days_tracked, candidate.created_at, candidate.bot_id)
-                    scored.append((key, score, candidate, run))
+                    scored.append((key, score, candidate, run, text))
             scored.sort(key=lambda item: item[0])
             by_instrument: dict[str, int] = {}
             by_strategy: dict[str, int] = {}
-            for rank, (_, score, c, run) in enumerate(scored, start=1):
+            for rank, (_, score, c, run, text) in enumerate(scored, start=1):
                 instrument_rank = by_instrument[c.instrument] = (
                     by_instrument.get(c.instrument, 0) + 1
                 )
@@ -107,7 +110,7 @@ def rank_boards(candidates: Iterable[Candidate]) -> list[Placing]:
                         instrument_rank,
                         strategy_rank,
                         score,
-                        texts[c.bot_id],
+                        text,
                     )
                 )
     return placings
