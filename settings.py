@@ -232,6 +232,15 @@ class Settings:
     activity_tracking: bool = True
     # Days an activity row is kept before the daily purge deletes it.
     activity_retention_days: int = 365
+    # Leaderboards (issue 14; docs/leaderboards.md): the recompute's period, eligibility
+    # minimums, generations kept, the top N whose new placings notify their owner, and the
+    # per-caller limit of the public preview.
+    leaderboard_interval_minutes: int = 15
+    leaderboard_min_days: int = 7
+    leaderboard_min_trades: int = 5
+    leaderboard_keep_generations: int = 3
+    leaderboard_notify_top_n: int = 10
+    rate_limit_leaderboard_preview: str = "60/minute"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -320,6 +329,7 @@ class Settings:
         self._validate_streams()
         self._validate_people()
         self._validate_notifications()
+        self._validate_leaderboards()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -337,6 +347,21 @@ class Settings:
             raise SettingsError("DELIVERY_SWEEP_GRACE_S must be between 10 and 86400 seconds")
         if not 1 <= self.new_login_lookback_days <= 3650:
             raise SettingsError("NEW_LOGIN_LOOKBACK_DAYS must be between 1 and 3650")
+
+    def _validate_leaderboards(self) -> None:
+        """The recompute's schedule, eligibility minimums, retention and notifications."""
+        if not 1 <= self.leaderboard_interval_minutes <= 1440:
+            raise SettingsError("LEADERBOARD_INTERVAL_MINUTES must be between 1 and 1440")
+        if not 0 <= self.leaderboard_min_days <= 3650:
+            raise SettingsError("LEADERBOARD_MIN_DAYS must be between 0 and 3650")
+        if not 0 <= self.leaderboard_min_trades <= 100_000:
+            raise SettingsError("LEADERBOARD_MIN_TRADES must be between 0 and 100000")
+        if not 2 <= self.leaderboard_keep_generations <= 100:
+            raise SettingsError("LEADERBOARD_KEEP_GENERATIONS must be between 2 and 100")
+        if not 0 <= self.leaderboard_notify_top_n <= 1000:
+            raise SettingsError("LEADERBOARD_NOTIFY_TOP_N must be between 0 and 1000 (0: off)")
+        if not re.fullmatch(r"\d+ ?(/|per) ?\w+", self.rate_limit_leaderboard_preview.strip()):
+            raise SettingsError("RATE_LIMIT_LEADERBOARD_PREVIEW must look like 60/minute")
 
     def _validate_cors(self) -> None:
         """Exact origins only: a path, a pattern or a typo would silently never match."""

@@ -21,6 +21,7 @@ from api.errors import BotyardApi, register_error_handlers
 from api.extensions import jwt, limiter, migrate
 from api.health import blp as health_blp
 from api.input_guard import init_input_guard
+from api.leaderboards import blp as leaderboards_blp
 from api.market import blp as market_blp
 from api.people import blp as me_blp
 from api.people import users_blp
@@ -44,6 +45,7 @@ BLUEPRINTS = (
     bots_blp,
     backtests_blp,
     performance_blp,
+    leaderboards_blp,
     health_blp,
 )
 

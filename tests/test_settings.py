@@ -170,3 +170,28 @@ def test_webhook_loopback_is_for_tests_and_development_only() -> None:
         Settings.from_env({**production, "WEBHOOK_ALLOW_LOOPBACK": "1"})
     with pytest.raises(SettingsError, match="WEBHOOK_MAX_FAILURES"):
         Settings.from_env({"WEBHOOK_MAX_FAILURES": "0"})
+
+
+def test_leaderboard_settings_are_read_and_bounded() -> None:
+    env = {
+        "LEADERBOARD_INTERVAL_MINUTES": "5",
+        "LEADERBOARD_MIN_DAYS": "14",
+        "LEADERBOARD_MIN_TRADES": "20",
+        "LEADERBOARD_KEEP_GENERATIONS": "4",
+        "LEADERBOARD_NOTIFY_TOP_N": "3",
+        "RATE_LIMIT_LEADERBOARD_PREVIEW": "30/minute",
+    }
+    s = Settings.from_env(env)
+    assert (s.leaderboard_interval_minutes, s.leaderboard_min_days) == (5, 14)
+    assert (s.leaderboard_min_trades, s.leaderboard_keep_generations) == (20, 4)
+    assert s.leaderboard_notify_top_n == 3 and s.rate_limit_leaderboard_preview == "30/minute"
+    for bad in (
+        {"leaderboard_interval_minutes": 0},
+        {"leaderboard_min_days": -1},
+        {"leaderboard_min_trades": -1},
+        {"leaderboard_keep_generations": 1},
+        {"leaderboard_notify_top_n": -1},
+        {"rate_limit_leaderboard_preview": "lots"},
+    ):
+        with pytest.raises(SettingsError):
+            Settings(**bad)  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ never queued twice), the timeout and the retry policy.
 from __future__ import annotations
 
 import contextlib
+import uuid
+from typing import Any
 
 from redis import Redis
 from rq import Retry
@@ -223,3 +225,53 @@ def install_outbox_relay(connection: Redis, settings: Settings | None = None) ->
     from workers.outbox_relay import install  # noqa: PLC0415 - the API's one way in
 
     install(connection, settings)
+
+
+# The on-demand recompute's current job: a second request while it waits gets the same job.
+RECOMPUTE_KEY = "botyard:leaderboards:recompute-job"
+RECOMPUTE_WAITING = ("queued", "deferred", "scheduled")
+
+
+def enqueue_recompute(connection: Redis) -> tuple[Job, bool]:
+    """Queue a leaderboard recompute on ``default``; (the job, whether it is a new one).
+
+    While an on-demand recompute is still waiting in the queue, asking again returns it.
+    """
+    current = connection.get(RECOMPUTE_KEY)
+    if isinstance(current, bytes):
+        with contextlib.suppress(NoSuchJobError):
+            job = Job.fetch(current.decode(), connection=connection)
+            if job.get_status(refresh=False) in RECOMPUTE_WAITING:
+                return job, False
+    job = get_queue(DEFAULT, connection).enqueue(
+        "workers.leaderboards.recompute_leaderboards",
+        job_id=f"leaderboards-recompute-{uuid.uuid4().hex}",
+        job_timeout=600,
+        retry=Retry(max=2, interval=[10, 60]),
+        result_ttl=86400,
+        failure_ttl=7 * 86400,
+        description="recompute_leaderboards (on demand)",
+    )
+    connection.set(RECOMPUTE_KEY, job.id, ex=86400)
+    return job, True
+
+
+def recompute_status(connection: Redis, job_id: str) -> dict[str, Any] | None:
+    """A recompute job's status and, once finished, its result; None if unknown or not one."""
+    if not job_id.startswith("leaderboards-recompute-"):
+        return None
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return None
+    found = job.get_status(refresh=False)
+    status = found.value if found is not None else "unknown"
+    result = job.return_value() if status == "finished" else None
+    return {
+        "job_id": job.id,
+        "status": status,
+        "generation_id": result.get("generation_id") if isinstance(result, dict) else None,
+        "activated": result.get("activated") if isinstance(result, dict) else None,
+        "enqueued_at": job.enqueued_at,
+        "ended_at": job.ended_at,
+    }

@@ -36,6 +36,8 @@ EVENT_SUBJECTS: dict[str, str] = {
     "account.export_ready": "Your Botyard data export is ready",
     "account.deletion_scheduled": "Your Botyard account is scheduled for deletion",
     "webhook.disabled": "A Botyard webhook was disabled",
+    "leaderboard.placed": "{{ data.bot_name | default('Your bot') }} placed"
+    " #{{ data.best_rank | default('?') }} on the Botyard leaderboards",
 }
 DIGEST_SUBJECT = "Your Botyard daily digest: {count} notification{plural}"
 DIGEST_MAX_ITEMS = 50  # the rest are counted, not listed

@@ -113,6 +113,12 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         id="refresh-performance", func="workers.performance.refresh_performance", interval=60
     ),
+    PeriodicJob(
+        id="recompute-leaderboards",
+        func="workers.leaderboards.recompute_leaderboards",
+        interval=15 * 60,
+        timeout=600,
+    ),
 )
 
 
@@ -121,6 +127,7 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
     intervals = {
         "refresh-performance": settings.performance_refresh_seconds,
         "reconcile-public-bots": settings.reconciliation_interval_minutes * 60,
+        "recompute-leaderboards": settings.leaderboard_interval_minutes * 60,
     }
     return tuple(replace(spec, interval=intervals.get(spec.id, spec.interval)) for spec in PERIODIC)
 

@@ -12,6 +12,7 @@ PERMISSIONS: dict[str, str] = {
     "users:manage": "Assign roles, disable and enable accounts.",
     "content:moderate": "Hide comments and shared bots, act on reports.",
     "ops:read": "See operational dashboards, queues and metrics.",
+    "leaderboards:manage": "Recompute the leaderboards on demand.",
 }
 
 ROLES: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -45,6 +45,7 @@ EVENTS: dict[str, EventSpec] = {
         "Your account is scheduled for deletion", security=True
     ),
     "webhook.disabled": EventSpec("A webhook was disabled after failing", email=True),
+    "leaderboard.placed": EventSpec("A bot of yours placed in a leaderboard's top", email=True),
 }
 
 CHANNELS = ("in_app", "email", "webhook", "digest")

@@ -83,6 +83,12 @@ EXPECTED = {
     ("backtests.BacktestById", "DELETE"): AUTHENTICATED,
     ("backtests.BacktestTrades", "GET"): AUTHENTICATED,
     ("backtests.BacktestEquityCurve", "GET"): AUTHENTICATED,
+    # Leaderboards: the full boards need an account, the preview is the public teaser.
+    ("leaderboards.Leaderboards", "GET"): AUTHENTICATED,
+    ("leaderboards.LeaderboardPreview", "GET"): PUBLIC,
+    ("leaderboards.LeaderboardRecompute", "POST"): "permission:leaderboards:manage",
+    ("leaderboards.LeaderboardRecomputeJob", "GET"): "permission:leaderboards:manage",
+    ("bots.BotLeaderboardStatus", "GET"): AUTHENTICATED,
     ("health.Live", "GET"): PUBLIC,
     ("health.Ready", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,

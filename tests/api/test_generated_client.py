@@ -30,6 +30,7 @@ from sqlalchemy import text
 
 from models.bots.bots import Bot
 from models.performance.tables import RunPerformance
+from tests import leaderboard_world as world
 from tests.helpers import PASSWORD, load_btc_history
 from workers.main import build_worker
 from workers.queues import BACKTESTS, DEFAULT
@@ -491,3 +492,26 @@ def test_a_bot_card_through_the_generated_client(
         "bots.get_bot", api.client(login(live_owner.username)["access_token"]), 200, bot.id
     )
     assert mine.view == m.BotDetailOutView.OWNER and mine.strategy.template == "sma_crossover"
+
+
+def test_leaderboards_through_the_generated_client(
+    api: Api, db: Any, make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]
+) -> None:
+    m = api.models
+    world.instruments()
+    owner = make_user()
+    ranked = world.ranked(world.bot(owner), sharpe=1.5)
+    db.commit()
+    world.run_recompute()
+    me = api.client(login(owner.username)["access_token"])
+    board = api.call("leaderboards.get_leaderboard", me, 200)
+    assert isinstance(board, m.BoardOut) and board.generation_id is not None
+    (entry,) = board.entries
+    assert isinstance(entry, m.EntryOut) and entry.bot.id == ranked.id
+    assert isinstance(entry.components, m.ComponentsOut) and entry.components.sharpe == 1.5
+    assert board.mine is not None and board.mine.rank == 1
+    preview = api.call("leaderboards.get_leaderboard_preview", api.client(), 200)
+    assert isinstance(preview, m.PreviewOut) and len(preview.boards) == 16
+    status = api.call("bots.get_bot_leaderboard_status", me, 200, ranked.id)
+    assert isinstance(status, m.LeaderboardStatusOut) and status.ranked is True
+    assert isinstance(status.placings[0], m.PlacingOut)

@@ -90,6 +90,11 @@ OPERATIONS = {
     ("delete", "/api/v1/backtests/{backtest_id}"): "cancelBacktest",
     ("get", "/api/v1/backtests/{backtest_id}/trades"): "listBacktestTrades",
     ("get", "/api/v1/backtests/{backtest_id}/equity"): "getBacktestEquity",
+    ("get", "/api/v1/leaderboards"): "getLeaderboard",
+    ("get", "/api/v1/leaderboards/preview"): "getLeaderboardPreview",
+    ("post", "/api/v1/leaderboards/recompute"): "recomputeLeaderboards",
+    ("get", "/api/v1/leaderboards/recompute/{job_id}"): "getLeaderboardRecompute",
+    ("get", "/api/v1/bots/{bot_id}/leaderboard-status"): "getBotLeaderboardStatus",
     ("get", "/health/live"): "getLiveness",
     ("get", "/health/ready"): "getReadiness",
 }

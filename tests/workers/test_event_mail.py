@@ -39,6 +39,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "account.export_ready": {"export_id": "e-1", "expires_at": AT},
     "account.deletion_scheduled": {"due_at": AT},
     "webhook.disabled": {"webhook_id": "w-1", "url": "https://hooks.example/x", "failures": 10},
+    "leaderboard.placed": {
+        "bot_id": "k-1",
+        "bot_name": "sma",
+        "generation_id": 7,
+        "best_rank": 2,
+        "top_n": 10,
+        "boards": [{"period": "30d", "metric": "sharpe", "rank": 2}],
+    },
 }
 
 
