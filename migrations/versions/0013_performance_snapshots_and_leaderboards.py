@@ -69,6 +69,8 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("generation_id", "bot_id", name=op.f("pk_leaderboard_exclusions")),
     )
+    # Partitioned by generation: each recompute attaches one partition (a table it filled
+    # and indexed on its own) and pruning drops it (models/leaderboards/partitions.py).
     op.create_table(
         "leaderboard_entries",
         sa.Column("generation_id", sa.BigInteger(), nullable=False),
@@ -83,53 +85,31 @@ def upgrade():
         sa.Column("instrument_rank", sa.Integer(), nullable=False),
         sa.Column("strategy_rank", sa.Integer(), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
-        sa.Column("components", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("previous_rank", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["bot_id"],
-            ["bots.id"],
-            name=op.f("fk_leaderboard_entries_bot_id_bots"),
-            ondelete="CASCADE",
-        ),
+        sa.Column("formula_version", sa.String(length=8), nullable=False),
+        sa.Column("metrics_version", sa.String(length=8), nullable=False),
+        sa.Column("days_tracked", sa.Float(), nullable=False),
+        sa.Column("trades", sa.Integer(), nullable=False),
+        sa.Column("max_drawdown", sa.Float(), nullable=True),
+        sa.Column("total_return", sa.Float(), nullable=True),
+        sa.Column("sharpe", sa.Float(), nullable=True),
+        sa.Column("psr", sa.Float(), nullable=True),
+        sa.Column("calmar", sa.Float(), nullable=True),
+        sa.Column("as_of_ts", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["generation_id"],
             ["leaderboard_generations.id"],
             name=op.f("fk_leaderboard_entries_generation_id_leaderboard_generations"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["owner_id"],
-            ["users.id"],
-            name=op.f("fk_leaderboard_entries_owner_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["run_id"],
-            ["bot_runs.id"],
-            name=op.f("fk_leaderboard_entries_run_id_bot_runs"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint(
             "generation_id", "period", "metric", "rank", name=op.f("pk_leaderboard_entries")
         ),
+        postgresql_partition_by="LIST (generation_id)",
     )
-    with op.batch_alter_table("leaderboard_entries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_leaderboard_entries_bot", ["generation_id", "bot_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_leaderboard_entries_instrument",
-            ["generation_id", "period", "metric", "instrument", "instrument_rank"],
-            unique=False,
-        )
-        batch_op.create_index(
-            "ix_leaderboard_entries_owner", ["generation_id", "owner_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_leaderboard_entries_strategy",
-            ["generation_id", "period", "metric", "strategy", "strategy_rank"],
-            unique=False,
-        )
+    op.create_index(
+        "ix_leaderboard_entries_bot", "leaderboard_entries", ["generation_id", "bot_id"]
+    )
 
     op.create_table(
         "run_daily_equity",
@@ -266,11 +246,7 @@ def downgrade():
     op.drop_table("run_reconciliations")
     op.drop_table("run_performance")
     op.drop_table("run_daily_equity")
-    with op.batch_alter_table("leaderboard_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_leaderboard_entries_strategy")
-        batch_op.drop_index("ix_leaderboard_entries_owner")
-        batch_op.drop_index("ix_leaderboard_entries_instrument")
-        batch_op.drop_index("ix_leaderboard_entries_bot")
+    op.drop_index("ix_leaderboard_entries_bot", table_name="leaderboard_entries")
 
     op.drop_table("leaderboard_entries")
     op.drop_table("leaderboard_exclusions")

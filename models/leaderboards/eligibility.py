@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import text
 
 from models.db import session as db
@@ -193,3 +195,29 @@ def mark_duplicates(candidates: list[Candidate]) -> None:
         for other in group[1:]:
             other.reasons.append("duplicate")
             other.detail["duplicate_of"] = str(kept.bot_id)
+
+
+def insert_exclusions(generation_id: int, excluded: Sequence[Candidate]) -> None:
+    """The left-out bots of a generation with their reasons and detail (one statement)."""
+    if not excluded:
+        return
+    db.execute(
+        text(
+            """
+            INSERT INTO leaderboard_exclusions (generation_id, bot_id, reasons, detail)
+            SELECT :g, b, CAST(r AS jsonb), CAST(d AS jsonb)
+            FROM unnest(CAST(:bots AS uuid[]), CAST(:reasons AS text[]), CAST(:details AS text[]))
+                 AS x(b, r, d)
+            """
+        ),
+        {
+            "g": generation_id,
+            "bots": [c.bot_id for c in excluded],
+            "reasons": [_json(c.reasons) for c in excluded],
+            "details": [_json(c.detail) for c in excluded],
+        },
+    )
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()

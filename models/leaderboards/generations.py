@@ -1,30 +1,29 @@
 """Recomputing the boards: build a generation, swap it in atomically, prune, notify.
 
 1. Build (one transaction, under an advisory lock so builds never overlap): a
-   ``building`` generation, its entries by one COPY, its exclusions, ``previous_rank``
-   from the active generation. Readers keep reading the active generation meanwhile.
+   ``building`` generation, its entries as one new partition ranked by Postgres
+   (models/leaderboards/partitions.py), its exclusions, ``previous_rank`` from the active
+   generation. Readers keep reading the active generation meanwhile.
 2. Swap (one short transaction, same lock): the active generation becomes ``superseded``
    and the new one ``active``; the owners of new top-N placings are notified in it, so a
    notification exists exactly when its board does. A generation older than the active
    one (a slower recompute that lost the race) is never activated.
-3. Prune: generations beyond the newest ``keep`` are deleted (entries cascade).
+3. Prune: generations beyond the newest ``keep`` are deleted with their partitions.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, text, update
 
 from models.db import session as db
-from models.leaderboards.bulk import copy_entries, insert_exclusions, previous_ranks
-from models.leaderboards.eligibility import apply_rules, load_candidates
+from models.leaderboards.eligibility import apply_rules, insert_exclusions, load_candidates
 from models.leaderboards.notices import notify_new_placings
-from models.leaderboards.ranking import FORMULA_VERSION, rank_boards
+from models.leaderboards.partitions import drop_partitions, write_entries
+from models.leaderboards.ranking import FORMULA_VERSION
 from models.leaderboards.tables import LeaderboardGeneration
 
 # pg_advisory_xact_lock key of leaderboard builds and swaps ("LBRD" in ASCII).
@@ -45,22 +44,6 @@ class Recomputed:
     excluded: int
     notified: int
     pruned: int
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a build makes its few hundred thousand tuples.
-
-    They are all alive until the build ends, so collecting only rescans them again and
-    again (about 40% of the ranking's time for 10,000 bots).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _lock() -> None:
@@ -90,15 +73,13 @@ def build_generation(
     )
     db.add(generation)
     db.flush()
-    with _collector_paused():
-        candidates = load_candidates()
-        apply_rules(candidates, min_days, min_trades)
-        placings = rank_boards(candidates)
-        copy_entries(generation.id, placings, previous_ranks(previous_id))
+    candidates = load_candidates()
+    apply_rules(candidates, min_days, min_trades)
+    entries = write_entries(generation.id, candidates, previous_id)
     excluded = [c for c in candidates if not c.eligible]
     insert_exclusions(generation.id, excluded)
     generation.bots_considered = len(candidates)
-    generation.entries = len(placings)
+    generation.entries = entries
     generation.finished_at = now
     db.flush()
     if hook is not None:
@@ -169,6 +150,7 @@ def prune_generations(keep: int) -> int:
         ),
         {"keep": max(keep - 1, 0)},
     ).all()
+    drop_partitions(row.id for row in rows)
     db.commit()
     return len(rows)
 

@@ -15,7 +15,12 @@ from typing import Any
 from sqlalchemy import select, text
 
 from models.db import session as db
-from models.leaderboards.tables import BOARD_METRICS, LeaderboardGeneration
+from models.leaderboards.tables import (
+    BOARD_METRICS,
+    COMPONENT_COLUMNS,
+    LeaderboardGeneration,
+    entry_components,
+)
 from models.performance.tables import PERIODS
 
 MAX_LIMIT = 100
@@ -59,7 +64,7 @@ def generation_exists(generation_id: int) -> LeaderboardGeneration | None:
 _ROWS = """
 SELECT * FROM (
   SELECT e.rank, e.instrument_rank, e.strategy_rank, e.previous_rank, e.score,
-         e.components, e.bot_id, e.instrument, e.strategy, e.period, e.metric,
+         {components}, e.bot_id, e.instrument, e.strategy, e.period, e.metric,
          e.{pos} AS pos,
          {board_rank} AS board_rank,
          b.name AS bot_name, b.timeframe, u.username, u.display_name,
@@ -76,6 +81,15 @@ SELECT * FROM (
 """
 
 
+def _entry(row: Any) -> dict[str, Any]:
+    """A board row as a dict, its component columns folded into ``components``."""
+    values = dict(row._mapping)
+    values["components"] = entry_components(values)
+    for name in COMPONENT_COLUMNS:
+        values.pop(name)
+    return values
+
+
 def _board_sql(board: Board) -> str:
     filters = ""
     if board.instrument is not None:
@@ -84,7 +98,10 @@ def _board_sql(board: Board) -> str:
         filters += " AND e.strategy = :strategy"
     both = board.instrument is not None and board.strategy is not None
     board_rank = "row_number() OVER (ORDER BY e.rank)" if both else f"e.{board.position_column}"
-    return _ROWS.format(pos=board.position_column, board_rank=board_rank, filters=filters)
+    components = ", ".join(f"e.{name}" for name in COMPONENT_COLUMNS)
+    return _ROWS.format(
+        pos=board.position_column, board_rank=board_rank, filters=filters, components=components
+    )
 
 
 def _params(generation_id: int, board: Board) -> dict[str, Any]:
@@ -106,13 +123,15 @@ def board_rows(
         "after": after if after is not None else 0,
         "limit": min(limit, MAX_LIMIT + 1),
     }
-    return [dict(row._mapping) for row in db.execute(text(sql), params)]
+    return [_entry(row) for row in db.execute(text(sql), params)]
 
 
 def best_entry_of(generation_id: int, board: Board, owner_id: uuid.UUID) -> dict[str, Any] | None:
     """The owner's best visible row on the board, or None."""
     sql = _board_sql(board).replace(
-        "WHERE e.generation_id", "WHERE e.owner_id = :owner AND e.generation_id"
+        "WHERE e.generation_id",
+        # Through the owner's bots: entries are indexed by bot, not by owner.
+        "WHERE e.bot_id IN (SELECT id FROM bots WHERE owner_id = :owner) AND e.generation_id",
     )
     if board.instrument is not None and board.strategy is not None:
         # The both-filters rank counts every owner's rows: filter the owner afterwards.
@@ -121,7 +140,7 @@ def best_entry_of(generation_id: int, board: Board, owner_id: uuid.UUID) -> dict
     row = db.execute(
         text(sql + " ORDER BY pos LIMIT 1"), _params(generation_id, board) | {"owner": owner_id}
     ).first()
-    return dict(row._mapping) if row is not None else None
+    return _entry(row) if row is not None else None
 
 
 def preview_rows(generation_id: int, top: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -139,7 +158,7 @@ def preview_rows(generation_id: int, top: int) -> dict[tuple[str, str], list[dic
     for row in db.execute(text(sql), {"g": generation_id, "reach": top * 3}):
         rows = boards.get((row.period, row.metric))
         if rows is not None and len(rows) < top:
-            rows.append(dict(row._mapping))
+            rows.append(_entry(row))
     return boards
 
 

@@ -8,7 +8,8 @@ so a reader sees one board or the other, never a mix (docs/leaderboards.md).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -64,30 +65,20 @@ class LeaderboardEntry(Base):
     """A bot's place on one board (period x metric) of one generation.
 
     ``rank`` is over every eligible bot; ``instrument_rank`` and ``strategy_rank`` are the
-    same order restricted to the bot's instrument or strategy family, so the filtered boards
-    page by index without re-ranking at read time.
+    same order restricted to the bot's instrument or strategy family (a filtered board reads
+    the overall order through the primary key and shows these). The figures the bot was
+    ranked on are stored with it (:attr:`components`).
+
+    The table is partitioned by generation: a recompute fills a table of its own, indexes
+    it, and attaches it as one partition; pruning drops a whole partition
+    (models/leaderboards/partitions.py). No foreign keys to bots, users or runs: every read
+    joins them, and a check per row would cost more than writing the row.
     """
 
     __tablename__ = "leaderboard_entries"
     __table_args__ = (
-        Index(
-            "ix_leaderboard_entries_instrument",
-            "generation_id",
-            "period",
-            "metric",
-            "instrument",
-            "instrument_rank",
-        ),
-        Index(
-            "ix_leaderboard_entries_strategy",
-            "generation_id",
-            "period",
-            "metric",
-            "strategy",
-            "strategy_rank",
-        ),
         Index("ix_leaderboard_entries_bot", "generation_id", "bot_id"),
-        Index("ix_leaderboard_entries_owner", "generation_id", "owner_id"),
+        {"postgresql_partition_by": "LIST (generation_id)"},
     )
 
     generation_id: Mapped[int] = mapped_column(
@@ -96,16 +87,53 @@ class LeaderboardEntry(Base):
     period: Mapped[str] = mapped_column(String(3), primary_key=True)
     metric: Mapped[str] = mapped_column(String(8), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bot_runs.id", ondelete="CASCADE"))
+    bot_id: Mapped[uuid.UUID] = mapped_column()
+    owner_id: Mapped[uuid.UUID] = mapped_column()
+    run_id: Mapped[uuid.UUID] = mapped_column()
     instrument: Mapped[str] = mapped_column(String(32))
     strategy: Mapped[str] = mapped_column(String(40))
     instrument_rank: Mapped[int] = mapped_column(Integer)
     strategy_rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
-    components: Mapped[dict[str, Any]] = mapped_column(JSONB)
     previous_rank: Mapped[int | None] = mapped_column(Integer)
+    # The components: the snapshot figures the entry was ranked on, and the versions.
+    formula_version: Mapped[str] = mapped_column(String(8))
+    metrics_version: Mapped[str] = mapped_column(String(8))
+    days_tracked: Mapped[float] = mapped_column(Float)
+    trades: Mapped[int] = mapped_column(Integer)
+    max_drawdown: Mapped[float | None] = mapped_column(Float)
+    total_return: Mapped[float | None] = mapped_column(Float)
+    sharpe: Mapped[float | None] = mapped_column(Float)
+    psr: Mapped[float | None] = mapped_column(Float)
+    calmar: Mapped[float | None] = mapped_column(Float)
+    as_of_ts: Mapped[int] = mapped_column(BigInteger)
+
+    @property
+    def components(self) -> dict[str, Any]:
+        """The public breakdown of the entry (the API's ``components``)."""
+        return entry_components({name: getattr(self, name) for name in COMPONENT_COLUMNS})
+
+
+# The stored columns an entry's components are made of.
+COMPONENT_COLUMNS = (
+    "formula_version",
+    "metrics_version",
+    "days_tracked",
+    "trades",
+    "max_drawdown",
+    "total_return",
+    "sharpe",
+    "psr",
+    "calmar",
+    "as_of_ts",
+)
+
+
+def entry_components(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The components of an entry from its stored columns (a row or the mapped object)."""
+    out = {name: row[name] for name in COMPONENT_COLUMNS if name != "as_of_ts"}
+    out["as_of"] = datetime.fromtimestamp(row["as_of_ts"] / 1000, UTC).isoformat()
+    return out
 
 
 class LeaderboardExclusion(Base):
