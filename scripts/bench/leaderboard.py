@@ -310,7 +310,7 @@ def recompute_in(app: Any) -> Callable[[], Any]:
 
 def token_of(port: int) -> str:
     """Register the reader and log in; its access token."""
-    user = {"email": "reader@bench.example", "username": "reader", "password": PASSWORD}
+    user = {"email": "reader@example.com", "username": "reader", "password": PASSWORD}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         for path, body, wanted in (
