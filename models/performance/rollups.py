@@ -24,6 +24,7 @@ from models.bots.bots import Bot
 from models.bots.runs import BotRun
 from models.db import session as db
 from models.market.tables import TIMEFRAME_MS
+from models.performance import pgcopy
 from models.performance.tables import RunDailyEquity
 
 # Serialises refreshes (the periodic job, an on-the-spot refresh from the API): two at
@@ -34,8 +35,7 @@ REFRESH_LOCK = 1_400_014
 # Days are UTC days by bar open time: ts / 86400000 (engine.metrics.DAY_MS).
 _ROLLUP = """
 WITH dirty AS (
-    SELECT r.id AS run_id, r.last_candle_ts,
-           COALESCE(s.rolled_ts / 86400000 * 86400000, 0) AS from_ts
+    SELECT r.id AS run_id, r.last_candle_ts, COALESCE(s.rolled_ts, -1) AS after_ts
     FROM bot_runs r
     LEFT JOIN run_rollup_state s ON s.run_id = r.id
     WHERE r.last_candle_ts IS NOT NULL
@@ -46,27 +46,47 @@ marks AS (
     SELECT e.run_id, (e.ts / 86400000)::int AS day, e.ts, e.equity,
            max(e.equity) OVER (
                PARTITION BY e.run_id, e.ts / 86400000 ORDER BY e.ts
-           ) AS peak
+           ) AS new_peak
     FROM bot_equity e
-    JOIN dirty d ON d.run_id = e.run_id AND e.ts >= d.from_ts
+    JOIN dirty d ON d.run_id = e.run_id AND e.ts > d.after_ts AND e.ts <= d.last_candle_ts
 ),
 days AS (
-    SELECT run_id, day, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS bars,
-           (array_agg(equity ORDER BY ts))[1] AS open,
-           (array_agg(equity ORDER BY ts DESC))[1] AS close,
-           max(equity) AS high, min(equity) AS low,
-           COALESCE(max(1 - equity / peak) FILTER (WHERE peak > 0), 0) AS max_drawdown
-    FROM marks
-    GROUP BY run_id, day
+    SELECT m.run_id, m.day, min(m.ts) AS first_ts, max(m.ts) AS last_ts, count(*) AS bars,
+           (array_agg(m.equity ORDER BY m.ts))[1] AS open,
+           (array_agg(m.equity ORDER BY m.ts DESC))[1] AS close,
+           max(m.equity) AS high, min(m.equity) AS low,
+           COALESCE(
+               max(1 - m.equity / GREATEST(o.high, m.new_peak))
+                   FILTER (WHERE GREATEST(o.high, m.new_peak) > 0),
+               0
+           ) AS max_drawdown
+    FROM marks m
+    LEFT JOIN run_daily_equity o ON o.run_id = m.run_id AND o.day = m.day
+    GROUP BY m.run_id, m.day, o.high
+),
+new_trades AS (
+    SELECT t.run_id, (t.exit_ts / 86400000)::int AS day, t.exit_ts, t.client_order_id, t.pnl
+    FROM bot_trades t
+    JOIN dirty d ON d.run_id = t.run_id
+        AND t.exit_ts > d.after_ts AND t.exit_ts <= d.last_candle_ts
+),
+trade_days AS (
+    SELECT DISTINCT run_id, day FROM new_trades
 ),
 closed AS (
-    SELECT t.run_id, (t.exit_ts / 86400000)::int AS day, count(*) AS trades,
-           count(*) FILTER (WHERE t.pnl > 0) AS wins,
-           COALESCE(sum(t.pnl) FILTER (WHERE t.pnl > 0), 0) AS gross_profit,
-           COALESCE(-sum(t.pnl) FILTER (WHERE t.pnl < 0), 0) AS gross_loss
-    FROM bot_trades t
-    JOIN dirty d ON d.run_id = t.run_id AND t.exit_ts >= d.from_ts
-    GROUP BY t.run_id, (t.exit_ts / 86400000)::int
+    SELECT run_id, day, sum(n) AS trades, sum(w) AS wins,
+           COALESCE(sum(profit ORDER BY seq, exit_ts, client_order_id), 0) AS gross_profit,
+           COALESCE(sum(loss ORDER BY seq, exit_ts, client_order_id), 0) AS gross_loss
+    FROM (
+        SELECT o.run_id, o.day, 0 AS seq, 0::bigint AS exit_ts, ''::text AS client_order_id,
+               o.trades AS n, o.wins AS w, o.gross_profit AS profit, o.gross_loss AS loss
+        FROM run_daily_equity o JOIN trade_days USING (run_id, day)
+        UNION ALL
+        SELECT run_id, day, 1, exit_ts, client_order_id, 1, (pnl > 0)::int,
+               CASE WHEN pnl > 0 THEN pnl END, CASE WHEN pnl < 0 THEN -pnl END
+        FROM new_trades
+    ) merged
+    GROUP BY run_id, day
 ),
 upserted AS (
     INSERT INTO run_daily_equity AS r (
@@ -79,11 +99,24 @@ upserted AS (
     FROM days d
     LEFT JOIN closed c ON c.run_id = d.run_id AND c.day = d.day
     ON CONFLICT (run_id, day) DO UPDATE SET
-        first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, bars = EXCLUDED.bars,
-        open = EXCLUDED.open, close = EXCLUDED.close, high = EXCLUDED.high,
-        low = EXCLUDED.low, max_drawdown = EXCLUDED.max_drawdown,
-        trades = EXCLUDED.trades, wins = EXCLUDED.wins,
-        gross_profit = EXCLUDED.gross_profit, gross_loss = EXCLUDED.gross_loss
+        last_ts = EXCLUDED.last_ts, bars = r.bars + EXCLUDED.bars, close = EXCLUDED.close,
+        high = GREATEST(r.high, EXCLUDED.high), low = LEAST(r.low, EXCLUDED.low),
+        max_drawdown = GREATEST(r.max_drawdown, EXCLUDED.max_drawdown),
+        trades = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.trades ELSE r.trades END,
+        wins = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.wins ELSE r.wins END,
+        gross_profit = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.gross_profit
+                            ELSE r.gross_profit END,
+        gross_loss = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.gross_loss
+                          ELSE r.gross_loss END
+    RETURNING r.run_id
+),
+traded AS (
+    UPDATE run_daily_equity AS r
+    SET trades = c.trades, wins = c.wins, gross_profit = c.gross_profit,
+        gross_loss = c.gross_loss
+    FROM closed c
+    WHERE r.run_id = c.run_id AND r.day = c.day
+      AND NOT EXISTS (SELECT 1 FROM days d WHERE d.run_id = c.run_id AND d.day = c.day)
     RETURNING r.run_id
 ),
 advanced AS (
@@ -94,8 +127,11 @@ advanced AS (
 )
 SELECT a.run_id, COALESCE(u.days, 0) AS days
 FROM advanced a
-LEFT JOIN (SELECT run_id, count(*) AS days FROM upserted GROUP BY run_id) u
-    ON u.run_id = a.run_id
+LEFT JOIN (
+    SELECT run_id, count(*) AS days
+    FROM (SELECT run_id FROM upserted UNION ALL SELECT run_id FROM traded) w
+    GROUP BY run_id
+) u ON u.run_id = a.run_id
 """
 
 
@@ -115,29 +151,30 @@ def roll_up(run_ids: Sequence[uuid.UUID] | None = None) -> dict[uuid.UUID, int]:
     return {run_id: int(days) for run_id, days in rows}
 
 
+# The day rows as the engine reads them, in the wire layout of a binary COPY (all fixed
+# width, all NOT NULL): ``k`` is the run's position in the requested list.
 _COLUMNS = (
-    "day",
-    "first_ts",
-    "last_ts",
-    "bars",
-    "close",
-    "high",
-    "low",
-    "max_drawdown",
-    "trades",
-    "wins",
-    "gross_profit",
-    "gross_loss",
+    ("k", "int8"),
+    ("day", "int4"),
+    ("first_ts", "int8"),
+    ("last_ts", "int8"),
+    ("bars", "int4"),
+    ("close", "float8"),
+    ("high", "float8"),
+    ("low", "float8"),
+    ("max_drawdown", "float8"),
+    ("trades", "int4"),
+    ("wins", "int4"),
+    ("gross_profit", "float8"),
+    ("gross_loss", "float8"),
 )
-_INTEGER_COLUMNS = {"day", "first_ts", "last_ts", "bars", "trades", "wins"}
-# One row of arrays in whatever order the scan gives (every aggregate sees the rows in the
-# same order), sorted by (run, day) in numpy: building a Row per day row, or sorting on the
-# server (twelve ordered aggregates), costs several times more than the scan itself.
+# Binary COPY parsed by one numpy dtype, sorted by (run, day) in numpy: building a Row per
+# day row, or arrays of every column, costs many times the scan itself.
 _LOAD = """
-WITH wanted AS (SELECT w.id, w.k FROM unnest(CAST(:run_ids AS uuid[])) WITH ORDINALITY AS w(id, k))
-SELECT array_agg(w.k), {columns}
-FROM run_daily_equity e JOIN wanted w ON w.id = e.run_id
-""".replace("{columns}", ", ".join(f"array_agg(e.{c})" for c in _COLUMNS))
+SELECT w.k, {columns}
+FROM run_daily_equity e
+JOIN unnest('{ids}'::uuid[]) WITH ORDINALITY AS w(id, k) ON w.id = e.run_id
+"""
 
 
 def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRollups]:
@@ -145,19 +182,22 @@ def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRo
 
     Returns the runs in the order of ``DailyRollups.offsets``.
     """
-    ids = list(run_ids)
-    param = bindparam("run_ids", type_=ARRAY(UUID(as_uuid=True)))
-    arrays = db.execute(text(_LOAD).bindparams(param), {"run_ids": ids}).one()
-    k = np.asarray(arrays[0] or [], dtype=np.int64)
-    day = np.asarray(arrays[1] or [], dtype=np.int64)
-    order_rows = np.lexsort((day, k))
-    columns: dict[str, Any] = {
-        name: np.asarray(
-            arrays[i + 1] or [], dtype=np.int64 if name in _INTEGER_COLUMNS else np.float64
-        )[order_rows]
-        for i, name in enumerate(_COLUMNS)
-    }
-    present, starts = np.unique(k[order_rows], return_index=True)
+    ids = [uuid.UUID(str(run_id)) for run_id in run_ids]  # only uuids reach the literal
+    query = _LOAD.format(
+        columns=", ".join(f"e.{name}" for name, _ in _COLUMNS[1:]),
+        ids="{" + ",".join(map(str, ids)) + "}",
+    )
+    rows = pgcopy.copy_out(query, _COLUMNS)
+    k = rows["k"].astype(np.int64)
+    day = rows["day"].astype(np.int64)
+    key = (k << 32) | day  # days since 1970 are positive and far below 2**32
+    order_rows = None if bool((key[1:] > key[:-1]).all()) else np.argsort(key, kind="stable")
+    columns: dict[str, Any] = {}
+    for name, pg_type in _COLUMNS[1:]:
+        column = rows[name] if order_rows is None else rows[name][order_rows]
+        columns[name] = column.astype(np.float64 if pg_type == "float8" else np.int64)
+    k = k if order_rows is None else k[order_rows]
+    present, starts = np.unique(k, return_index=True)
     order = [ids[int(j) - 1] for j in present]
     meta = {
         run_id: (capital, TIMEFRAME_MS[timeframe])
