@@ -24,7 +24,7 @@ from models.bots.bots import Bot
 from models.bots.runs import BotRun
 from models.db import session as db
 from models.market.tables import TIMEFRAME_MS
-from models.performance import pgcopy
+from models.performance import binary
 from models.performance.tables import RunDailyEquity
 
 # Serialises refreshes (the periodic job, an on-the-spot refresh from the API): two at
@@ -151,30 +151,31 @@ def roll_up(run_ids: Sequence[uuid.UUID] | None = None) -> dict[uuid.UUID, int]:
     return {run_id: int(days) for run_id, days in rows}
 
 
-# The day rows as the engine reads them, in the wire layout of a binary COPY (all fixed
-# width, all NOT NULL): ``k`` is the run's position in the requested list.
+# The day rows as the engine reads them, packed (all fixed width, all NOT NULL): ``k`` is
+# the run's position in the requested list. Parsed by one numpy dtype and sorted by (run,
+# day) in numpy (docs/metrics.md, "Live performance").
 _COLUMNS = (
-    ("k", "int8"),
-    ("day", "int4"),
-    ("first_ts", "int8"),
-    ("last_ts", "int8"),
-    ("bars", "int4"),
-    ("close", "float8"),
-    ("high", "float8"),
-    ("low", "float8"),
-    ("max_drawdown", "float8"),
-    ("trades", "int4"),
-    ("wins", "int4"),
-    ("gross_profit", "float8"),
-    ("gross_loss", "float8"),
+    ("k", "int8", "w.k"),
+    *(
+        (name, pg_type, f"e.{name}")
+        for name, pg_type in (
+            ("day", "int4"),
+            ("first_ts", "int8"),
+            ("last_ts", "int8"),
+            ("bars", "int4"),
+            ("close", "float8"),
+            ("high", "float8"),
+            ("low", "float8"),
+            ("max_drawdown", "float8"),
+            ("trades", "int4"),
+            ("wins", "int4"),
+            ("gross_profit", "float8"),
+            ("gross_loss", "float8"),
+        )
+    ),
 )
-# Binary COPY parsed by one numpy dtype, sorted by (run, day) in numpy: building a Row per
-# day row, or arrays of every column, costs many times the scan itself.
-_LOAD = """
-SELECT w.k, {columns}
-FROM run_daily_equity e
-JOIN unnest('{ids}'::uuid[]) WITH ORDINALITY AS w(id, k) ON w.id = e.run_id
-"""
+_LOAD_FROM = """run_daily_equity e
+JOIN unnest(%s::uuid[]) WITH ORDINALITY AS w(id, k) ON w.id = e.run_id"""
 
 
 def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRollups]:
@@ -182,18 +183,14 @@ def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRo
 
     Returns the runs in the order of ``DailyRollups.offsets``.
     """
-    ids = [uuid.UUID(str(run_id)) for run_id in run_ids]  # only uuids reach the literal
-    query = _LOAD.format(
-        columns=", ".join(f"e.{name}" for name, _ in _COLUMNS[1:]),
-        ids="{" + ",".join(map(str, ids)) + "}",
-    )
-    rows = pgcopy.copy_out(query, _COLUMNS)
+    ids = list(run_ids)
+    rows = binary.fetch(_COLUMNS, _LOAD_FROM, [ids])
     k = rows["k"].astype(np.int64)
     day = rows["day"].astype(np.int64)
     key = (k << 32) | day  # days since 1970 are positive and far below 2**32
     order_rows = None if bool((key[1:] > key[:-1]).all()) else np.argsort(key, kind="stable")
     columns: dict[str, Any] = {}
-    for name, pg_type in _COLUMNS[1:]:
+    for name, pg_type, _ in _COLUMNS[1:]:
         column = rows[name] if order_rows is None else rows[name][order_rows]
         columns[name] = column.astype(np.float64 if pg_type == "float8" else np.int64)
     k = k if order_rows is None else k[order_rows]

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from engine.metrics import METRICS_VERSION
 from engine.performance import PeriodPerformance, period_performance
 from models.db import session as db
-from models.performance import pgcopy
+from models.performance import binary
 from models.performance.rollups import load_rollups, lock_refresh, roll_up
 from models.performance.tables import PERIOD_DAYS, PERIODS, RunDailyEquity, RunPerformance
 
@@ -86,7 +86,7 @@ def write_snapshots(order: Sequence[uuid.UUID], results: Sequence[PeriodPerforma
         values[name] = np.concatenate([getattr(r, name) for r in results])
     db.execute(text(_CREATE_STAGE))
     db.execute(text(f"TRUNCATE {_STAGE}"))
-    pgcopy.copy_in(_STAGE, _STAGE_COLUMNS, pgcopy.pack(values, _STAGE_COLUMNS, n))
+    binary.copy_in(_STAGE, _STAGE_COLUMNS, values, n)
     db.execute(text(_UPSERT), {"periods": list(PERIODS), "version": METRICS_VERSION})
 
 
