@@ -12,7 +12,8 @@ one transaction, so the watermark never passes an equity point the rollup did no
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,6 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from engine.performance import DailyRollups
-from models.bots.bots import Bot
-from models.bots.runs import BotRun
 from models.db import session as db
 from models.market.tables import TIMEFRAME_MS
 from models.performance import binary
@@ -42,33 +41,45 @@ WITH dirty AS (
       AND (s.rolled_ts IS NULL OR r.last_candle_ts > s.rolled_ts)
       AND (CAST(:run_ids AS uuid[]) IS NULL OR r.id = ANY(CAST(:run_ids AS uuid[])))
 ),
+-- The day row the watermark is in (the only one a run's new marks can fall in that
+-- already exists): its high is the running peak the day's new marks continue from. One
+-- index probe a run (OFFSET 0 keeps the planner from scanning the whole table instead).
+open_day AS (
+    SELECT d.run_id, o.day, o.high
+    FROM dirty d
+    JOIN LATERAL (
+        SELECT o.day, o.high FROM run_daily_equity o
+        WHERE o.run_id = d.run_id AND o.day = d.after_ts / 86400000
+        OFFSET 0
+    ) o ON true
+),
 marks AS (
     SELECT e.run_id, (e.ts / 86400000)::int AS day, e.ts, e.equity,
-           max(e.equity) OVER (
-               PARTITION BY e.run_id, e.ts / 86400000 ORDER BY e.ts
-           ) AS new_peak
+           GREATEST(
+               od.high,
+               max(e.equity) OVER (PARTITION BY e.run_id, e.ts / 86400000 ORDER BY e.ts)
+           ) AS peak
     FROM bot_equity e
     JOIN dirty d ON d.run_id = e.run_id AND e.ts > d.after_ts AND e.ts <= d.last_candle_ts
+    LEFT JOIN open_day od ON od.run_id = e.run_id AND od.day = e.ts / 86400000
 ),
 days AS (
-    SELECT m.run_id, m.day, min(m.ts) AS first_ts, max(m.ts) AS last_ts, count(*) AS bars,
-           (array_agg(m.equity ORDER BY m.ts))[1] AS open,
-           (array_agg(m.equity ORDER BY m.ts DESC))[1] AS close,
-           max(m.equity) AS high, min(m.equity) AS low,
-           COALESCE(
-               max(1 - m.equity / GREATEST(o.high, m.new_peak))
-                   FILTER (WHERE GREATEST(o.high, m.new_peak) > 0),
-               0
-           ) AS max_drawdown
-    FROM marks m
-    LEFT JOIN run_daily_equity o ON o.run_id = m.run_id AND o.day = m.day
-    GROUP BY m.run_id, m.day, o.high
+    SELECT run_id, day, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS bars,
+           (array_agg(equity ORDER BY ts))[1] AS open,
+           (array_agg(equity ORDER BY ts DESC))[1] AS close,
+           max(equity) AS high, min(equity) AS low,
+           COALESCE(max(1 - equity / peak) FILTER (WHERE peak > 0), 0) AS max_drawdown
+    FROM marks
+    GROUP BY run_id, day
 ),
 new_trades AS (
-    SELECT t.run_id, (t.exit_ts / 86400000)::int AS day, t.exit_ts, t.client_order_id, t.pnl
-    FROM bot_trades t
-    JOIN dirty d ON d.run_id = t.run_id
-        AND t.exit_ts > d.after_ts AND t.exit_ts <= d.last_candle_ts
+    SELECT d.run_id, (t.exit_ts / 86400000)::int AS day, t.exit_ts, t.client_order_id, t.pnl
+    FROM dirty d
+    JOIN LATERAL (
+        SELECT t.exit_ts, t.client_order_id, t.pnl FROM bot_trades t
+        WHERE t.run_id = d.run_id AND t.exit_ts > d.after_ts AND t.exit_ts <= d.last_candle_ts
+        OFFSET 0
+    ) t ON true
 ),
 trade_days AS (
     SELECT DISTINCT run_id, day FROM new_trades
@@ -135,6 +146,21 @@ LEFT JOIN (
 """
 
 
+@contextmanager
+def without_jit() -> Iterator[None]:
+    """Plan the statements inside without JIT compilation, then restore the setting.
+
+    The planner overestimates the rollup and load joins (millions of rows) and would
+    spend a quarter of a second compiling each, several times what it then runs.
+    """
+    previous = db.execute(text("SELECT current_setting('jit')")).scalar_one()
+    db.execute(text("SELECT set_config('jit', 'off', true)"))
+    try:
+        yield
+    finally:
+        db.execute(text("SELECT set_config('jit', :value, true)"), {"value": previous})
+
+
 def lock_refresh() -> None:
     """Wait for any other refresh to commit; held until this transaction ends."""
     db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
@@ -147,8 +173,9 @@ def roll_up(run_ids: Sequence[uuid.UUID] | None = None) -> dict[uuid.UUID, int]:
     whose watermark moved without a new equity point (a tick with no bar) maps to 0.
     """
     statement = text(_ROLLUP).bindparams(bindparam("run_ids", type_=ARRAY(UUID(as_uuid=True))))
-    rows = db.execute(statement, {"run_ids": None if run_ids is None else list(run_ids)})
-    return {run_id: int(days) for run_id, days in rows}
+    with without_jit():
+        rows = db.execute(statement, {"run_ids": None if run_ids is None else list(run_ids)})
+        return {run_id: int(days) for run_id, days in rows}
 
 
 # The day rows as the engine reads them, packed (all fixed width, all NOT NULL): ``k`` is
@@ -178,6 +205,15 @@ _LOAD_FROM = """run_daily_equity e
 JOIN unnest(%s::uuid[]) WITH ORDINALITY AS w(id, k) ON w.id = e.run_id"""
 
 
+_META = """
+SELECT w.k, r.initial_capital, b.timeframe
+FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS w(id, k)
+JOIN bot_runs r ON r.id = w.id
+JOIN bots b ON b.id = r.bot_id
+"""
+_IDS_PARAM = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
+
+
 def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRollups]:
     """The daily rows of those runs (the ones that have any), in the engine's layout.
 
@@ -197,17 +233,13 @@ def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRo
     present, starts = np.unique(k, return_index=True)
     order = [ids[int(j) - 1] for j in present]
     meta = {
-        run_id: (capital, TIMEFRAME_MS[timeframe])
-        for run_id, capital, timeframe in db.execute(
-            select(BotRun.id, BotRun.initial_capital, Bot.timeframe)
-            .join(Bot, Bot.id == BotRun.bot_id)
-            .where(BotRun.id.in_(order))
-        )
+        int(k): (capital, TIMEFRAME_MS[timeframe])
+        for k, capital, timeframe in db.execute(text(_META).bindparams(_IDS_PARAM), {"ids": ids})
     }
     rollups = DailyRollups(
         offsets=starts.astype(np.int64),
-        initial_capital=np.asarray([meta[r][0] for r in order], dtype=np.float64),
-        bar_ms=np.asarray([meta[r][1] for r in order], dtype=np.int64),
+        initial_capital=np.asarray([meta[int(j)][0] for j in present], dtype=np.float64),
+        bar_ms=np.asarray([meta[int(j)][1] for j in present], dtype=np.int64),
         **columns,
     )
     return order, rollups

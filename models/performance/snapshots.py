@@ -20,7 +20,7 @@ from engine.metrics import METRICS_VERSION
 from engine.performance import PeriodPerformance, period_performance
 from models.db import session as db
 from models.performance import binary
-from models.performance.rollups import load_rollups, lock_refresh, roll_up
+from models.performance.rollups import load_rollups, lock_refresh, roll_up, without_jit
 from models.performance.tables import PERIOD_DAYS, PERIODS, RunDailyEquity, RunPerformance
 
 SNAPSHOT_FIELDS = (
@@ -94,13 +94,14 @@ def recompute(run_ids: Sequence[uuid.UUID]) -> int:
     """Recompute and upsert the four periods of those runs from their rollups; runs done."""
     done = 0
     ids = sorted(set(run_ids))
-    for start in range(0, len(ids), BATCH):
-        order, rollups = load_rollups(ids[start : start + BATCH])
-        if not order:
-            continue
-        results = [period_performance(rollups, PERIOD_DAYS[period]) for period in PERIODS]
-        write_snapshots(order, results)
-        done += len(order)
+    with without_jit():
+        for start in range(0, len(ids), BATCH):
+            order, rollups = load_rollups(ids[start : start + BATCH])
+            if not order:
+                continue
+            results = [period_performance(rollups, PERIOD_DAYS[period]) for period in PERIODS]
+            write_snapshots(order, results)
+            done += len(order)
     return done
 
 
