@@ -1,12 +1,14 @@
 """Daily equity rollups of live runs, kept up to date incrementally (docs/metrics.md).
 
 A run is dirty when its ``last_candle_ts`` passed its watermark (``run_rollup_state.
-rolled_ts``) or it has no watermark yet. One statement re-aggregates every dirty run's
-``bot_equity`` from the UTC day of its watermark on (that partial day in full, so a day
-rolled up half-way is completed, never appended to), upserts the day rows with the
-trades closed on those days, and moves the watermark to the run's ``last_candle_ts`` as
-that same statement saw it. A tick writes its equity points and ``last_candle_ts`` in
-one transaction, so the watermark never passes an equity point the rollup did not see.
+rolled_ts``) or it has no watermark yet. One statement folds every dirty run's new equity
+points (``rolled_ts < ts <= last_candle_ts``) and newly closed trades into its day rows:
+new days inserted, the day the watermark was in merged (bars added, close and last_ts
+replaced, high and low widened, the intraday drawdown merged against the stored high, the
+trades' sums continued in order), exactly as one rollup of the whole series would have
+made them. It moves the watermark to the ``last_candle_ts`` it saw; a tick writes its
+trades, equity points and ``last_candle_ts`` in one transaction, so the watermark never
+passes a point or a trade the rollup did not see.
 """
 
 from __future__ import annotations
