@@ -86,6 +86,9 @@ new_trades AS (
 trade_days AS (
     SELECT DISTINCT run_id, day FROM new_trades
 ),
+-- A day's trade counters after its new trades, the stored ones included: the sums go on
+-- from the stored value in the one-shot rollup's order (exit_ts, client order id), so
+-- they are the same floats. A day with no new trade has no row here and keeps its own.
 closed AS (
     SELECT run_id, day, sum(n) AS trades, sum(w) AS wins,
            COALESCE(sum(profit ORDER BY seq, exit_ts, client_order_id), 0) AS gross_profit,
