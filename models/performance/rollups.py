@@ -1,18 +1,21 @@
 """Daily equity rollups of live runs, kept up to date incrementally (docs/metrics.md).
 
 A run is dirty when its ``last_candle_ts`` passed its watermark (``run_rollup_state.
-rolled_ts``) or it has no watermark yet. One statement re-aggregates every dirty run's
-``bot_equity`` from the UTC day of its watermark on (that partial day in full, so a day
-rolled up half-way is completed, never appended to), upserts the day rows with the
-trades closed on those days, and moves the watermark to the run's ``last_candle_ts`` as
-that same statement saw it. A tick writes its equity points and ``last_candle_ts`` in
-one transaction, so the watermark never passes an equity point the rollup did not see.
+rolled_ts``) or it has no watermark yet. One statement folds every dirty run's new equity
+points (``rolled_ts < ts <= last_candle_ts``) and newly closed trades into its day rows:
+new days inserted, the day the watermark was in merged (bars added, close and last_ts
+replaced, high and low widened, the intraday drawdown merged against the stored high, the
+trades' sums continued in order), exactly as one rollup of the whole series would have
+made them. It moves the watermark to the ``last_candle_ts`` it saw; a tick writes its
+trades, equity points and ``last_candle_ts`` in one transaction, so the watermark never
+passes a point or a trade the rollup did not see.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,10 +23,9 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from engine.performance import DailyRollups
-from models.bots.bots import Bot
-from models.bots.runs import BotRun
 from models.db import session as db
 from models.market.tables import TIMEFRAME_MS
+from models.performance import binary
 from models.performance.tables import RunDailyEquity
 
 # Serialises refreshes (the periodic job, an on-the-spot refresh from the API): two at
@@ -34,21 +36,34 @@ REFRESH_LOCK = 1_400_014
 # Days are UTC days by bar open time: ts / 86400000 (engine.metrics.DAY_MS).
 _ROLLUP = """
 WITH dirty AS (
-    SELECT r.id AS run_id, r.last_candle_ts,
-           COALESCE(s.rolled_ts / 86400000 * 86400000, 0) AS from_ts
+    SELECT r.id AS run_id, r.last_candle_ts, COALESCE(s.rolled_ts, -1) AS after_ts
     FROM bot_runs r
     LEFT JOIN run_rollup_state s ON s.run_id = r.id
     WHERE r.last_candle_ts IS NOT NULL
       AND (s.rolled_ts IS NULL OR r.last_candle_ts > s.rolled_ts)
       AND (CAST(:run_ids AS uuid[]) IS NULL OR r.id = ANY(CAST(:run_ids AS uuid[])))
 ),
+-- The day row the watermark is in (the only one a run's new marks can fall in that
+-- already exists): its high is the running peak the day's new marks continue from. One
+-- index probe a run (OFFSET 0 keeps the planner from scanning the whole table instead).
+open_day AS (
+    SELECT d.run_id, o.day, o.high
+    FROM dirty d
+    JOIN LATERAL (
+        SELECT o.day, o.high FROM run_daily_equity o
+        WHERE o.run_id = d.run_id AND o.day = d.after_ts / 86400000
+        OFFSET 0
+    ) o ON true
+),
 marks AS (
     SELECT e.run_id, (e.ts / 86400000)::int AS day, e.ts, e.equity,
-           max(e.equity) OVER (
-               PARTITION BY e.run_id, e.ts / 86400000 ORDER BY e.ts
+           GREATEST(
+               od.high,
+               max(e.equity) OVER (PARTITION BY e.run_id, e.ts / 86400000 ORDER BY e.ts)
            ) AS peak
     FROM bot_equity e
-    JOIN dirty d ON d.run_id = e.run_id AND e.ts >= d.from_ts
+    JOIN dirty d ON d.run_id = e.run_id AND e.ts > d.after_ts AND e.ts <= d.last_candle_ts
+    LEFT JOIN open_day od ON od.run_id = e.run_id AND od.day = e.ts / 86400000
 ),
 days AS (
     SELECT run_id, day, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS bars,
@@ -59,14 +74,35 @@ days AS (
     FROM marks
     GROUP BY run_id, day
 ),
+new_trades AS (
+    SELECT d.run_id, (t.exit_ts / 86400000)::int AS day, t.exit_ts, t.client_order_id, t.pnl
+    FROM dirty d
+    JOIN LATERAL (
+        SELECT t.exit_ts, t.client_order_id, t.pnl FROM bot_trades t
+        WHERE t.run_id = d.run_id AND t.exit_ts > d.after_ts AND t.exit_ts <= d.last_candle_ts
+        OFFSET 0
+    ) t ON true
+),
+trade_days AS (
+    SELECT DISTINCT run_id, day FROM new_trades
+),
+-- A day's trade counters after its new trades, the stored ones included: the sums go on
+-- from the stored value in the one-shot rollup's order (exit_ts, client order id), so
+-- they are the same floats. A day with no new trade has no row here and keeps its own.
 closed AS (
-    SELECT t.run_id, (t.exit_ts / 86400000)::int AS day, count(*) AS trades,
-           count(*) FILTER (WHERE t.pnl > 0) AS wins,
-           COALESCE(sum(t.pnl) FILTER (WHERE t.pnl > 0), 0) AS gross_profit,
-           COALESCE(-sum(t.pnl) FILTER (WHERE t.pnl < 0), 0) AS gross_loss
-    FROM bot_trades t
-    JOIN dirty d ON d.run_id = t.run_id AND t.exit_ts >= d.from_ts
-    GROUP BY t.run_id, (t.exit_ts / 86400000)::int
+    SELECT run_id, day, sum(n) AS trades, sum(w) AS wins,
+           COALESCE(sum(profit ORDER BY seq, exit_ts, client_order_id), 0) AS gross_profit,
+           COALESCE(sum(loss ORDER BY seq, exit_ts, client_order_id), 0) AS gross_loss
+    FROM (
+        SELECT o.run_id, o.day, 0 AS seq, 0::bigint AS exit_ts, ''::text AS client_order_id,
+               o.trades AS n, o.wins AS w, o.gross_profit AS profit, o.gross_loss AS loss
+        FROM run_daily_equity o JOIN trade_days USING (run_id, day)
+        UNION ALL
+        SELECT run_id, day, 1, exit_ts, client_order_id, 1, (pnl > 0)::int,
+               CASE WHEN pnl > 0 THEN pnl END, CASE WHEN pnl < 0 THEN -pnl END
+        FROM new_trades
+    ) merged
+    GROUP BY run_id, day
 ),
 upserted AS (
     INSERT INTO run_daily_equity AS r (
@@ -79,11 +115,24 @@ upserted AS (
     FROM days d
     LEFT JOIN closed c ON c.run_id = d.run_id AND c.day = d.day
     ON CONFLICT (run_id, day) DO UPDATE SET
-        first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, bars = EXCLUDED.bars,
-        open = EXCLUDED.open, close = EXCLUDED.close, high = EXCLUDED.high,
-        low = EXCLUDED.low, max_drawdown = EXCLUDED.max_drawdown,
-        trades = EXCLUDED.trades, wins = EXCLUDED.wins,
-        gross_profit = EXCLUDED.gross_profit, gross_loss = EXCLUDED.gross_loss
+        last_ts = EXCLUDED.last_ts, bars = r.bars + EXCLUDED.bars, close = EXCLUDED.close,
+        high = GREATEST(r.high, EXCLUDED.high), low = LEAST(r.low, EXCLUDED.low),
+        max_drawdown = GREATEST(r.max_drawdown, EXCLUDED.max_drawdown),
+        trades = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.trades ELSE r.trades END,
+        wins = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.wins ELSE r.wins END,
+        gross_profit = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.gross_profit
+                            ELSE r.gross_profit END,
+        gross_loss = CASE WHEN EXCLUDED.trades > 0 THEN EXCLUDED.gross_loss
+                          ELSE r.gross_loss END
+    RETURNING r.run_id
+),
+traded AS (
+    UPDATE run_daily_equity AS r
+    SET trades = c.trades, wins = c.wins, gross_profit = c.gross_profit,
+        gross_loss = c.gross_loss
+    FROM closed c
+    WHERE r.run_id = c.run_id AND r.day = c.day
+      AND NOT EXISTS (SELECT 1 FROM days d WHERE d.run_id = c.run_id AND d.day = c.day)
     RETURNING r.run_id
 ),
 advanced AS (
@@ -94,9 +143,27 @@ advanced AS (
 )
 SELECT a.run_id, COALESCE(u.days, 0) AS days
 FROM advanced a
-LEFT JOIN (SELECT run_id, count(*) AS days FROM upserted GROUP BY run_id) u
-    ON u.run_id = a.run_id
+LEFT JOIN (
+    SELECT run_id, count(*) AS days
+    FROM (SELECT run_id FROM upserted UNION ALL SELECT run_id FROM traded) w
+    GROUP BY run_id
+) u ON u.run_id = a.run_id
 """
+
+
+@contextmanager
+def without_jit() -> Iterator[None]:
+    """Plan the statements inside without JIT compilation, then restore the setting.
+
+    The planner overestimates the rollup and load joins (millions of rows) and would
+    spend a quarter of a second compiling each, several times what it then runs.
+    """
+    previous = db.execute(text("SELECT current_setting('jit')")).scalar_one()
+    db.execute(text("SELECT set_config('jit', 'off', true)"))
+    try:
+        yield
+    finally:
+        db.execute(text("SELECT set_config('jit', :value, true)"), {"value": previous})
 
 
 def lock_refresh() -> None:
@@ -111,33 +178,45 @@ def roll_up(run_ids: Sequence[uuid.UUID] | None = None) -> dict[uuid.UUID, int]:
     whose watermark moved without a new equity point (a tick with no bar) maps to 0.
     """
     statement = text(_ROLLUP).bindparams(bindparam("run_ids", type_=ARRAY(UUID(as_uuid=True))))
-    rows = db.execute(statement, {"run_ids": None if run_ids is None else list(run_ids)})
-    return {run_id: int(days) for run_id, days in rows}
+    with without_jit():
+        rows = db.execute(statement, {"run_ids": None if run_ids is None else list(run_ids)})
+        return {run_id: int(days) for run_id, days in rows}
 
 
+# The day rows as the engine reads them, packed (all fixed width, all NOT NULL): ``k`` is
+# the run's position in the requested list. Parsed by one numpy dtype and sorted by (run,
+# day) in numpy (docs/metrics.md, "Live performance").
 _COLUMNS = (
-    "day",
-    "first_ts",
-    "last_ts",
-    "bars",
-    "close",
-    "high",
-    "low",
-    "max_drawdown",
-    "trades",
-    "wins",
-    "gross_profit",
-    "gross_loss",
+    ("k", "int8", "w.k"),
+    *(
+        (name, pg_type, f"e.{name}")
+        for name, pg_type in (
+            ("day", "int4"),
+            ("first_ts", "int8"),
+            ("last_ts", "int8"),
+            ("bars", "int4"),
+            ("close", "float8"),
+            ("high", "float8"),
+            ("low", "float8"),
+            ("max_drawdown", "float8"),
+            ("trades", "int4"),
+            ("wins", "int4"),
+            ("gross_profit", "float8"),
+            ("gross_loss", "float8"),
+        )
+    ),
 )
-_INTEGER_COLUMNS = {"day", "first_ts", "last_ts", "bars", "trades", "wins"}
-# One row of arrays in whatever order the scan gives (every aggregate sees the rows in the
-# same order), sorted by (run, day) in numpy: building a Row per day row, or sorting on the
-# server (twelve ordered aggregates), costs several times more than the scan itself.
-_LOAD = """
-WITH wanted AS (SELECT w.id, w.k FROM unnest(CAST(:run_ids AS uuid[])) WITH ORDINALITY AS w(id, k))
-SELECT array_agg(w.k), {columns}
-FROM run_daily_equity e JOIN wanted w ON w.id = e.run_id
-""".replace("{columns}", ", ".join(f"array_agg(e.{c})" for c in _COLUMNS))
+_LOAD_FROM = """run_daily_equity e
+JOIN unnest(%s::uuid[]) WITH ORDINALITY AS w(id, k) ON w.id = e.run_id"""
+
+
+_META = """
+SELECT w.k, r.initial_capital, b.timeframe
+FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS w(id, k)
+JOIN bot_runs r ON r.id = w.id
+JOIN bots b ON b.id = r.bot_id
+"""
+_IDS_PARAM = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
 
 
 def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRollups]:
@@ -146,31 +225,26 @@ def load_rollups(run_ids: Sequence[uuid.UUID]) -> tuple[list[uuid.UUID], DailyRo
     Returns the runs in the order of ``DailyRollups.offsets``.
     """
     ids = list(run_ids)
-    param = bindparam("run_ids", type_=ARRAY(UUID(as_uuid=True)))
-    arrays = db.execute(text(_LOAD).bindparams(param), {"run_ids": ids}).one()
-    k = np.asarray(arrays[0] or [], dtype=np.int64)
-    day = np.asarray(arrays[1] or [], dtype=np.int64)
-    order_rows = np.lexsort((day, k))
-    columns: dict[str, Any] = {
-        name: np.asarray(
-            arrays[i + 1] or [], dtype=np.int64 if name in _INTEGER_COLUMNS else np.float64
-        )[order_rows]
-        for i, name in enumerate(_COLUMNS)
-    }
-    present, starts = np.unique(k[order_rows], return_index=True)
+    rows = binary.fetch(_COLUMNS, _LOAD_FROM, [ids])
+    k = rows["k"].astype(np.int64)
+    day = rows["day"].astype(np.int64)
+    key = (k << 32) | day  # days since 1970 are positive and far below 2**32
+    order_rows = None if bool((key[1:] > key[:-1]).all()) else np.argsort(key, kind="stable")
+    columns: dict[str, Any] = {}
+    for name, pg_type, _ in _COLUMNS[1:]:
+        column = rows[name] if order_rows is None else rows[name][order_rows]
+        columns[name] = column.astype(np.float64 if pg_type == "float8" else np.int64)
+    k = k if order_rows is None else k[order_rows]
+    present, starts = np.unique(k, return_index=True)
     order = [ids[int(j) - 1] for j in present]
     meta = {
-        run_id: (capital, TIMEFRAME_MS[timeframe])
-        for run_id, capital, timeframe in db.execute(
-            select(BotRun.id, BotRun.initial_capital, Bot.timeframe)
-            .join(Bot, Bot.id == BotRun.bot_id)
-            .where(BotRun.id.in_(order))
-        )
+        int(k): (capital, TIMEFRAME_MS[timeframe])
+        for k, capital, timeframe in db.execute(text(_META).bindparams(_IDS_PARAM), {"ids": ids})
     }
     rollups = DailyRollups(
         offsets=starts.astype(np.int64),
-        initial_capital=np.asarray([meta[r][0] for r in order], dtype=np.float64),
-        bar_ms=np.asarray([meta[r][1] for r in order], dtype=np.int64),
+        initial_capital=np.asarray([meta[int(j)][0] for j in present], dtype=np.float64),
+        bar_ms=np.asarray([meta[int(j)][1] for j in present], dtype=np.int64),
         **columns,
     )
     return order, rollups

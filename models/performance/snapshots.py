@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import select, text
 
 from engine.metrics import METRICS_VERSION
-from engine.performance import period_performance
+from engine.performance import PeriodPerformance, period_performance
 from models.db import session as db
-from models.performance.rollups import load_rollups, lock_refresh, roll_up
+from models.performance import binary
+from models.performance.rollups import load_rollups, lock_refresh, roll_up, without_jit
 from models.performance.tables import PERIOD_DAYS, PERIODS, RunDailyEquity, RunPerformance
 
 SNAPSHOT_FIELDS = (
@@ -44,13 +44,23 @@ BATCH = 2000
 
 
 _INTEGER_FIELDS = ("start_ts", "as_of_ts", "trades")
-# One upsert per batch from unnest of arrays (the fast bulk form, docs/architecture.md); NaN,
-# the engine's "undefined", becomes NULL.
+# Snapshots go out as a binary COPY into a temporary table (NaN, the engine's "undefined",
+# standing for NULL; the period as its index in PERIODS), then one upsert from it.
+_STAGE_COLUMNS = (
+    ("run_id", "uuid"),
+    ("period", "int2"),
+    *((n, "int8" if n in _INTEGER_FIELDS else "float8") for n in SNAPSHOT_FIELDS),
+)
+_STAGE = "run_performance_stage"
+_CREATE_STAGE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
+    {", ".join(f"{name} {pg_type} NOT NULL" for name, pg_type in _STAGE_COLUMNS)}
+) ON COMMIT DELETE ROWS
+"""
 _UPSERT = """
 INSERT INTO run_performance AS p (run_id, period, metrics_version, {names}, computed_at)
-SELECT u.run_id, u.period, :version, {values}, clock_timestamp()
-FROM unnest(CAST(:run_id AS uuid[]), CAST(:period AS text[]), {arrays})
-    AS u(run_id, period, {names})
+SELECT u.run_id, (CAST(:periods AS text[]))[u.period + 1], :version, {values}, clock_timestamp()
+FROM {stage} u
 ON CONFLICT (run_id, period) DO UPDATE SET
     metrics_version = EXCLUDED.metrics_version, {updates}, computed_at = clock_timestamp()
 """.format(
@@ -59,31 +69,39 @@ ON CONFLICT (run_id, period) DO UPDATE SET
         f"u.{n}" if n in _INTEGER_FIELDS else f"NULLIF(u.{n}, 'NaN'::float8)"
         for n in SNAPSHOT_FIELDS
     ),
-    arrays=", ".join(
-        f"CAST(:{n} AS {'bigint' if n in _INTEGER_FIELDS else 'float8'}[])" for n in SNAPSHOT_FIELDS
-    ),
+    stage=_STAGE,
     updates=", ".join(f"{n} = EXCLUDED.{n}" for n in SNAPSHOT_FIELDS),
 )
+
+
+def write_snapshots(order: Sequence[uuid.UUID], results: Sequence[PeriodPerformance]) -> None:
+    """Upsert the snapshots of the runs ``order`` for each period (``results`` as PERIODS)."""
+    n = len(order) * len(PERIODS)
+    ids = np.frombuffer(b"".join(run_id.bytes for run_id in order), dtype="V16")
+    values: dict[str, Any] = {
+        "run_id": np.tile(ids, len(PERIODS)),
+        "period": np.repeat(np.arange(len(PERIODS)), len(order)),
+    }
+    for name in SNAPSHOT_FIELDS:
+        values[name] = np.concatenate([getattr(r, name) for r in results])
+    db.execute(text(_CREATE_STAGE))
+    db.execute(text(f"TRUNCATE {_STAGE}"))
+    binary.copy_in(_STAGE, _STAGE_COLUMNS, values, n)
+    db.execute(text(_UPSERT), {"periods": list(PERIODS), "version": METRICS_VERSION})
 
 
 def recompute(run_ids: Sequence[uuid.UUID]) -> int:
     """Recompute and upsert the four periods of those runs from their rollups; runs done."""
     done = 0
     ids = sorted(set(run_ids))
-    for start in range(0, len(ids), BATCH):
-        order, rollups = load_rollups(ids[start : start + BATCH])
-        if not order:
-            continue
-        params: dict[str, Any] = {
-            "version": METRICS_VERSION,
-            "run_id": order * len(PERIODS),
-            "period": [period for period in PERIODS for _ in order],
-        }
-        results = [period_performance(rollups, PERIOD_DAYS[period]) for period in PERIODS]
-        for name in SNAPSHOT_FIELDS:
-            params[name] = np.concatenate([getattr(r, name) for r in results]).tolist()
-        db.execute(text(_UPSERT).bindparams(bindparam("run_id", type_=ARRAY(UUID()))), params)
-        done += len(order)
+    with without_jit():
+        for start in range(0, len(ids), BATCH):
+            order, rollups = load_rollups(ids[start : start + BATCH])
+            if not order:
+                continue
+            results = [period_performance(rollups, PERIOD_DAYS[period]) for period in PERIODS]
+            write_snapshots(order, results)
+            done += len(order)
     return done
 
 

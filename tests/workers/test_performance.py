@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -25,7 +26,8 @@ from models.bots.bots import create_bot
 from models.bots.runs import BotRun
 from models.bots.ticks import BotEquity, BotTrade
 from models.market.instruments import sync_instruments
-from models.performance.rollups import load_rollups
+from models.performance import binary
+from models.performance.rollups import load_rollups, roll_up
 from models.performance.snapshots import snapshot_body, snapshot_of, snapshots_for
 from models.performance.tables import PERIODS, RunDailyEquity, RunPerformance, RunRollupState
 from settings import Settings
@@ -217,6 +219,138 @@ def test_snapshots_for_snapshot_of_and_a_run_without_equity(db: Any, runs: Runs)
     assert load_rollups([idle])[0] == []
     body = snapshot_body(row)
     assert set(body) >= {"period", "metrics_version", "as_of_ts", "psr", "computed_at"}
+
+
+ROW_COLUMNS = (
+    "day",
+    "first_ts",
+    "last_ts",
+    "bars",
+    "open",
+    "close",
+    "high",
+    "low",
+    "max_drawdown",
+    "trades",
+    "wins",
+    "gross_profit",
+    "gross_loss",
+)
+
+
+def row_values(db: Any, run_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    return [tuple(getattr(r, c) for c in ROW_COLUMNS) for r in day_rows(db, run_id)]
+
+
+def test_rolling_up_tick_by_tick_equals_one_cold_rollup(db: Any, runs: Runs) -> None:
+    ts, equity = series(7, 4 * 24 + 9, start_hour=5)
+    equity[20] = equity[:40].max() * 1.03  # a new high in day 0, after its first passes
+    equity[21:45] = equity[20] * np.linspace(0.99, 0.9, 24)  # a fall across midnight
+    equity[50] = equity.max() * 1.02  # and one in day 2, rolled up a bar at a time
+    rng = np.random.default_rng(8)
+    picks = np.sort(rng.choice(len(ts), 30, replace=True))  # several exits on one bar too
+    pnl = np.round(rng.normal(0.0, 20.0, len(picks)), 6)
+    pnl[::7] = 0.0  # neither a win nor a loss
+    trades = [(int(ts[i]), float(p)) for i, p in zip(picks, pnl, strict=True)]
+
+    def tick_range(run_id: uuid.UUID, a: int, b: int) -> None:
+        inside = [(t, p) for t, p in trades if ts[a] <= t <= ts[b - 1]]
+        runs.tick(run_id, ts[a:b], equity[a:b], inside)
+
+    cold, each, chunks = runs.new(), runs.new(), runs.new()
+    tick_range(cold, 0, len(ts))
+    assert roll_up([cold]) == {cold: 5}
+    for i in range(len(ts)):
+        tick_range(each, i, i + 1)
+        assert roll_up([each]) == {each: 1}  # only the day of the new mark
+    cuts = np.unique(np.concatenate([[0, len(ts)], rng.integers(1, len(ts), 12)]))
+    for a, b in itertools.pairwise(cuts.tolist()):
+        tick_range(chunks, a, b)
+        roll_up([chunks])
+        assert roll_up([chunks]) == {}  # nothing new: nothing rolled
+    db.commit()
+
+    want = row_values(db, cold)
+    assert sum(r[9] for r in want) == len(trades) and len(want) == 5
+    # Exactly equal, floats included (drawdown, high, low, the trades' sums).
+    assert row_values(db, each) == want
+    assert row_values(db, chunks) == want
+    exits = np.asarray([t for t, _ in trades], dtype=np.int64)
+    reference_rows = rollup([(ts, equity, 10_000.0, HOUR, exits, pnl)])
+    assert [r[8] for r in want] == reference_rows.max_drawdown.tolist()
+    assert [r[6] for r in want] == reference_rows.high.tolist()
+
+
+def test_a_day_row_gains_trades_without_new_marks(db: Any, runs: Runs) -> None:
+    run_id = runs.new()
+    ts, equity = series(9, 10)
+    runs.tick(run_id, ts, equity, [(ts[2], 5.0)])
+    refresh_performance()
+    # A trade closing on a bar already rolled up cannot happen (exits are written with
+    # their bar); one closing on a later bar of the same day, before its mark, is folded.
+    runs.tick(run_id, ts[-1:] + HOUR, equity[-1:], [(int(ts[-1] + HOUR), -2.0)])
+    assert refresh_performance() == {"runs_rolled": 1, "days_written": 1, "runs_recomputed": 1}
+    (row,) = day_rows(db, run_id)
+    assert (row.bars, row.trades, row.wins, row.gross_profit, row.gross_loss) == (
+        11,
+        2,
+        1,
+        5.0,
+        2.0,
+    )
+
+
+def test_load_rollups_reads_what_the_orm_reads(db: Any, runs: Runs) -> None:
+    ids = [runs.new() for _ in range(4)]
+    for seed, run_id in enumerate(ids[:3]):
+        ts, equity = series(10 + seed, 30 + 20 * seed, start_hour=seed * 7)
+        runs.tick(run_id, ts, equity, [(ts[3], 1.5 * seed - 1.0), (ts[-1], 2.0)])
+    refresh_performance()
+    wanted = [ids[2], ids[3], ids[0], ids[1]]  # one without rows; not in id order
+    order, rollups = load_rollups(wanted)
+    assert order == [ids[2], ids[0], ids[1]]
+    rows = [r for run_id in order for r in day_rows(db, run_id)]
+    assert rollups.offsets.tolist() == [0, 4, 6]
+    for name in ROW_COLUMNS:
+        if name == "open":
+            continue  # the engine does not read it
+        column = getattr(rollups, name)
+        assert column.tolist() == [getattr(r, name) for r in rows], name
+        assert column.dtype in (np.int64, np.float64)
+    assert rollups.initial_capital.tolist() == [10_000.0] * 3
+    assert rollups.bar_ms.tolist() == [HOUR] * 3
+    none, empty = load_rollups([])
+    assert none == [] and empty.runs == 0 and len(empty.day) == 0
+
+
+def test_binary_copy_in_and_packed_fetch_round_trip_and_refuse_nulls(db: Any) -> None:
+    columns = (("id", "uuid"), ("n", "int2"), ("k", "int4"), ("ts", "int8"), ("x", "float8"))
+    ids = [uuid.uuid4() for _ in range(3)]
+    values = {
+        "id": np.frombuffer(b"".join(i.bytes for i in ids), dtype="V16"),
+        "n": np.asarray([1, -2, 3]),
+        "k": np.asarray([7, 8, 2**31 - 1]),
+        "ts": np.asarray([-(2**62), 0, 2**62]),
+        "x": np.asarray([0.1, float("nan"), -float("inf")]),
+    }
+    db.execute(sa.text("CREATE TEMPORARY TABLE probe (id uuid, n int2, k int4, ts int8, x float8)"))
+    binary.copy_in("probe", columns, values, 3)
+    stored = db.execute(sa.text("SELECT id, n, k, ts, x FROM probe ORDER BY k")).all()
+    assert [r.id for r in stored] == ids and [r.ts for r in stored] == values["ts"].tolist()
+    assert [r.n for r in stored] == [1, -2, 3] and stored[0].x == 0.1
+    assert np.isnan(stored[1].x) and stored[2].x == -float("inf")
+
+    spec = [(name, pg_type, f"p.{name}") for name, pg_type in columns]
+    rows = binary.fetch(spec, "probe p WHERE p.k > %s", [0])
+    rows = rows[np.argsort(rows["k"])]
+    assert [uuid.UUID(bytes=bytes(v)) for v in rows["id"]] == ids
+    for name in ("n", "k", "ts"):
+        assert rows[name].tolist() == values[name].tolist()
+    assert rows["x"][0] == 0.1 and np.isnan(rows["x"][1]) and rows["x"][2] == -np.inf
+    assert binary.fetch(spec, "probe p WHERE p.k < %s", [0]).shape == (0,)
+    db.execute(sa.text("INSERT INTO probe VALUES (gen_random_uuid(), 1, NULL, 2, 3.0)"))
+    with pytest.raises(ValueError, match="NULL"):
+        binary.fetch(spec, "probe p")
 
 
 def test_the_job_is_scheduled_with_the_settings_interval() -> None:
