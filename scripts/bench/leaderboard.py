@@ -18,7 +18,8 @@ million in all) and a closed trade every other day. Stages, each timed:
 5. ``incremental``: one new 4h mark for every run, then rollups + snapshots + boards again.
 6. Reads under load, served by gunicorn (scripts/gunicorn_conf.py): one page (50 entries)
    of the full board, authenticated, and the public preview (cached, first request after a
-   new generation fills the cache), ``--clients`` keep-alive connections for ``--seconds``.
+   new generation fills the cache), with each number of keep-alive connections in
+   ``--clients`` for ``--seconds``; errors counts non-2xx answers and failed requests.
 
     .venv/bin/python scripts/bench/leaderboard.py [--bots 10000 --days 90 --json]
 
@@ -80,7 +81,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bots", type=int, default=10_000, help="public bots with a live run")
     parser.add_argument("--owners", type=int, default=2_500, help="users owning them")
     parser.add_argument("--days", type=int, default=90, help="days of equity per run")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
+    parser.add_argument(
+        "--clients", default="4,32", help="concurrent connections, one load run per number"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per path")
     parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -329,22 +332,29 @@ def token_of(port: int) -> str:
 
 def reads(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     """p50/p99 of a full-board page (authenticated) and of the preview, under load."""
-    load = LoadGenerator(LoadSpec(threads=2, connections=args.clients, duration=args.seconds))
-    out: dict[str, Any] = {"tool": load.tool, "clients": args.clients}
+    levels = [int(n) for n in str(args.clients).split(",")]
+    out: dict[str, Any] = {"runs": []}
     with Gunicorn(env) as server:
         headers = {"Authorization": f"Bearer {token_of(server.port)}"}
         # The first preview after a generation fills the cache: time that one alone.
         began = time.perf_counter()
-        status, _, _ = http_get(server.port, PREVIEW)
+        status, _, body = http_get(server.port, PREVIEW)
         out["preview_cold_ms"] = round((time.perf_counter() - began) * 1000, 2)
+        out["preview_bytes"] = len(body)
         if status != 200:
             raise BenchError(f"{PREVIEW} answered {status}")
         status, _, body = http_get(server.port, BOARD, headers)
         if status != 200 or not json.loads(body)["entries"]:
             raise BenchError(f"{BOARD} answered {status} with no entries")
-        for name, path, sent in (("board", BOARD, headers), ("preview", PREVIEW, {})):
-            note(f"load on {path}")
-            out[name] = load.run(server.port, path, sent).as_dict()
+        out["board_bytes"] = len(body)
+        for clients in levels:
+            spec = LoadSpec(threads=min(2, clients), connections=clients, duration=args.seconds)
+            load = LoadGenerator(spec)
+            out["tool"] = load.tool
+            for name, path, sent in (("board", BOARD, headers), ("preview", PREVIEW, {})):
+                note(f"load on {path}, {clients} connections")
+                result = load.run(server.port, path, sent).as_dict()
+                out["runs"].append({"what": name, "clients": clients, **result})
         out["server"] = server.resolved_config()
     return out
 
@@ -354,9 +364,9 @@ def render(report: dict[str, Any]) -> str:
     stages = report["stages"]
     rows = [[name.removesuffix("_s"), f"{value:.3f}"] for name, value in stages.items()]
     reads = report["reads"]
+    shown = ("what", "clients", "rps", "p50_ms", "p99_ms")
     load_rows = [
-        [*(reads[name][key] for key in ("path", "rps", "p50_ms", "p99_ms")), reads[name]["errors"]]
-        for name in ("board", "preview")
+        [*(run[key] for key in shown), run["non_2xx"] + run["errors"]] for run in reads["runs"]
     ]
     return "\n".join(
         [
@@ -371,9 +381,10 @@ def render(report: dict[str, Any]) -> str:
             f"generation: {report['generation']}",
             "",
             table(
-                f"reads, {reads['clients']} connections ({reads['tool']}); "
-                f"first preview after a generation {reads['preview_cold_ms']} ms",
-                ["path", "req/s", "p50 ms", "p99 ms", "errors"],
+                f"reads ({reads['tool']}): board = {BOARD} ({reads['board_bytes']:,} bytes), "
+                f"preview = {PREVIEW} ({reads['preview_bytes']:,} bytes); the first preview "
+                f"after a generation took {reads['preview_cold_ms']} ms",
+                ["read", "connections", "req/s", "p50 ms", "p99 ms", "errors"],
                 load_rows,
             ),
         ]
