@@ -6,7 +6,7 @@ thousands of trades stays cheap; ``records()`` gives JSON-safe rows for storage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, TypeVar
@@ -252,3 +252,20 @@ def trades_from_closes(closed: Sequence[Any], fills: Fills) -> Trades:
         pnl / (units * entry_price),
         fills.reason[exit_fill],
     )
+
+
+def plain_trade(trade: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """A trade record's ``columns`` as plain JSON values (records may hold numpy scalars).
+
+    Timestamps (``*_ts``) become ints, strings stay, every other value becomes a float.
+    """
+    out: dict[str, Any] = {}
+    for key in columns:
+        value = trade[key]
+        if key.endswith("_ts"):
+            out[key] = int(value)
+        elif isinstance(value, str):
+            out[key] = value
+        else:
+            out[key] = float(value)
+    return out

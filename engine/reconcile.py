@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from engine.ledger import plain_trade
+
 TradeKey = tuple[str, int, int, int]  # side, entry ts, exit ts, n-th trade with that key
 
 
@@ -65,19 +67,6 @@ def _keyed(trades: Sequence[Mapping[str, Any]]) -> dict[TradeKey, Mapping[str, A
     return keyed
 
 
-def _plain(trade: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in columns:
-        value = trade[key]
-        if key.endswith("_ts"):
-            out[key] = int(value)
-        elif isinstance(value, str):
-            out[key] = value
-        else:
-            out[key] = float(value)
-    return out
-
-
 def _difference(
     kind: str,
     key: TradeKey,
@@ -95,8 +84,8 @@ def _difference(
         "side": key[0],
         "entry_ts": key[1],
         "exit_ts": key[2],
-        "run": None if run is None else _plain(run, columns),
-        "backtest": None if backtest is None else _plain(backtest, columns),
+        "run": None if run is None else plain_trade(run, columns),
+        "backtest": None if backtest is None else plain_trade(backtest, columns),
         "entry_price_diff": delta("entry_price"),
         "exit_price_diff": delta("exit_price"),
         "units_diff": delta("units"),

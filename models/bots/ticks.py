@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, select, tex
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.ledger import plain_trade
 from engine.live import RunSpan
 from models.bots.bots import Bot
 from models.bots.execution_logs import write_log
@@ -168,7 +169,12 @@ def tick_log_entries(
     """The log entries of one tick: a ``trade_closed`` per new trade, then one ``tick``."""
     ids = client_order_ids(run_id, [int(t["exit_ts"]) for t in trades])
     entries: list[tuple[str, str, dict[str, Any], int | None]] = [
-        ("info", "trade_closed", {"client_order_id": cid, **_json_trade(t)}, int(t["exit_ts"]))
+        (
+            "info",
+            "trade_closed",
+            {"client_order_id": cid, **plain_trade(t, TRADE_COLUMNS)},
+            int(t["exit_ts"]),
+        )
         for cid, t in zip(ids, trades, strict=True)
     ]
     tick = {
@@ -185,21 +191,10 @@ def tick_log_entries(
 def trade_records(run_id: uuid.UUID, trades: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """A tick's closed trades as JSON (with their client order ids), as its log shows them."""
     ids = client_order_ids(run_id, [int(t["exit_ts"]) for t in trades])
-    return [{"client_order_id": cid, **_json_trade(t)} for cid, t in zip(ids, trades, strict=True)]
-
-
-def _json_trade(trade: dict[str, Any]) -> dict[str, Any]:
-    """A trade record's columns as plain JSON values (the engine may hand numpy scalars)."""
-    out: dict[str, Any] = {}
-    for key in TRADE_COLUMNS:
-        value = trade[key]
-        if key.endswith("_ts"):
-            out[key] = int(value)
-        elif isinstance(value, str):
-            out[key] = value
-        else:
-            out[key] = float(value)
-    return out
+    return [
+        {"client_order_id": cid, **plain_trade(t, TRADE_COLUMNS)}
+        for cid, t in zip(ids, trades, strict=True)
+    ]
 
 
 @dataclass
