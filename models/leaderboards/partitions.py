@@ -147,7 +147,8 @@ def write_entries(
     db.execute(
         text(f"ALTER TABLE leaderboard_entries ATTACH PARTITION {table} FOR VALUES IN ({g})")
     )
-    db.execute(text(f"ANALYZE {table}"))
+    # No ANALYZE here (a third of a second for 160,000 rows): every read goes through the
+    # primary key or the bot index, and autovacuum analyzes the new partition soon after.
     db.execute(text("DROP TABLE leaderboard_eligible"))
     return int(written)
 

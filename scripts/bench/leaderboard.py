@@ -72,7 +72,11 @@ TEMPLATES = (
 PASSWORD = "bench-password-1234"  # noqa: S105 - a scratch account in a scratch database
 BOARD = "/api/v1/leaderboards?period=30d&metric=sharpe&limit=50"
 PREVIEW = "/api/v1/leaderboards/preview"
-LIMITS = {"RATE_LIMIT_USER": "100000000/minute", "RATE_LIMIT_ANONYMOUS": "100000000/minute"}
+LIMITS = {
+    "RATE_LIMIT_USER": "100000000/minute",
+    "RATE_LIMIT_ANONYMOUS": "100000000/minute",
+    "RATE_LIMIT_LEADERBOARD_PREVIEW": "100000000/minute",
+}
 
 
 def parse_args() -> argparse.Namespace:
