@@ -36,8 +36,8 @@ class Board:
     strategy: str | None = None
 
     @property
-    def position_column(self) -> str:
-        """The stored rank a filtered board pages by (both filters: the overall rank)."""
+    def rank_column(self) -> str:
+        """The stored rank a board shows (both filters: counted at read time instead)."""
         if self.instrument is not None and self.strategy is None:
             return "instrument_rank"
         if self.strategy is not None and self.instrument is None:
@@ -59,13 +59,15 @@ def generation_exists(generation_id: int) -> LeaderboardGeneration | None:
 
 
 # The visible rows of one board with everything an entry shows. ``pos`` is what the page
-# is ordered and cursored by; ``board_rank`` is the rank shown (the filtered rank when
-# filtered; with both filters, counted among the filtered rows).
+# is ordered and cursored by: always the overall rank, so every board, filtered or not, is
+# read through the primary key in order (a filtered rank follows the overall order).
+# ``board_rank`` is the rank shown (the filtered rank when filtered; with both filters,
+# counted among the filtered rows).
 _ROWS = """
 SELECT * FROM (
   SELECT e.rank, e.instrument_rank, e.strategy_rank, e.previous_rank, e.score,
          {components}, e.bot_id, e.instrument, e.strategy, e.period, e.metric,
-         e.{pos} AS pos,
+         e.rank AS pos,
          {board_rank} AS board_rank,
          b.name AS bot_name, b.timeframe, u.username, u.display_name,
          COALESCE(s.document ->> 'profile_visibility', 'public') = 'public' AS profile_public
@@ -97,11 +99,9 @@ def _board_sql(board: Board) -> str:
     if board.strategy is not None:
         filters += " AND e.strategy = :strategy"
     both = board.instrument is not None and board.strategy is not None
-    board_rank = "row_number() OVER (ORDER BY e.rank)" if both else f"e.{board.position_column}"
+    board_rank = "row_number() OVER (ORDER BY e.rank)" if both else f"e.{board.rank_column}"
     components = ", ".join(f"e.{name}" for name in COMPONENT_COLUMNS)
-    return _ROWS.format(
-        pos=board.position_column, board_rank=board_rank, filters=filters, components=components
-    )
+    return _ROWS.format(board_rank=board_rank, filters=filters, components=components)
 
 
 def _params(generation_id: int, board: Board) -> dict[str, Any]:
