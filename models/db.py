@@ -76,6 +76,17 @@ def get_engine() -> Engine:
     return _engine
 
 
+def raw_connection() -> Any:
+    """The session's psycopg connection, inside the session's current transaction.
+
+    For the bulk paths (``COPY``, plain cursors) that the ORM layer only slows down.
+    """
+    raw = session.connection().connection.driver_connection
+    if raw is None:  # pragma: no cover - a live session always has a DBAPI connection
+        raise RuntimeError("no database connection")
+    return raw
+
+
 # libpq's PQTRANS_ACTIVE: a statement is in progress on the connection (psycopg 3 and 2 alike).
 _STATEMENT_IN_PROGRESS = 1
 

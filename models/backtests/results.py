@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, text
 
 from models.backtests.backtests import Backtest, BacktestEquity, BacktestTrade
+from models.db import raw_connection
 from models.db import session as db
 from models.equity_curves import Curve, count_points, points_for_chart, points_page
 from models.trades import TRADE_COLUMNS, trade_item
@@ -75,9 +76,7 @@ def _copy_equity(backtest_id: uuid.UUID, ts: Sequence[int], equity: Sequence[flo
     The rows go as one text block: building it is a few milliseconds, where adapting
     each value separately costs several times that. repr() round-trips every float.
     """
-    raw = db.connection().connection.driver_connection
-    if raw is None:  # pragma: no cover - a live session always has a DBAPI connection
-        raise RuntimeError("no database connection for COPY")
+    raw = raw_connection()
     prefix = f"{backtest_id}\t"
     block = "".join(f"{prefix}{t}\t{e!r}\n" for t, e in zip(ts, equity, strict=True))
     with (

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import text
 
+from models.db import raw_connection
 from models.db import session as db
 
 REASONS = (
@@ -134,9 +135,8 @@ def load_candidates() -> list[Candidate]:
         flags[row.id] = (live, row.hidden_at is not None, bool(row.owner_ok))
         candidates.append(candidate)
     by_run = {c.run_id: c for c in candidates if c.run_id is not None}
-    raw = db.connection().connection.driver_connection
-    if by_run and raw is not None:
-        with raw.cursor() as cursor:
+    if by_run:
+        with raw_connection().cursor() as cursor:
             cursor.execute(_SNAPSHOTS, (list(by_run),))
             for run_id, period, *figures in cursor.fetchall():
                 by_run[run_id].snapshots[period] = Snapshot(*figures)

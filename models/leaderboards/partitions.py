@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, text
 
+from models.db import raw_connection
 from models.db import session as db
 from models.leaderboards.eligibility import Candidate
 from models.leaderboards.ranking import FORMULA_VERSION, ORDER_BY, SCORE_COLUMNS
@@ -44,9 +45,7 @@ def _stage_eligible(candidates: Iterable[Candidate]) -> int:
         for c in candidates
         if c.eligible and c.run_id is not None
     ]
-    raw = db.connection().connection.driver_connection
-    if raw is None:  # pragma: no cover - a live session always has a DBAPI connection
-        raise RuntimeError("no database connection")
+    raw = raw_connection()
     with (
         raw.cursor() as cursor,
         cursor.copy(

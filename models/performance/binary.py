@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.db import session as db
+from models.db import raw_connection
 
 # Postgres type -> (numpy type of its binary send format, the send function).
 WIRE = {
@@ -50,11 +50,6 @@ def copy_dtype(columns: Sequence[tuple[str, str]]) -> np.dtype[Any]:
     return np.dtype(fields)
 
 
-def _raw() -> Any:
-    """The session's psycopg connection, inside the session's current transaction."""
-    return db.connection().connection.driver_connection
-
-
 def fetch(
     columns: Sequence[tuple[str, str, str]], from_clause: str, params: Any = None
 ) -> np.ndarray:
@@ -65,7 +60,7 @@ def fetch(
     row = " || ".join(f"{WIRE[pg_type][1]}({expr})" for _, pg_type, expr in columns)
     # The callers' own constant SQL; the values travel as parameters.
     statement = f"SELECT count(*), string_agg({row}, ''::bytea) FROM "  # noqa: S608
-    with _raw().cursor(binary=True) as cursor:
+    with raw_connection().cursor(binary=True) as cursor:
         cursor.execute(statement + from_clause, params)
         count, data = cursor.fetchone()
     return unpack(data or b"", int(count), [(name, pg_type) for name, pg_type, _ in columns])
@@ -86,7 +81,7 @@ def copy_in(table: str, columns: Sequence[tuple[str, str]], values: dict[str, An
     """
     names = ", ".join(name for name, _ in columns)
     statement = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
-    with _raw().cursor() as cursor, cursor.copy(statement) as copy:
+    with raw_connection().cursor() as cursor, cursor.copy(statement) as copy:
         copy.write(pack_copy(values, columns, n))
 
 
