@@ -19,10 +19,12 @@ from sqlalchemy.dialects.postgresql import distinct_on
 
 from models.bots.bots import Bot
 from models.bots.runs import BotRun
+from models.bots.strategy_specs import strategy_family
 from models.db import session as db
 from models.identity.tables import User
 from models.people.preferences import default_settings
 from models.people.tables import AccountSettings
+from models.performance.snapshots import snapshots_for
 from models.performance.tables import PERIODS, RunPerformance, RunReconciliation
 
 CARD_KEYS = frozenset(
@@ -43,12 +45,6 @@ CARD_KEYS = frozenset(
 )
 
 
-def strategy_family(strategy: dict[str, Any]) -> str:
-    """A strategy's family: its template's key, or ``rules``."""
-    template = strategy.get("template")
-    return str(template) if template else "rules"
-
-
 def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -66,12 +62,9 @@ def _current_runs(bot_ids: list[uuid.UUID]) -> dict[uuid.UUID, BotRun]:
 
 def _metrics(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Each run's snapshots as card metrics, in period order."""
-    found: dict[uuid.UUID, dict[str, RunPerformance]] = {}
-    for row in db.scalars(select(RunPerformance).where(RunPerformance.run_id.in_(run_ids))):
-        found.setdefault(row.run_id, {})[row.period] = row
     return {
         run_id: [_metric(by_period[p]) for p in PERIODS if p in by_period]
-        for run_id, by_period in found.items()
+        for run_id, by_period in snapshots_for(run_ids).items()
     }
 
 

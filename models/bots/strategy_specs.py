@@ -17,6 +17,12 @@ from engine.strategies import validate_strategy as engine_validate_strategy
 from models.errors import Invalid
 
 
+def strategy_family(strategy: Mapping[str, Any]) -> str:
+    """A stored strategy's family: its template's key, or ``rules`` for the rule language."""
+    template = strategy.get("template")
+    return str(template) if template else "rules"
+
+
 def validate_strategy(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical strategy spec; :class:`Invalid` with errors under ``json.strategy``."""
     try:

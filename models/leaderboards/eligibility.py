@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import text
 
+from models.bots.strategy_specs import strategy_family
 from models.db import raw_connection
 from models.db import session as db
 
@@ -75,12 +76,6 @@ class Candidate:
         """Days tracked by its whole run (0 without a snapshot)."""
         snap = self.snapshots.get("all")
         return snap.days_tracked if snap is not None else 0.0
-
-
-def strategy_family(strategy: dict[str, Any]) -> str:
-    """A bot's strategy family: its template key, or ``rules`` for the rule language."""
-    template = strategy.get("template")
-    return str(template) if template else "rules"
 
 
 def config_fingerprint(

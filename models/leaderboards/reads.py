@@ -21,6 +21,7 @@ from models.leaderboards.tables import (
     LeaderboardGeneration,
     entry_components,
 )
+from models.people.preferences import default_settings
 from models.performance.tables import PERIODS
 
 MAX_LIMIT = 100
@@ -70,7 +71,8 @@ SELECT * FROM (
          e.rank AS pos,
          {board_rank} AS board_rank,
          b.name AS bot_name, b.timeframe, u.username, u.display_name,
-         COALESCE(s.document ->> 'profile_visibility', 'public') = 'public' AS profile_public
+         COALESCE(s.document ->> 'profile_visibility', :profile_default) = 'public'
+             AS profile_public
   FROM leaderboard_entries e
   JOIN bots b ON b.id = e.bot_id
   JOIN users u ON u.id = e.owner_id
@@ -107,6 +109,7 @@ def _board_sql(board: Board) -> str:
 def _params(generation_id: int, board: Board) -> dict[str, Any]:
     return {
         "g": generation_id,
+        "profile_default": default_settings()["profile_visibility"],
         "period": board.period,
         "metric": board.metric,
         "instrument": board.instrument,
@@ -155,7 +158,14 @@ def preview_rows(generation_id: int, top: int) -> dict[tuple[str, str], list[dic
         )
         + " ORDER BY period, metric, pos"
     )
-    for row in db.execute(text(sql), {"g": generation_id, "reach": top * 3}):
+    for row in db.execute(
+        text(sql),
+        {
+            "g": generation_id,
+            "reach": top * 3,
+            "profile_default": default_settings()["profile_visibility"],
+        },
+    ):
         rows = boards.get((row.period, row.metric))
         if rows is not None and len(rows) < top:
             rows.append(_entry(row))

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from models.bots.runs import stop_bot
-from models.leaderboards.eligibility import config_fingerprint, strategy_family
+from models.bots.strategy_specs import strategy_family
+from models.leaderboards.eligibility import config_fingerprint
 from models.leaderboards.generations import build_generation, swap_generation
 from models.leaderboards.reads import Board, active_generation, board_rows, bot_standing
 from models.leaderboards.tables import LeaderboardEntry, LeaderboardExclusion, LeaderboardGeneration
