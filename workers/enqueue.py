@@ -148,6 +148,15 @@ def reconciliation_job_id(run_id: str, period: str) -> str:
 _WAITING = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
 
+def _job_in(connection: Redis, job_id: str, states: tuple[JobStatus, ...]) -> Job | None:
+    """The job ``job_id`` if it exists and is in one of ``states``, else None."""
+    with contextlib.suppress(NoSuchJobError):
+        job = Job.fetch(job_id, connection=connection)
+        if job.get_status(refresh=False) in states:
+            return job
+    return None
+
+
 def enqueue_reconciliation(connection: Redis, run_id: str, period: str) -> Job | None:
     """Queue ``reconcile_run(run_id, period)`` on ``default``; None if it is already waiting.
 
@@ -156,9 +165,8 @@ def enqueue_reconciliation(connection: Redis, run_id: str, period: str) -> Job |
     which is harmless: the job is idempotent.
     """
     job_id = reconciliation_job_id(run_id, period)
-    with contextlib.suppress(NoSuchJobError):
-        if Job.fetch(job_id, connection=connection).get_status(refresh=False) in _WAITING:
-            return None
+    if _job_in(connection, job_id, _WAITING) is not None:
+        return None
     return get_queue(DEFAULT, connection).enqueue(
         "workers.reconciliation.reconcile_run",
         run_id,
@@ -229,7 +237,8 @@ def install_outbox_relay(connection: Redis, settings: Settings | None = None) ->
 
 # The on-demand recompute's current job: a second request while it waits gets the same job.
 RECOMPUTE_KEY = "botyard:leaderboards:recompute-job"
-RECOMPUTE_WAITING = ("queued", "deferred", "scheduled")
+# A started recompute does not hold a new one back: the data may have changed since it began.
+RECOMPUTE_WAITING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
 
 def enqueue_recompute(connection: Redis) -> tuple[Job, bool]:
@@ -239,10 +248,9 @@ def enqueue_recompute(connection: Redis) -> tuple[Job, bool]:
     """
     current = connection.get(RECOMPUTE_KEY)
     if isinstance(current, bytes):
-        with contextlib.suppress(NoSuchJobError):
-            job = Job.fetch(current.decode(), connection=connection)
-            if job.get_status(refresh=False) in RECOMPUTE_WAITING:
-                return job, False
+        waiting = _job_in(connection, current.decode(), RECOMPUTE_WAITING)
+        if waiting is not None:
+            return waiting, False
     job = get_queue(DEFAULT, connection).enqueue(
         "workers.leaderboards.recompute_leaderboards",
         job_id=f"leaderboards-recompute-{uuid.uuid4().hex}",
