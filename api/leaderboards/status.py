@@ -16,22 +16,11 @@ from api.bots import NOT_FOUND
 from api.bots import blp as bots_blp
 from api.errors import ErrorOut
 from api.leaderboards.schemas import LeaderboardStatusOut
-from models.bots.bots import ACTIVE_BOT_STATUSES, Bot, get_owned_bot
+from models.bots.bots import get_owned_bot
+from models.leaderboards.eligibility import reasons_now
 from models.leaderboards.reads import active_generation, bot_standing
 
 DETAIL_KEYS = ("days_tracked", "min_days", "trades", "min_trades", "duplicate_of")
-
-
-def _reasons_now(bot: Bot) -> list[str]:
-    """What keeps the bot off every board right now, whatever the generation recorded."""
-    reasons = []
-    if bot.visibility != "public":
-        reasons.append("not_public")
-    if bot.status not in ACTIVE_BOT_STATUSES:
-        reasons.append("no_live_run")
-    if bot.hidden_at is not None:
-        reasons.append("hidden")
-    return reasons
 
 
 @bots_blp.route("/<uuid:bot_id>/leaderboard-status")
@@ -45,7 +34,7 @@ class BotLeaderboardStatus(MethodView):
         bot = get_owned_bot(current_user().id, bot_id)
         standing = bot_standing(active_generation(), bot.id)
         reasons = list(standing.reasons)
-        now = _reasons_now(bot)
+        now = reasons_now(bot)
         # Not public (or hidden) now: it shows on no board, whatever the generation says.
         placings = standing.placings if not ({"not_public", "hidden"} & set(now)) else []
         if not placings:

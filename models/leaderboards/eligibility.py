@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import text
 
+from models.bots.bots import Bot
 from models.bots.strategy_specs import strategy_family
 from models.db import raw_connection
 from models.db import session as db
@@ -76,6 +77,22 @@ class Candidate:
         """Days tracked by its whole run (0 without a snapshot)."""
         snap = self.snapshots.get("all")
         return snap.days_tracked if snap is not None else 0.0
+
+
+def reasons_now(bot: Bot) -> list[str]:
+    """What keeps a bot off every board right now, read from its own row.
+
+    The same rules as :func:`apply_rules`, for a bot that a generation did not consider
+    or that has changed since.
+    """
+    reasons = []
+    if bot.visibility != "public":
+        reasons.append("not_public")
+    if bot.status not in LIVE_STATUSES:
+        reasons.append("no_live_run")
+    if bot.hidden_at is not None:
+        reasons.append("hidden")
+    return reasons
 
 
 def config_fingerprint(
