@@ -24,8 +24,9 @@ from models.db import session as db
 from models.identity.tables import User
 from models.people.preferences import default_settings
 from models.people.tables import AccountSettings
+from models.performance.reconciliation_store import latest_reports
 from models.performance.snapshots import snapshots_for
-from models.performance.tables import PERIODS, RunPerformance, RunReconciliation
+from models.performance.tables import PERIODS, RunPerformance
 
 CARD_KEYS = frozenset(
     {
@@ -84,19 +85,6 @@ def _metric(row: RunPerformance) -> dict[str, Any]:
 
 def _reconciliations(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     """Each run's latest finished reconciliation (any period), as the card shows it."""
-    rows = db.scalars(
-        select(RunReconciliation).where(
-            RunReconciliation.run_id.in_(run_ids),
-            RunReconciliation.status == "done",
-            RunReconciliation.diverged.is_not(None),
-            RunReconciliation.computed_at.is_not(None),
-        )
-    )
-    latest: dict[uuid.UUID, RunReconciliation] = {}
-    for row in rows:
-        seen = latest.get(row.run_id)
-        if seen is None or _recency(row) > _recency(seen):
-            latest[row.run_id] = row
     return {
         run_id: {
             "period": row.period,
@@ -104,13 +92,8 @@ def _reconciliations(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]
             "checked_at": row.computed_at,
             "equity_max_abs_diff": row.equity_max_abs_diff,
         }
-        for run_id, row in latest.items()
+        for run_id, row in latest_reports(run_ids).items()
     }
-
-
-def _recency(row: RunReconciliation) -> tuple[datetime, int]:
-    """Newest first; on a tie the longer period (``all`` last in PERIODS) wins."""
-    return row.computed_at or datetime.min.replace(tzinfo=UTC), PERIODS.index(row.period)
 
 
 def _owners(owner_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import text
 
-from models.bots.bots import Bot
+from models.bots.bots import ACTIVE_BOT_STATUSES, Bot
 from models.bots.strategy_specs import strategy_family
 from models.db import raw_connection
 from models.db import session as db
@@ -35,7 +35,6 @@ REASONS = (
     "duplicate",
     "no_snapshot",
 )
-LIVE_STATUSES = ("running", "paused")
 
 
 class Snapshot(NamedTuple):
@@ -88,7 +87,7 @@ def reasons_now(bot: Bot) -> list[str]:
     reasons = []
     if bot.visibility != "public":
         reasons.append("not_public")
-    if bot.status not in LIVE_STATUSES:
+    if bot.status not in ACTIVE_BOT_STATUSES:
         reasons.append("no_live_run")
     if bot.hidden_at is not None:
         reasons.append("hidden")
@@ -134,7 +133,7 @@ def load_candidates() -> list[Candidate]:
     candidates: list[Candidate] = []
     flags: dict[uuid.UUID, tuple[bool, bool, bool]] = {}
     for row in db.execute(_CANDIDATES):
-        live = row.status in LIVE_STATUSES and row.run_status in LIVE_STATUSES
+        live = row.status in ACTIVE_BOT_STATUSES and row.run_status in ACTIVE_BOT_STATUSES
         candidate = Candidate(
             bot_id=row.id,
             owner_id=row.owner_id,

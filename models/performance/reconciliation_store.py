@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
-from models.bots.bots import Bot
+from models.bots.bots import ACTIVE_BOT_STATUSES, Bot
 from models.bots.runs import BotRun
 from models.db import session as db
-from models.performance.tables import RunReconciliation
+from models.performance.tables import PERIODS, RunReconciliation
 
 FIGURES = (
     "as_of_ts",
@@ -34,7 +34,6 @@ FIGURES = (
     "diverged",
     "report",
 )
-LIVE_RUN_STATUSES = ("running", "paused")
 
 
 def stored_report(run_id: uuid.UUID, period: str) -> RunReconciliation | None:
@@ -107,21 +106,32 @@ def save_failure(
     db.execute(stmt.on_conflict_do_update(index_elements=["run_id", "period"], set_=fields))
 
 
-def divergence_of(run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bool]:
-    """``diverged`` of each run's last finished ``all`` report (runs without one are absent).
+def latest_reports(run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, RunReconciliation]:
+    """Each run's latest finished report of any period (runs without one are absent).
 
     For cards: a public bot's card shows whether its run has drifted from its backtest.
+    Newest ``computed_at`` first; on a tie the longer period (``all`` last in PERIODS) wins.
     """
     if not run_ids:
         return {}
-    rows = db.execute(
-        select(RunReconciliation.run_id, RunReconciliation.diverged).where(
+    rows = db.scalars(
+        select(RunReconciliation).where(
             RunReconciliation.run_id.in_(run_ids),
-            RunReconciliation.period == "all",
+            RunReconciliation.status == "done",
             RunReconciliation.diverged.is_not(None),
+            RunReconciliation.computed_at.is_not(None),
         )
     )
-    return {run_id: bool(diverged) for run_id, diverged in rows}
+    latest: dict[uuid.UUID, RunReconciliation] = {}
+    for row in rows:
+        seen = latest.get(row.run_id)
+        if seen is None or _recency(row) > _recency(seen):
+            latest[row.run_id] = row
+    return latest
+
+
+def _recency(row: RunReconciliation) -> tuple[datetime, int]:
+    return row.computed_at or datetime.min.replace(tzinfo=UTC), PERIODS.index(row.period)
 
 
 def stale_public_runs(period: str, limit: int) -> list[uuid.UUID]:
@@ -137,7 +147,7 @@ def stale_public_runs(period: str, limit: int) -> list[uuid.UUID]:
         .where(
             Bot.visibility == "public",
             Bot.hidden_at.is_(None),
-            BotRun.status.in_(LIVE_RUN_STATUSES),
+            BotRun.status.in_(ACTIVE_BOT_STATUSES),
             BotRun.last_candle_ts.is_not(None),
             or_(report.as_of_ts.is_(None), report.as_of_ts < BotRun.last_candle_ts),
         )

@@ -28,7 +28,7 @@ from models.bots.runs import BotRun, broker_config, current_run, start_bot
 from models.bots.ticks import run_equity, run_span, run_trades
 from models.market.candles import read_candles
 from models.performance.reconciliation import DAY_MS, window_start
-from models.performance.reconciliation_store import divergence_of, stored_report
+from models.performance.reconciliation_store import latest_reports, stored_report
 from models.performance.tables import RunReconciliation
 from models.trades import TRADE_COLUMNS
 from settings import Settings
@@ -142,7 +142,7 @@ def test_a_run_ticked_across_epochs_reconciles_with_zero_difference(
     assert report["replay"]["trade_from_ts"] == SPAN_START + HOUR
     assert report["replay"]["epoch_bars"] == 50
     assert report["replay"]["final_state_equal"] is True
-    assert divergence_of([run.id]) == {run.id: False}
+    assert latest_reports([run.id])[run.id].diverged is False
 
 
 def rewrite_candles(db: Any, run: BotRun, first: int, last: int, factor: float) -> None:
@@ -259,7 +259,7 @@ def test_rewritten_candles_give_the_exact_differences(db: Any, owner: Any) -> No
     diverged = [e for e in logs if e["event"] == "reconciliation_diverged"]
     assert len(diverged) == 1 and diverged[0]["log_level"] == "warning"
     assert (diverged[0]["bot_id"], diverged[0]["run_id"]) == (str(bot.id), str(run.id))
-    assert divergence_of([run.id]) == {run.id: True}
+    assert latest_reports([run.id])[run.id].diverged is True
 
 
 def test_a_catch_up_that_dropped_stale_signals_shows_as_missing_trades(db: Any, owner: Any) -> None:
