@@ -60,37 +60,36 @@ class BotEquityCurve(MethodView):
         run = current_run(get_owned_bot(current_user().id, bot_id))
         resolution = query["resolution"]
         if run is None:
-            return {
-                "rows": [],
-                "total": 0,
-                "next_cursor": None,
-                "resolution": resolution,
-                "days": [] if resolution == "day" else None,
-            }
+            return _equity_body([], 0, None, resolution, [] if resolution == "day" else None)
         if resolution == "day":
             return _daily(run, query)
         total = count_points(BOT_CURVE, run.id)
         if "points" in query:
             rows = points_for_chart(BOT_CURVE, run.id, query["points"])
-            return {
-                "rows": rows,
-                "total": total,
-                "next_cursor": None,
-                "resolution": "bar",
-                "days": None,
-            }
+            return _equity_body(rows, total, None, "bar", None)
         rows, next_cursor = cursor_page(
             lambda n: points_page(BOT_CURVE, run.id, query.get("cursor"), n),
             query["limit"],
             lambda row: int(row[0]),
         )
-        return {
-            "rows": rows,
-            "total": total,
-            "next_cursor": next_cursor,
-            "resolution": "bar",
-            "days": None,
-        }
+        return _equity_body(rows, total, next_cursor, "bar", None)
+
+
+def _equity_body(
+    rows: list[Any],
+    total: int,
+    next_cursor: Any,
+    resolution: str,
+    days: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """The equity response: ``days`` is the day rows in full (null per bar)."""
+    return {
+        "rows": rows,
+        "total": total,
+        "next_cursor": next_cursor,
+        "resolution": resolution,
+        "days": days,
+    }
 
 
 def _daily(run: BotRun, query: dict[str, Any]) -> dict[str, Any]:
@@ -100,13 +99,13 @@ def _daily(run: BotRun, query: dict[str, Any]) -> dict[str, Any]:
         query["limit"],
         lambda row: int(row.last_ts),
     )
-    body = {
-        "rows": [[row.last_ts, row.close] for row in days],
-        "total": day_count(run),
-        "next_cursor": next_cursor,
-        "resolution": "day",
-        "days": [day_item(row) for row in days],
-    }
+    body = _equity_body(
+        [[row.last_ts, row.close] for row in days],
+        day_count(run),
+        next_cursor,
+        "day",
+        [day_item(row) for row in days],
+    )
     db.commit()  # a run rolled up on the spot keeps its rows
     return body
 

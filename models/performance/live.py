@@ -10,13 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from engine.metrics import DAY_MS, METRICS_VERSION
 from models.bots.bots import Bot
 from models.bots.results import run_account
 from models.bots.runs import BotRun
-from models.db import session as db
+from models.equity_curves import Curve, count_points
 from models.performance.rollups import daily_rows
 from models.performance.snapshots import has_rollups, refresh, snapshot_body, snapshot_of
 from models.performance.tables import RunDailyEquity
@@ -72,11 +70,10 @@ def daily_equity(run: BotRun, after_ts: int | None, limit: int) -> list[RunDaily
     return daily_rows(run.id, limit, after_day)
 
 
+# The day rows are keyed by run like the raw curves: the shared curve helpers count them.
+DAY_CURVE = Curve(RunDailyEquity, "run_id")
+
+
 def day_count(run: BotRun) -> int:
     """Days in the run's rollups."""
-    return int(
-        db.scalar(
-            select(func.count()).select_from(RunDailyEquity).where(RunDailyEquity.run_id == run.id)
-        )
-        or 0
-    )
+    return count_points(DAY_CURVE, run.id)
