@@ -1,7 +1,7 @@
 """Live performance: the metric set of engine.metrics over a period, from daily rollups.
 
 A live run's raw equity (one mark per bar) is folded into one row per UTC day (first and
-last bar, bars, close, high, low, the deepest intraday fall below the day's own running
+last bar, close, high, low, the deepest intraday fall below the day's own running
 peak, and the trades that closed that day). :func:`period_performance` computes, for many
 runs at once and without a Python loop per run, exactly what
 :func:`engine.metrics.compute_metrics` computes over the same window of bars: the
@@ -83,7 +83,6 @@ class DailyRollups:
     day: Ints
     first_ts: Ints
     last_ts: Ints
-    bars: Ints
     close: Floats
     high: Floats
     low: Floats

@@ -23,9 +23,9 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from engine.performance import DailyRollups
+from models import binary
 from models.db import session as db
 from models.market.tables import TIMEFRAME_MS
-from models.performance import binary
 from models.performance.tables import RunDailyEquity
 
 # Serialises refreshes (the periodic job, an on-the-spot refresh from the API): two at
@@ -194,7 +194,6 @@ _COLUMNS = (
             ("day", "int4"),
             ("first_ts", "int8"),
             ("last_ts", "int8"),
-            ("bars", "int4"),
             ("close", "float8"),
             ("high", "float8"),
             ("low", "float8"),

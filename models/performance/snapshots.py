@@ -18,8 +18,8 @@ from sqlalchemy import select, text
 
 from engine.metrics import METRICS_VERSION
 from engine.performance import PeriodPerformance, period_performance
+from models import binary
 from models.db import session as db
-from models.performance import binary
 from models.performance.rollups import load_rollups, lock_refresh, roll_up, without_jit
 from models.performance.tables import PERIOD_DAYS, PERIODS, RunDailyEquity, RunPerformance
 

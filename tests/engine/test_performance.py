@@ -45,7 +45,6 @@ def rollup(runs: list[Run]) -> DailyRollups:
                 "day",
                 "first_ts",
                 "last_ts",
-                "bars",
                 "close",
                 "high",
                 "low",
@@ -70,7 +69,6 @@ def rollup(runs: list[Run]) -> DailyRollups:
             cols["day"].append(int(day))
             cols["first_ts"].append(int(t[0]))
             cols["last_ts"].append(int(t[-1]))
-            cols["bars"].append(len(t))
             cols["close"].append(e[-1])
             cols["high"].append(e.max())
             cols["low"].append(e.min())
@@ -81,7 +79,7 @@ def rollup(runs: list[Run]) -> DailyRollups:
             cols["wins"].append(int((closed > 0).sum()))
             cols["gross_profit"].append(float(closed[closed > 0].sum()))
             cols["gross_loss"].append(float(-closed[closed < 0].sum()))
-    ints = {"day", "first_ts", "last_ts", "bars", "trades", "wins"}
+    ints = {"day", "first_ts", "last_ts", "trades", "wins"}
     arrays: Any = {
         k: np.asarray(v, dtype=np.int64 if k in ints else np.float64) for k, v in cols.items()
     }

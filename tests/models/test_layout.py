@@ -15,7 +15,7 @@ from pathlib import Path
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 AREAS = ("identity", "market", "bots", "backtests", "people", "performance", "leaderboards")
-SHARED = {"db", "errors", "pagination", "equity_curves", "trades", "retention"}
+SHARED = {"db", "binary", "errors", "pagination", "equity_curves", "trades", "retention"}
 COMPOSITION = {"schema", "seed", "seed_tracks"}
 
 
