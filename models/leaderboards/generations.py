@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import select, text, update
 
 from models.db import session as db
-from models.leaderboards.eligibility import apply_rules, insert_exclusions, load_candidates
+from models.leaderboards.eligibility import drop_candidates, insert_exclusions, stage_candidates
 from models.leaderboards.notices import notify_new_placings
 from models.leaderboards.partitions import drop_partitions, write_entries
 from models.leaderboards.ranking import FORMULA_VERSION
@@ -73,19 +73,21 @@ def build_generation(
     )
     db.add(generation)
     db.flush()
-    candidates = load_candidates()
-    apply_rules(candidates, min_days, min_trades)
-    entries = write_entries(generation.id, candidates, previous_id)
-    excluded = [c for c in candidates if not c.eligible]
-    insert_exclusions(generation.id, excluded)
-    generation.bots_considered = len(candidates)
+    # A crash before this commit reaches disk loses only the build; the swap's commit,
+    # which is synchronous, flushes the build's WAL before its own.
+    db.execute(text("SET LOCAL synchronous_commit = off"))
+    considered = stage_candidates(min_days, min_trades)
+    entries = write_entries(generation.id, previous_id)
+    insert_exclusions(generation.id)
+    drop_candidates()
+    generation.bots_considered = considered.bots
     generation.entries = entries
     generation.finished_at = now
     db.flush()
     if hook is not None:
         hook("built")
     db.commit()
-    return generation, previous_id, len(excluded)
+    return generation, previous_id, considered.excluded
 
 
 def _refill_previous_ranks(generation_id: int, previous_id: int | None) -> None:

@@ -1,25 +1,44 @@
-"""Writing a generation's entries: one partition, filled and ranked by Postgres itself.
+"""Writing a generation's entries: one partition, ranked in numpy, filled by Postgres.
 
-``leaderboard_entries`` is partitioned by generation. A build creates a plain table for
-its generation, fills it with one ``INSERT … SELECT`` that ranks every board with window
-functions (formula 1, models/leaderboards/ranking.py), indexes it once it is full (a
-bulk index build, far cheaper than maintaining indexes row by row), and attaches it as
-the generation's partition. Pruning drops whole partitions. No entry travels through
-Python: for 10,000 bots the 160,000 rows are computed and written by the server
-(docs/performance.md, "Leaderboard recompute").
+``leaderboard_entries`` is partitioned by generation. A build:
+
+1. reads the snapshots of the eligible candidates (models/leaderboards/eligibility.py),
+   all periods, and the ranks of the active generation, by binary ``COPY``
+   (models/binary.py);
+2. ranks every board at once (:func:`models.leaderboards.ranking.rank_boards`);
+3. copies the ranks (one narrow row per entry) and the components (one row per bot and
+   period) into two temporary tables, and fills a plain table of its own with one
+   ``INSERT … SELECT`` joining them to the candidates;
+4. indexes it once it is full (a bulk index build, far cheaper than maintaining indexes
+   row by row), attaches it as the generation's partition and gathers its statistics.
+
+Pruning drops whole partitions. Timings in docs/performance.md ("Leaderboard recompute").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import CursorResult, text
 
-from models.db import raw_connection
+from models import binary
 from models.db import session as db
-from models.leaderboards.eligibility import Candidate
-from models.leaderboards.ranking import FORMULA_VERSION, ORDER_BY, SCORE_COLUMNS
+from models.leaderboards.ranking import (
+    BOARDS,
+    FORMULA_VERSION,
+    SCORE_COLUMNS,
+    Ranked,
+    Snapshots,
+    rank_boards,
+)
+from models.leaderboards.tables import BOARD_METRICS
+from models.performance.tables import PERIODS
+
+RANKS = "leaderboard_ranks"
+COMPONENTS = "leaderboard_components"
+_FIGURES = ("max_drawdown", "total_return", "sharpe", "psr", "calmar")
 
 
 def partition_name(generation_id: int) -> str:
@@ -27,104 +46,146 @@ def partition_name(generation_id: int) -> str:
     return f"leaderboard_entries_{int(generation_id)}"
 
 
-def _stage_eligible(candidates: Iterable[Candidate]) -> int:
-    """The eligible bots into a temporary table (``write_entries`` drops it); how many."""
-    db.execute(
-        text(
-            """
-            CREATE TEMPORARY TABLE leaderboard_eligible (
-                bot_id uuid PRIMARY KEY, owner_id uuid NOT NULL, run_id uuid NOT NULL,
-                instrument text NOT NULL, strategy text NOT NULL,
-                created_at timestamptz NOT NULL
-            )
-            """
-        )
-    )
-    rows = [
-        (c.bot_id, c.owner_id, c.run_id, c.instrument, c.strategy, c.created_at)
-        for c in candidates
-        if c.eligible and c.run_id is not None
-    ]
-    raw = raw_connection()
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(
-            "COPY leaderboard_eligible "
-            "(bot_id, owner_id, run_id, instrument, strategy, created_at) FROM STDIN"
-        ) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-    db.execute(text("ANALYZE leaderboard_eligible"))
-    return len(rows)
+def _period_code(column: str) -> str:
+    return f"(array_position(%(periods)s::text[], {column}::text) - 1)::int2"
 
 
-def _finite(column: str) -> str:
-    """SQL for a float column with NaN and infinities as NULL."""
-    return f"CASE WHEN {column} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE {column} END"
+# The eligible candidates' snapshots, one row per (bot, period); NaN stands for NULL.
+_SNAPSHOT_COLUMNS = (
+    ("k", "int4", "c.k"),
+    ("period", "int2", _period_code("s.period")),
+    (
+        "version",
+        "int2",
+        "(array_position(%(versions)s::text[], s.metrics_version::text) - 1)::int2",
+    ),
+    ("days_tracked", "float8", "s.days_tracked"),
+    ("trades", "int4", "s.trades"),
+    ("as_of_ts", "int8", "s.as_of_ts"),
+    *((name, "float8", f"COALESCE(s.{name}, 'NaN')") for name in _FIGURES),
+    ("created", "int8", "(extract(epoch FROM c.created_at) * 1000000)::int8"),
+    ("instrument", "int4", "c.instrument_code"),
+    ("strategy", "int4", "c.strategy_code"),
+)
+_SNAPSHOTS_FROM = """leaderboard_candidates c
+JOIN run_performance s ON s.run_id = c.run_id
+WHERE c.reasons = '{}'"""
+# The active generation's ranks of the bots still considered, for previous_rank.
+_PREVIOUS_COLUMNS = (
+    ("k", "int4", "c.k"),
+    ("period", "int2", _period_code("e.period")),
+    ("metric", "int2", "(array_position(%(metrics)s::text[], e.metric::text) - 1)::int2"),
+    ("rank", "int4", "e.rank"),
+)
+_PREVIOUS_FROM = """leaderboard_entries e
+JOIN leaderboard_candidates c ON c.bot_id = e.bot_id
+WHERE e.generation_id = %(previous)s"""
 
-
-# Every board at once. Each snapshot of an eligible run gives one row per metric with a
-# finite score; row_number() over the formula's order gives the overall rank, and the
-# overall rank orders the ranks within the instrument and the strategy family; the
-# previous generation gives previous_rank.
+_RANK_COLUMNS = (
+    ("board", "int2"),
+    ("rank", "int4"),
+    ("k", "int4"),
+    ("instrument_rank", "int4"),
+    ("strategy_rank", "int4"),
+    ("previous_rank", "int4"),
+    ("score", "float8"),
+)
+_COMPONENT_COLUMNS = (
+    ("k", "int4"),
+    ("period", "int2"),
+    ("version", "int2"),
+    ("days_tracked", "float8"),
+    ("trades", "int4"),
+    ("as_of_ts", "int8"),
+    *((name, "float8") for name in _FIGURES),
+)
+# Every entry: its ranks joined to its bot (candidates) and its components (bot, period).
+# NaN stands for NULL in the figures, 0 for "no previous rank".
 _FILL = """
 INSERT INTO {table} (
     generation_id, period, metric, rank, bot_id, owner_id, run_id, instrument, strategy,
     instrument_rank, strategy_rank, score, previous_rank, formula_version, metrics_version,
     days_tracked, trades, max_drawdown, total_return, sharpe, psr, calmar, as_of_ts
 )
-WITH scored AS (
-    -- Text keys in the "C" collation: sorted by bytes, not by locale rules.
-    SELECT s.period COLLATE "C" AS period, m.metric COLLATE "C" AS metric, m.score,
-           c.bot_id, c.owner_id, c.run_id, c.instrument COLLATE "C" AS instrument,
-           c.strategy COLLATE "C" AS strategy, c.created_at, s.metrics_version,
-           s.days_tracked, s.trades, {max_drawdown} AS max_drawdown,
-           {total_return} AS total_return, {sharpe} AS sharpe, {psr} AS psr,
-           {calmar} AS calmar, s.as_of_ts
-    FROM leaderboard_eligible c
-    JOIN run_performance s ON s.run_id = c.run_id
-    CROSS JOIN LATERAL (VALUES {scores}) AS m(metric, score)
-    WHERE m.score IS NOT NULL AND m.score NOT IN ('NaN', 'Infinity', '-Infinity')
-), overall AS (
-    SELECT scored.*, row_number() OVER (PARTITION BY period, metric ORDER BY {order}) AS rank
-    FROM scored
-), ranked AS (
-    SELECT overall.*,
-           row_number() OVER (PARTITION BY period, metric, instrument ORDER BY rank)
-               AS instrument_rank,
-           row_number() OVER (PARTITION BY period, metric, strategy ORDER BY rank)
-               AS strategy_rank
-    FROM overall
+SELECT :g, (CAST(:board_periods AS text[]))[r.board + 1],
+       (CAST(:board_metrics AS text[]))[r.board + 1], r.rank, c.bot_id, c.owner_id, c.run_id,
+       c.instrument, c.strategy, r.instrument_rank, r.strategy_rank, r.score,
+       NULLIF(r.previous_rank, 0), :formula, (CAST(:versions AS text[]))[p.version + 1],
+       p.days_tracked, p.trades, {figures}, p.as_of_ts
+FROM {ranks} r
+JOIN leaderboard_candidates c ON c.k = r.k
+JOIN {components} p ON p.k = r.k AND p.period = r.board / {metrics}
+""".format(
+    table="{table}",
+    figures=", ".join(f"NULLIF(p.{name}, 'NaN')" for name in _FIGURES),
+    ranks=RANKS,
+    components=COMPONENTS,
+    metrics=len(BOARD_METRICS),
 )
-SELECT :g, r.period, r.metric, r.rank, r.bot_id, r.owner_id, r.run_id, r.instrument,
-       r.strategy, r.instrument_rank, r.strategy_rank, r.score, o.rank, :formula,
-       r.metrics_version, r.days_tracked, r.trades, r.max_drawdown, r.total_return,
-       r.sharpe, r.psr, r.calmar, r.as_of_ts
-FROM ranked r
-LEFT JOIN leaderboard_entries o
-  ON o.generation_id = :previous AND o.period = r.period AND o.metric = r.metric
- AND o.bot_id = r.bot_id
-"""
 
 
-def _fill_sql(table: str) -> str:
-    scores = ", ".join(f"('{metric}', s.{column})" for metric, column in SCORE_COLUMNS.items())
-    figures = {
-        name: _finite(f"s.{name}")
-        for name in ("max_drawdown", "total_return", "sharpe", "psr", "calmar")
-    }
-    return _FILL.format(table=table, scores=scores, order=ORDER_BY, **figures)
+def load_snapshots() -> tuple[Snapshots, np.ndarray, list[str]]:
+    """The eligible candidates' snapshots (all periods) as the formula reads them.
+
+    Also returns the rows themselves (the components come from them) and the metrics
+    versions their ``version`` codes index.
+    """
+    versions = [
+        str(v)
+        for v in db.scalars(
+            text(
+                "SELECT DISTINCT s.metrics_version FROM leaderboard_candidates c "
+                "JOIN run_performance s ON s.run_id = c.run_id WHERE c.reasons = '{}'"
+            )
+        )
+    ]
+    rows = binary.fetch(
+        _SNAPSHOT_COLUMNS, _SNAPSHOTS_FROM, {"periods": list(PERIODS), "versions": versions}
+    )
+    snapshots = Snapshots(
+        k=rows["k"].astype(np.int64),
+        period=rows["period"].astype(np.int64),
+        days_tracked=rows["days_tracked"].astype(np.float64),
+        created=rows["created"].astype(np.int64),
+        instrument=rows["instrument"].astype(np.int64),
+        strategy=rows["strategy"].astype(np.int64),
+        scores={metric: rows[SCORE_COLUMNS[metric]].astype(np.float64) for metric in BOARD_METRICS},
+    )
+    return snapshots, rows, versions
 
 
-def write_entries(
-    generation_id: int, candidates: Sequence[Candidate], previous_id: int | None
-) -> int:
-    """Rank the eligible candidates on every board into the generation's partition.
+def previous_ranks(previous_id: int | None, ranked: Ranked, snapshots: Snapshots) -> np.ndarray:
+    """Each entry's rank on the same board of generation ``previous_id`` (0 when none)."""
+    out = np.zeros(len(ranked.rank), dtype=np.int64)
+    if previous_id is None or len(out) == 0:
+        return out
+    rows = binary.fetch(
+        _PREVIOUS_COLUMNS,
+        _PREVIOUS_FROM,
+        {"periods": list(PERIODS), "metrics": list(BOARD_METRICS), "previous": previous_id},
+    )
+    size = int(snapshots.k.max()) + 1
+    table = np.zeros((len(BOARDS), size), dtype=np.int64)
+    known = rows["k"].astype(np.int64) < size
+    board = rows["period"].astype(np.int64) * len(BOARD_METRICS) + rows["metric"]
+    table[board[known], rows["k"][known]] = rows["rank"][known]
+    return table[ranked.board, snapshots.k[ranked.row]]
 
-    Runs in the caller's transaction (the build): the partition exists for others only
-    once that commits, and its generation is not active until the swap. Returns how many
-    entries were written.
+
+def _stage(name: str, columns: tuple[tuple[str, str], ...], values: dict[str, Any], n: int) -> None:
+    """A temporary table of ``columns`` filled with ``n`` rows (dropped by the caller)."""
+    body = ", ".join(f"{column} {pg_type} NOT NULL" for column, pg_type in columns)
+    db.execute(text(f"CREATE TEMPORARY TABLE {name} ({body}) ON COMMIT DROP"))
+    binary.copy_in(name, columns, values, n)
+
+
+def write_entries(generation_id: int, previous_id: int | None) -> int:
+    """Rank the staged eligible candidates on every board into the generation's partition.
+
+    Runs in the caller's transaction (the build), after
+    :func:`models.leaderboards.eligibility.stage_candidates`: the partition exists for
+    others only once that commits, and its generation is not active until the swap.
+    Returns how many entries were written.
     """
     table = partition_name(generation_id)
     g = int(generation_id)
@@ -134,22 +195,47 @@ def write_entries(
             f"CONSTRAINT ck_{table}_generation CHECK (generation_id = {g}))"
         )
     )
-    _stage_eligible(candidates)
-    # The three window sorts of 160,000 rows fit in memory instead of spilling to disk.
-    db.execute(text("SET LOCAL work_mem = '64MB'"))
-    previous = previous_id if previous_id is not None else -1
-    params = {"g": g, "previous": previous, "formula": FORMULA_VERSION}
-    written = cast(CursorResult[Any], db.execute(text(_fill_sql(table)), params)).rowcount
+    snapshots, rows, versions = load_snapshots()
+    ranked = rank_boards(snapshots)
+    _stage(
+        RANKS,
+        _RANK_COLUMNS,
+        {
+            "board": ranked.board,
+            "rank": ranked.rank,
+            "k": snapshots.k[ranked.row],
+            "instrument_rank": ranked.instrument_rank,
+            "strategy_rank": ranked.strategy_rank,
+            "previous_rank": previous_ranks(previous_id, ranked, snapshots),
+            "score": ranked.score,
+        },
+        len(ranked.rank),
+    )
+    components: dict[str, Any] = {name: rows[name] for name, _ in _COMPONENT_COLUMNS}
+    for name in _FIGURES:  # the components show finite figures or nothing
+        figure = rows[name].astype(np.float64)
+        components[name] = np.where(np.isfinite(figure), figure, np.nan)
+    _stage(COMPONENTS, _COMPONENT_COLUMNS, components, len(rows))
+    params = {
+        "g": g,
+        "formula": FORMULA_VERSION,
+        "board_periods": [period for period, _ in BOARDS],
+        "board_metrics": [metric for _, metric in BOARDS],
+        "versions": versions,
+    }
+    written = cast(CursorResult[Any], db.execute(text(_FILL.format(table=table)), params)).rowcount
     # Indexes matching the parent's, built in bulk; ATTACH adopts them instead of building.
     db.execute(text(f"ALTER TABLE {table} ADD PRIMARY KEY (generation_id, period, metric, rank)"))
     db.execute(text(f"CREATE INDEX ON {table} (generation_id, bot_id)"))
     db.execute(
         text(f"ALTER TABLE leaderboard_entries ATTACH PARTITION {table} FOR VALUES IN ({g})")
     )
-    # Statistics now, not when autovacuum gets to it: without them the next build's join to
-    # this generation (previous ranks) and the board reads plan badly (measured: minutes).
-    db.execute(text(f"ANALYZE {table}"))
-    db.execute(text("DROP TABLE leaderboard_eligible"))
+    # Statistics now, not when autovacuum gets to it: without them the board reads and the
+    # next build's join to this generation plan badly (measured: minutes). Only the
+    # columns that reads filter and join on.
+    columns = "period, metric, rank, bot_id, owner_id, instrument, strategy"
+    db.execute(text(f"ANALYZE {table} ({columns})"))
+    db.execute(text(f"DROP TABLE {RANKS}, {COMPONENTS}"))
     return int(written)
 
 

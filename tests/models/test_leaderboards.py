@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from models.bots.runs import stop_bot
 from models.bots.strategy_specs import strategy_family
-from models.leaderboards.eligibility import config_fingerprint
 from models.leaderboards.generations import build_generation, swap_generation
 from models.leaderboards.reads import Board, active_generation, board_rows, bot_standing
 from models.leaderboards.tables import LeaderboardEntry, LeaderboardExclusion, LeaderboardGeneration
@@ -130,16 +129,31 @@ def test_one_entry_per_configuration_per_owner_keeps_the_longest_record(
     assert ranked_ids == {longest.id, other_params.id, bobs_clone.id, older.id, kept_copy.id}
 
 
-def test_the_fingerprint_is_canonical_json_of_the_trading_configuration() -> None:
-    a = config_fingerprint({"template": "x", "params": {"a": 1, "b": 2}}, {"s": 1}, "BTC", "1h")
-    b = config_fingerprint({"params": {"b": 2, "a": 1}, "template": "x"}, {"s": 1}, "BTC", "1h")
-    assert a == b and len(a) == 64
-    assert a != config_fingerprint({"template": "x", "params": {"a": 1, "b": 2}}, {}, "BTC", "1h")
-    assert a != config_fingerprint(
-        {"template": "x", "params": {"a": 1, "b": 2}}, {"s": 1}, "BTC", "4h"
-    )
-    assert strategy_family({"template": "sma_crossover"}) == "sma_crossover"
-    assert strategy_family({"rules": {}}) == "rules"
+def test_configurations_compare_as_json_values_and_families_come_from_the_template(
+    db: Any, market: None
+) -> None:
+    alice = world.owner()
+    first = world.ranked(world.bot(alice, n=3), days=50)
+    # The same values spelled differently (key order, 120 as 120.0) are the same configuration.
+    same = world.ranked(world.bot(alice, n=4), days=20)
+    same.strategy = {"params": {"slow": 103.0, "fast": 5}, "template": "sma_crossover"}
+    assert first.strategy == {"template": "sma_crossover", "params": {"fast": 5, "slow": 103}}
+    # Another risk, timeframe or symbol is another configuration.
+    riskier = world.ranked(world.bot(alice, n=3), days=20)
+    riskier.risk = {"stop_loss_pct": 5}
+    other_symbol = world.ranked(world.bot(alice, n=3, symbol="ETH-USD"), days=20)
+    rules = world.ranked(world.bot(alice, n=30), days=20)
+    rules.strategy = {"rules": {"entry": {"ref": 1}, "exit": {"ref": 2}}}
+    db.commit()
+
+    done = world.run_recompute()
+    excluded = exclusion(db, done.generation_id, same.id)
+    assert excluded is not None and excluded.reasons == ["duplicate"]
+    assert excluded.detail["duplicate_of"] == str(first.id)
+    entries = {e.bot_id: e for e in board(db, done.generation_id, "all", "sharpe")}
+    assert set(entries) == {first.id, riskier.id, other_symbol.id, rules.id}
+    assert entries[rules.id].strategy == "rules" == strategy_family(rules.strategy)
+    assert entries[first.id].strategy == "sma_crossover" == strategy_family(first.strategy)
 
 
 def test_ties_break_by_track_length_then_age_then_id(db: Any, market: None) -> None:
