@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 ENVIRONMENTS = ("development", "test", "production")
 MIN_SECRET_BYTES = 32
 SSE_RESERVED_THREADS = 16
+# The community actions with a per-user abuse limit (settings RATE_LIMIT_<ACTION>).
+COMMUNITY_ACTIONS = ("comment", "star", "follow", "fork", "report", "share_link")
 # An exact web origin: scheme, host (name, IPv4 or [IPv6]) and optional port; nothing else.
+_LIMITS = re.compile(r"\d+ ?/ ?(second|minute|hour|day)(; ?\d+ ?/ ?(second|minute|hour|day))*")
 _ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?\Z")
 
 # Used only outside production; long enough to satisfy HS256 key-length checks.
@@ -241,6 +244,16 @@ class Settings:
     leaderboard_keep_generations: int = 3
     leaderboard_notify_top_n: int = 10
     rate_limit_leaderboard_preview: str = "60/minute"
+    # Community abuse limits (issue 15; docs/community.md#abuse-limits): per user and
+    # action, on top of the API-wide limit; a moderator gets COMMUNITY_MODERATOR_FACTOR
+    # times each budget, an admin none.
+    rate_limit_comment: str = "10/minute;200/day"
+    rate_limit_star: str = "60/minute;1000/day"
+    rate_limit_follow: str = "30/minute;500/day"
+    rate_limit_fork: str = "10/minute;100/day"
+    rate_limit_report: str = "10/hour;50/day"
+    rate_limit_share_link: str = "20/hour;100/day"
+    community_moderator_factor: int = 10
 
     def __post_init__(self) -> None:
         self.validate()
@@ -330,6 +343,7 @@ class Settings:
         self._validate_people()
         self._validate_notifications()
         self._validate_leaderboards()
+        self._validate_community()
         if not 60 <= self.password_reset_ttl <= 24 * 3600:
             raise SettingsError("PASSWORD_RESET_TTL must be between 60 and 86400 seconds")
         if not self.frontend_url.startswith(("http://", "https://")):
@@ -362,6 +376,17 @@ class Settings:
             raise SettingsError("LEADERBOARD_NOTIFY_TOP_N must be between 0 and 1000 (0: off)")
         if not re.fullmatch(r"\d+ ?(/|per) ?\w+", self.rate_limit_leaderboard_preview.strip()):
             raise SettingsError("RATE_LIMIT_LEADERBOARD_PREVIEW must look like 60/minute")
+
+    def _validate_community(self) -> None:
+        """The per-action abuse limits: one or more ``N/period`` separated by ``;``."""
+        for action in COMMUNITY_ACTIONS:
+            value = str(getattr(self, f"rate_limit_{action}")).strip()
+            if not _LIMITS.fullmatch(value):
+                raise SettingsError(
+                    f"RATE_LIMIT_{action.upper()} must look like 10/minute or 10/minute;200/day"
+                )
+        if not 1 <= self.community_moderator_factor <= 1000:
+            raise SettingsError("COMMUNITY_MODERATOR_FACTOR must be between 1 and 1000")
 
     def _validate_cors(self) -> None:
         """Exact origins only: a path, a pattern or a typo would silently never match."""

@@ -15,6 +15,7 @@ from api.auth import blp as auth_blp
 from api.auth.tokens import init_jwt
 from api.backtests import blp as backtests_blp
 from api.bots import blp as bots_blp
+from api.community import blp as community_blp
 from api.cors import init_cors
 from api.docs_assets import SWAGGER_UI_URL, docs_assets_bp
 from api.errors import BotyardApi, register_error_handlers
@@ -46,6 +47,7 @@ BLUEPRINTS = (
     backtests_blp,
     performance_blp,
     leaderboards_blp,
+    community_blp,
     health_blp,
 )
 

@@ -204,6 +204,11 @@ def _caller() -> tuple[str, tuple[str, ...]]:
     return caller
 
 
+def caller_roles() -> tuple[str, ...]:
+    """The roles in the caller's access token (none when anonymous)."""
+    return _caller()[1]
+
+
 def caller_key() -> str:
     """The API-wide limit's key: the user for authenticated calls, else the client address."""
     return _caller()[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from models.backtests import backtests
 from models.bots import bots, execution_logs, runs, ticks
+from models.community import tables as community_tables
 from models.db import Base
 from models.identity import tables as identity_tables
 from models.leaderboards import tables as leaderboard_tables
@@ -25,5 +26,6 @@ MODEL_MODULES = (
     people_tables,
     performance_tables,
     leaderboard_tables,
+    community_tables,
 )
 metadata = Base.metadata

@@ -38,6 +38,14 @@ EVENT_SUBJECTS: dict[str, str] = {
     "webhook.disabled": "A Botyard webhook was disabled",
     "leaderboard.placed": "{{ data.bot_name | default('Your bot') }} placed"
     " #{{ data.best_rank | default('?') }} on the Botyard leaderboards",
+    "bot.forked": "{{ data.by | default('Someone') }} forked"
+    " {{ data.bot_name | default('your bot') }}",
+    "bot.commented": "{{ data.by | default('Someone') }} commented on"
+    " {{ data.bot_name | default('your bot') }}",
+    "comment.replied": "{{ data.by | default('Someone') }} replied to your comment",
+    "user.followed": "{{ data.by | default('Someone') }} followed you on Botyard",
+    "mirror.paused": "{{ data.bot_name | default('Your mirror') }} stopped following its source",
+    "content.hidden": "A moderator hid your {{ data.object_type | default('content') }}",
 }
 DIGEST_SUBJECT = "Your Botyard daily digest: {count} notification{plural}"
 DIGEST_MAX_ITEMS = 50  # the rest are counted, not listed

@@ -71,6 +71,12 @@ class Bot(Base):
         CheckConstraint("slippage_bps >= 0 AND slippage_bps <= 1000", name="slippage_range"),
         # The schedule job's candidates (docs/execution.md#schedules); most bots have none.
         Index("ix_bots_status_scheduled", "status", postgresql_where=text("schedule IS NOT NULL")),
+        # A bot's forks (counted on its card); most bots are none.
+        Index(
+            "ix_bots_forked_from_id",
+            "forked_from_id",
+            postgresql_where=text("forked_from_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -88,6 +94,10 @@ class Bot(Base):
     visibility: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
     # Set by moderation: a hidden bot stays its owner's but leaves boards and profiles.
     hidden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The bot this one was forked from (NULL when not a fork, or once that bot is deleted).
+    forked_from_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bots.id", ondelete="SET NULL")
+    )
     # start_at, stop_at and daily windows (models.bots.schedules); None is SQL NULL, not JSON null.
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

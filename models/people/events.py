@@ -46,6 +46,12 @@ EVENTS: dict[str, EventSpec] = {
     ),
     "webhook.disabled": EventSpec("A webhook was disabled after failing", email=True),
     "leaderboard.placed": EventSpec("A bot of yours placed in a leaderboard's top", email=True),
+    "bot.forked": EventSpec("Someone forked a bot of yours"),
+    "bot.commented": EventSpec("Someone commented on a bot of yours"),
+    "comment.replied": EventSpec("Someone replied to your comment"),
+    "user.followed": EventSpec("Someone followed you"),
+    "mirror.paused": EventSpec("A mirror of yours stopped following its source", email=True),
+    "content.hidden": EventSpec("A moderator hid a bot or comment of yours", email=True),
 }
 
 CHANNELS = ("in_app", "email", "webhook", "digest")

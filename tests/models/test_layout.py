@@ -14,7 +14,16 @@ import ast
 from pathlib import Path
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-AREAS = ("identity", "market", "bots", "backtests", "people", "performance", "leaderboards")
+AREAS = (
+    "identity",
+    "market",
+    "bots",
+    "backtests",
+    "people",
+    "performance",
+    "leaderboards",
+    "community",
+)
 SHARED = {"db", "binary", "errors", "pagination", "equity_curves", "trades", "retention"}
 COMPOSITION = {"schema", "seed", "seed_tracks"}
 

@@ -49,6 +49,13 @@ EXPECTED_TABLES = {
     "leaderboard_generations",
     "leaderboard_entries",
     "leaderboard_exclusions",
+    "share_links",
+    "bot_stars",
+    "comments",
+    "follows",
+    "blocks",
+    "reports",
+    "bot_mirrors",
 }
 
 

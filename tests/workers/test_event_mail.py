@@ -47,6 +47,22 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "top_n": 10,
         "boards": [{"period": "30d", "metric": "sharpe", "rank": 2}],
     },
+    "bot.forked": {"bot_id": "k-1", "bot_name": "sma", "fork_id": "k-2", "by": "carol"},
+    "bot.commented": {"bot_id": "k-1", "bot_name": "sma", "comment_id": "c-1", "by": "carol"},
+    "comment.replied": {"bot_id": "k-1", "comment_id": "c-2", "parent_id": "c-1", "by": "dave"},
+    "user.followed": {"by": "carol"},
+    "mirror.paused": {
+        "bot_id": "k-3",
+        "bot_name": "mirror of sma",
+        "source_bot_id": "k-1",
+        "reason": "source_private",
+    },
+    "content.hidden": {
+        "object_type": "comment",
+        "object_id": "c-1",
+        "bot_id": "k-1",
+        "reason": "spam",
+    },
 }
 
 

@@ -1,0 +1,1 @@
+"""Community: share links, forks, stars, comments, follows, the feed, blocks, reports, mirrors."""
