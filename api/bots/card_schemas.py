@@ -63,6 +63,13 @@ class CardReconciliationOut(OutSchema):
     equity_max_abs_diff = ma.fields.Float(allow_none=True)
 
 
+class CardLineageOut(OutSchema):
+    """The bot a fork was made from, when the viewer may be shown it."""
+
+    id = ma.fields.UUID()
+    name = ma.fields.String()
+
+
 class BotCardOut(OutSchema):
     """A bot's public card: what it trades, how it has done live, and whose it is.
 
@@ -92,4 +99,17 @@ class BotCardOut(OutSchema):
         CardReconciliationOut,
         allow_none=True,
         metadata={"description": "null until a reconciliation of the current run finished"},
+    )
+    stars = ma.fields.Integer(metadata={"description": "users who starred it"})
+    forks = ma.fields.Integer(metadata={"description": "bots forked from it that still exist"})
+    mirrors = ma.fields.Integer(metadata={"description": "bots mirroring its trades"})
+    starred_by_me = ma.fields.Boolean(
+        metadata={"description": "whether the caller starred it (false when not signed in)"}
+    )
+    forked_from = ma.fields.Nested(
+        CardLineageOut,
+        allow_none=True,
+        metadata={
+            "description": "its source when a fork and the source is mine or public; else null"
+        },
     )

@@ -1,10 +1,11 @@
 """Public bot cards: a bot as anyone who may see it reads it (issue 14, item 5).
 
-:func:`bot_cards` builds the cards of many bots in four queries whatever their number
+:func:`bot_cards` builds the cards of many bots in five queries whatever their number
 (current runs, their snapshots, their reconciliations, the owners with their profile
-setting), so a profile, a leaderboard page or a single bot cost the same few round trips.
-The card's keys are :data:`CARD_KEYS` (api/bots/card_schemas.BotCardOut); nothing else of
-the bot or its owner is read into it.
+setting, the community counts with the viewer's star and the fork lineage), so a profile,
+a leaderboard page or a single bot cost the same few round trips. The card's keys are
+:data:`CARD_KEYS` (api/bots/card_schemas.BotCardOut); nothing else of the bot or its owner
+is read into it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, false, func, select
 from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.orm import aliased
 
 from models.bots.bots import Bot
 from models.bots.runs import BotRun
 from models.bots.strategy_specs import strategy_family
+from models.community.tables import BotMirror, BotStar
+from models.community.visible_bots import listed_to
 from models.db import session as db
 from models.identity.tables import User
 from models.people.preferences import default_settings
@@ -42,6 +46,11 @@ CARD_KEYS = frozenset(
         "track",
         "owner",
         "reconciliation",
+        "stars",
+        "forks",
+        "mirrors",
+        "starred_by_me",
+        "forked_from",
     }
 )
 
@@ -122,14 +131,51 @@ def _owners(owner_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     return owners
 
 
-def bot_cards(bots: Sequence[Bot]) -> list[dict[str, Any]]:
-    """The public cards of ``bots``, in their order (four queries for any number of bots).
+def _community(bot_ids: list[uuid.UUID], viewer_id: uuid.UUID | None) -> dict[uuid.UUID, Any]:
+    """Each bot's stars, forks, mirrors, the viewer's star and its source, in one query.
+
+    Counts are rows counted now (never stored). Forks are the bots that still exist with
+    this one as their source, whoever may see them. The source is named only when the
+    viewer may be shown it unasked (models.community.visible_bots.listed_to): their own,
+    or a public one; a private, unlisted or hidden source is null, as if not a fork.
+    """
+    fork, source = aliased(Bot), aliased(Bot)
+    stars = select(func.count()).where(BotStar.bot_id == Bot.id).scalar_subquery()
+    forks = select(func.count()).where(fork.forked_from_id == Bot.id).scalar_subquery()
+    mirrors = select(func.count()).where(BotMirror.source_bot_id == Bot.id).scalar_subquery()
+    starred = (
+        exists().where(BotStar.bot_id == Bot.id, BotStar.user_id == viewer_id)
+        if viewer_id is not None
+        else false()
+    )
+    rows = db.execute(
+        select(Bot.id, stars, forks, mirrors, starred, source.id, source.name)
+        .outerjoin(source, (source.id == Bot.forked_from_id) & listed_to(viewer_id, source))
+        .where(Bot.id.in_(bot_ids))
+    )
+    return {
+        bot_id: {
+            "stars": n_stars,
+            "forks": n_forks,
+            "mirrors": n_mirrors,
+            "starred_by_me": bool(mine),
+            "forked_from": {"id": src_id, "name": src_name} if src_id is not None else None,
+        }
+        for bot_id, n_stars, n_forks, n_mirrors, mine, src_id, src_name in rows
+    }
+
+
+def bot_cards(bots: Sequence[Bot], viewer_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    """The public cards of ``bots``, in their order (five queries for any number of bots).
 
     The caller decides who may see which bot (models.bots.bots.viewable_bot, a board's
-    eligibility); a card carries no private field whoever reads it.
+    eligibility); a card carries no private field whoever reads it. ``viewer_id`` (None
+    for someone not signed in) decides ``starred_by_me`` and whether ``forked_from``
+    names the source.
     """
     if not bots:
         return []
+    community = _community([bot.id for bot in bots], viewer_id)
     runs = _current_runs([bot.id for bot in bots])
     run_ids = [run.id for run in runs.values()]
     metrics = _metrics(run_ids) if run_ids else {}
@@ -160,6 +206,7 @@ def bot_cards(bots: Sequence[Bot]) -> list[dict[str, Any]]:
                 },
                 "owner": owners[bot.owner_id],
                 "reconciliation": reconciled.get(run.id) if run is not None else None,
+                **community[bot.id],
             }
         )
     return cards

@@ -40,9 +40,12 @@ from models.db import session as db
 from models.people.preferences import bot_defaults
 
 
-def bot_view(bot: Bot, mine: bool) -> dict[str, Any]:
-    """GET's body: the card, plus the bot's fields and latest run's error for its owner."""
-    [card] = bot_cards([bot])
+def bot_view(bot: Bot, mine: bool, viewer_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """GET's body: the card, plus the bot's fields and latest run's error for its owner.
+
+    ``viewer_id`` is whom the card is for (their star, the lineage they may see).
+    """
+    [card] = bot_cards([bot], viewer_id)
     if not mine:
         return {**card, **dict.fromkeys(OWNER_ONLY), "view": "card"}
     body: dict[str, Any] = {key: getattr(bot, key) for key in BotOut().fields}
@@ -84,8 +87,9 @@ class BotById(MethodView):
     @blp.alt_response(404, schema=ErrorOut, description="No such bot that I may see")
     def get(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """A bot: all of mine (`view: owner`), or the card of someone else's shared bot."""
-        bot, mine = viewable_bot(current_user().id, bot_id)
-        return bot_view(bot, mine)
+        viewer_id = current_user().id
+        bot, mine = viewable_bot(viewer_id, bot_id)
+        return bot_view(bot, mine, viewer_id)
 
     @authenticated
     @blp.doc(operationId="updateBot")

@@ -43,7 +43,9 @@ def action_limit(action: str) -> Callable[[F], F]:
     def limit() -> str:
         return budget(action, caller_roles())
 
-    route_limit = limiter.limit(
-        limit, key_func=caller_key, scope=f"community-{action}", exempt_when=_is_admin
+    # Shared: one budget per action across its endpoints (a comment and an edit, a fork and
+    # a mirror draw on the same one); a plain limit would count each endpoint apart.
+    route_limit = limiter.shared_limit(
+        limit, scope=f"community-{action}", key_func=caller_key, exempt_when=_is_admin
     )
     return cast(Callable[[F], F], route_limit)

@@ -62,7 +62,8 @@ class UserProfile(MethodView):
     @users_blp.alt_response(404, schema=ErrorOut, description="No such (visible) user")
     def get(self, username: str) -> dict[str, Any]:
         """Someone's public profile (a private one only to its owner, who sends a token)."""
-        user = visible_profile(username, _viewer_id())
+        viewer_id = _viewer_id()
+        user = visible_profile(username, viewer_id)
         bots = public_bots_of(user.id)
         return {
             "username": user.username,
@@ -71,6 +72,6 @@ class UserProfile(MethodView):
             "avatar_url": user.avatar_url,
             "created_at": user.created_at,
             # Public bots with a live run; follows arrive with the community issue.
-            "public_bots": bot_cards(bots),
+            "public_bots": bot_cards(bots, viewer_id),
             "counts": {"public_bots": len(bots), "followers": 0, "following": 0},
         }

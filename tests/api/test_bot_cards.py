@@ -205,6 +205,8 @@ def test_a_private_profile_shows_only_the_username_and_a_never_started_bot_has_n
     assert set(card) == CARD_KEYS
     assert card["strategy_family"] == "rules"
     assert (card["metrics"], card["track"], card["reconciliation"]) == ([], None, None)
+    assert (card["stars"], card["forks"], card["mirrors"]) == (0, 0, 0)
+    assert (card["starred_by_me"], card["forked_from"]) == (False, None)
     assert card["owner"] == {
         "username": live_owner.username,
         "display_name": None,
@@ -242,9 +244,10 @@ def test_many_cards_cost_a_constant_number_of_queries(
             event.remove(engine, "before_cursor_execute", count)
         return len(statements), made
 
-    assert queries(bots[:1])[0] == 4
+    # Runs, snapshots, reconciliations, owners, and the community counts with the lineage.
+    assert queries(bots[:1])[0] == 5
     n, cards = queries(bots)
-    assert n == 4
+    assert n == 5
     assert [card["id"] for card in cards] == [bot.id for bot in bots]
     assert [m["period"] for m in cards[0]["metrics"]] == [p for p in PERIODS if p in ("7d", "all")]
 
