@@ -15,4 +15,5 @@ blp = Blueprint(
     "moderation, mirrors",
 )
 
-from api.community import comments, stars  # noqa: E402,F401
+# Each module registers its views on blp.
+from api.community import comments, moderation, reports, stars  # noqa: E402,F401
