@@ -36,6 +36,7 @@ from models.bots.bots import (
     viewable_bot,
 )
 from models.bots.runs import current_run
+from models.community.forks import fork_source
 from models.db import session as db
 from models.people.preferences import bot_defaults
 
@@ -84,8 +85,9 @@ class BotById(MethodView):
     @blp.alt_response(404, schema=ErrorOut, description="No such bot that I may see")
     def get(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """A bot: all of mine (`view: owner`), or the card of someone else's shared bot."""
-        bot, mine = viewable_bot(current_user().id, bot_id)
-        return bot_view(bot, mine)
+        viewer_id = current_user().id
+        bot, mine = viewable_bot(viewer_id, bot_id)
+        return {**bot_view(bot, mine), "forked_from": fork_source(viewer_id, bot)}
 
     @authenticated
     @blp.doc(operationId="updateBot")

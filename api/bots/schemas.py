@@ -265,6 +265,13 @@ OWNER_ONLY = (
 )
 
 
+class ForkSourceOut(OutSchema):
+    """The bot a fork was made from."""
+
+    id = ma.fields.UUID()
+    name = ma.fields.String()
+
+
 class BotDetailOut(BotCardOut):
     """One bot: its public card, plus (for its owner only) every field of the bot.
 
@@ -293,6 +300,14 @@ class BotDetailOut(BotCardOut):
         metadata={
             "description": "the latest run's error: why it moved to `error`, or the last failed "
             "tick's reason until a tick succeeds; null if none"
+        },
+    )
+    forked_from = ma.fields.Nested(
+        ForkSourceOut,
+        allow_none=True,
+        metadata={
+            "description": "the bot this one was forked from, when the caller may see it (their "
+            "own, or public); null otherwise, and for a bot that is not a fork"
         },
     )
 

@@ -43,7 +43,9 @@ def action_limit(action: str) -> Callable[[F], F]:
     def limit() -> str:
         return budget(action, caller_roles())
 
-    route_limit = limiter.limit(
-        limit, key_func=caller_key, scope=f"community-{action}", exempt_when=_is_admin
+    # Shared: one budget per action across every route that spends it (forks and mirrors,
+    # new comments and edits), not one per route.
+    route_limit = limiter.shared_limit(
+        limit, scope=f"community-{action}", key_func=caller_key, exempt_when=_is_admin
     )
     return cast(Callable[[F], F], route_limit)

@@ -89,6 +89,13 @@ EXPECTED = {
     ("leaderboards.LeaderboardRecompute", "POST"): "permission:leaderboards:manage",
     ("leaderboards.LeaderboardRecomputeJob", "GET"): "permission:leaderboards:manage",
     ("bots.BotLeaderboardStatus", "GET"): AUTHENTICATED,
+    # Share links: the owner's list, create and revoke; the link itself needs no account.
+    ("community.BotShareLinks", "GET"): AUTHENTICATED,
+    ("community.BotShareLinks", "POST"): AUTHENTICATED,
+    ("community.BotShareLinkById", "DELETE"): AUTHENTICATED,
+    ("community.SharedBot", "GET"): PUBLIC,
+    ("community.BotFork", "POST"): AUTHENTICATED,
+    ("community.SharedBotFork", "POST"): AUTHENTICATED,
     ("health.Live", "GET"): PUBLIC,
     ("health.Ready", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,

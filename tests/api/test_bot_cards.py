@@ -98,7 +98,7 @@ def test_another_user_reads_the_card_of_a_public_bot_and_nothing_private(
     response = client.get(f"{BOTS}/{bot.id}", headers=stranger)
     assert response.status_code == 200, response.json
     body = response.json
-    assert set(body) == CARD_KEYS | set(OWNER_ONLY) | {"view"}
+    assert set(body) == CARD_KEYS | set(OWNER_ONLY) | {"view", "forked_from"}
     assert body["view"] == "card"
     assert all(body[key] is None for key in OWNER_ONLY)
     assert not PRIVATE_KEYS & keys_anywhere({k: body[k] for k in CARD_KEYS})

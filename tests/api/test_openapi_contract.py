@@ -95,6 +95,13 @@ OPERATIONS = {
     ("post", "/api/v1/leaderboards/recompute"): "recomputeLeaderboards",
     ("get", "/api/v1/leaderboards/recompute/{job_id}"): "getLeaderboardRecompute",
     ("get", "/api/v1/bots/{bot_id}/leaderboard-status"): "getBotLeaderboardStatus",
+    # Community: share links and forks (docs/community.md).
+    ("get", "/api/v1/bots/{bot_id}/sharing"): "listShareLinks",
+    ("post", "/api/v1/bots/{bot_id}/sharing"): "createShareLink",
+    ("delete", "/api/v1/bots/{bot_id}/sharing/{link_id}"): "revokeShareLink",
+    ("get", "/api/v1/shared/{token}"): "getSharedBot",
+    ("post", "/api/v1/bots/{bot_id}/fork"): "forkBot",
+    ("post", "/api/v1/shared/{token}/fork"): "forkSharedBot",
     ("get", "/health/live"): "getLiveness",
     ("get", "/health/ready"): "getReadiness",
 }
