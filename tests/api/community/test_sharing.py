@@ -238,7 +238,7 @@ def test_revoking_works_at_once_and_again_changes_nothing(
     assert client.delete(url, headers=alice.headers).status_code == 204
     db.expire_all()
     assert db.get(ShareLink, uuid.UUID(link["id"])).revoked_at == first_revoked_at
-    # A forked request cannot bring it back either.
+    # Nor does a revoked link fork.
     assert (
         client.post(f"{link['api_path']}/fork", json={}, headers=alice.headers).status_code == 404
     )
