@@ -253,6 +253,8 @@ class Settings:
     rate_limit_fork: str = "10/minute;100/day"
     rate_limit_report: str = "10/hour;50/day"
     rate_limit_share_link: str = "20/hour;100/day"
+    # GET /shared/{token}, per client address (public: no account to count against).
+    rate_limit_shared_view: str = "60/minute"
     community_moderator_factor: int = 10
 
     def __post_init__(self) -> None:
@@ -385,6 +387,8 @@ class Settings:
                 raise SettingsError(
                     f"RATE_LIMIT_{action.upper()} must look like 10/minute or 10/minute;200/day"
                 )
+        if not _LIMITS.fullmatch(self.rate_limit_shared_view.strip()):
+            raise SettingsError("RATE_LIMIT_SHARED_VIEW must look like 60/minute")
         if not 1 <= self.community_moderator_factor <= 1000:
             raise SettingsError("COMMUNITY_MODERATOR_FACTOR must be between 1 and 1000")
 

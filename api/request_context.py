@@ -15,6 +15,17 @@ log = structlog.get_logger("botyard.request")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Paths whose next segment is a secret (a share link's token): logged without it.
+_SECRET_SEGMENT_PREFIXES = ("/api/v1/shared/",)
+
+
+def loggable_path(path: str) -> str:
+    """``path`` as the access log may keep it: a secret path segment replaced by ``<token>``."""
+    for prefix in _SECRET_SEGMENT_PREFIXES:
+        if path.startswith(prefix):
+            _secret, slash, rest = path[len(prefix) :].partition("/")
+            return f"{prefix}<token>{slash}{rest}"
+    return path
 
 
 def _begin() -> None:
@@ -43,7 +54,8 @@ def _finish(response: Response) -> Response:
     log.info(
         "request",
         method=request.method,
-        path=request.path,  # never the query string: it may carry secrets
+        # Never the query string, nor a share link's token: they may carry secrets.
+        path=loggable_path(request.path),
         status=response.status_code,
         ms=elapsed_ms,
         endpoint=request.endpoint,

@@ -16,4 +16,4 @@ blp = Blueprint(
 )
 
 # Each module registers its views on blp.
-from api.community import comments, moderation, reports, stars  # noqa: E402,F401
+from api.community import comments, forks, moderation, reports, sharing, stars  # noqa: E402,F401

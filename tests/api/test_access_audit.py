@@ -106,6 +106,13 @@ EXPECTED = {
     ("community.ModerationBotRestore", "POST"): "permission:content:moderate",
     ("community.ModerationCommentHide", "POST"): "permission:content:moderate",
     ("community.ModerationCommentRestore", "POST"): "permission:content:moderate",
+    # Share links: the owner's list, create and revoke; the link itself needs no account.
+    ("community.BotShareLinks", "GET"): AUTHENTICATED,
+    ("community.BotShareLinks", "POST"): AUTHENTICATED,
+    ("community.BotShareLinkById", "DELETE"): AUTHENTICATED,
+    ("community.SharedBot", "GET"): PUBLIC,
+    ("community.BotFork", "POST"): AUTHENTICATED,
+    ("community.SharedBotFork", "POST"): AUTHENTICATED,
     ("health.Live", "GET"): PUBLIC,
     ("health.Ready", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,

@@ -111,6 +111,13 @@ OPERATIONS = {
     ("patch", "/api/v1/comments/{comment_id}"): "updateComment",
     ("delete", "/api/v1/comments/{comment_id}"): "deleteComment",
     ("get", "/api/v1/comments/{comment_id}/replies"): "listCommentReplies",
+    # Community: share links and forks (docs/community.md).
+    ("get", "/api/v1/bots/{bot_id}/sharing"): "listShareLinks",
+    ("post", "/api/v1/bots/{bot_id}/sharing"): "createShareLink",
+    ("delete", "/api/v1/bots/{bot_id}/sharing/{link_id}"): "revokeShareLink",
+    ("get", "/api/v1/shared/{token}"): "getSharedBot",
+    ("post", "/api/v1/bots/{bot_id}/fork"): "forkBot",
+    ("post", "/api/v1/shared/{token}/fork"): "forkSharedBot",
     ("get", "/health/live"): "getLiveness",
     ("get", "/health/ready"): "getReadiness",
 }
