@@ -14,3 +14,5 @@ blp = Blueprint(
     description="Sharing and community: share links, forks, stars, comments, follows, feed, "
     "moderation, mirrors",
 )
+
+from api.community import blocks, feed, follows  # noqa: E402,F401
