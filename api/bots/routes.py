@@ -76,6 +76,8 @@ class Bots(MethodView):
         bot = create_bot(user.id, {**bot_defaults(user.id), **data})
         db.commit()
         track("bot.created", object_type="bot", object_id=bot.id, data={"name": bot.name})
+        if bot.visibility == "public":
+            track("bot.published", object_type="bot", object_id=bot.id)
         return bot
 
 
@@ -100,9 +102,14 @@ class BotById(MethodView):
     @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
     def patch(self, data: dict[str, Any], bot_id: uuid.UUID) -> Bot:
         """Change some of my bot's fields (not its status)."""
-        bot = update_bot(get_owned_bot(current_user().id, bot_id), data)
+        bot = get_owned_bot(current_user().id, bot_id)
+        was_public = bot.visibility == "public"
+        update_bot(bot, data)
         db.commit()
         track("bot.updated", object_type="bot", object_id=bot.id, data={"fields": sorted(data)})
+        if bot.visibility == "public" and not was_public:
+            # The followers' feed shows a bot when it becomes public (docs/community.md).
+            track("bot.published", object_type="bot", object_id=bot.id)
         return bot
 
     @authenticated

@@ -16,4 +16,14 @@ blp = Blueprint(
 )
 
 # Each module registers its views on blp.
-from api.community import comments, forks, moderation, reports, sharing, stars  # noqa: E402,F401
+from api.community import (  # noqa: E402,F401
+    blocks,
+    comments,
+    feed,
+    follows,
+    forks,
+    moderation,
+    reports,
+    sharing,
+    stars,
+)

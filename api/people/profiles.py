@@ -16,6 +16,7 @@ from api.people.activity import track
 from api.people.profile_schemas import ProfilePatch, PublicProfileOut
 from api.schemas import UserOut
 from models.bots.bots import public_bots_of
+from models.community.follows import follow_counts
 from models.db import session as db
 from models.identity.tables import User
 from models.people.profiles import update_profile, visible_profile
@@ -65,13 +66,14 @@ class UserProfile(MethodView):
         viewer_id = _viewer_id()
         user = visible_profile(username, viewer_id)
         bots = public_bots_of(user.id)
+        followers, following = follow_counts(user.id)
         return {
             "username": user.username,
             "display_name": user.display_name,
             "bio": user.bio,
             "avatar_url": user.avatar_url,
             "created_at": user.created_at,
-            # Public bots with a live run; follows arrive with the community issue.
+            # Public bots with a live run.
             "public_bots": bot_cards(bots, viewer_id),
-            "counts": {"public_bots": len(bots), "followers": 0, "following": 0},
+            "counts": {"public_bots": len(bots), "followers": followers, "following": following},
         }

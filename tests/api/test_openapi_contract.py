@@ -120,6 +120,16 @@ OPERATIONS = {
     ("post", "/api/v1/shared/{token}/fork"): "forkSharedBot",
     ("get", "/health/live"): "getLiveness",
     ("get", "/health/ready"): "getReadiness",
+    ("put", "/api/v1/users/{username}/follow"): "followUser",
+    ("delete", "/api/v1/users/{username}/follow"): "unfollowUser",
+    ("get", "/api/v1/users/{username}/followers"): "listUserFollowers",
+    ("get", "/api/v1/users/{username}/following"): "listUserFollowing",
+    ("get", "/api/v1/me/followers"): "listMyFollowers",
+    ("get", "/api/v1/me/following"): "listMyFollowing",
+    ("put", "/api/v1/users/{username}/block"): "blockUser",
+    ("delete", "/api/v1/users/{username}/block"): "unblockUser",
+    ("get", "/api/v1/me/blocks"): "listMyBlocks",
+    ("get", "/api/v1/feed"): "getFeed",
 }
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Reads served when ready (200) and otherwise queued (202 + Location, same URL to poll).
