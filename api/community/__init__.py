@@ -14,3 +14,4 @@ blp = Blueprint(
     description="Sharing and community: share links, forks, stars, comments, follows, feed, "
     "moderation, mirrors",
 )
+from api.community import mirrors  # noqa: E402,F401
