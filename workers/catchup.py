@@ -57,6 +57,7 @@ _LAGGING = text(
     JOIN unnest(CAST(:timeframes AS text[]), CAST(:steps AS bigint[])) AS s(tf, step)
       ON s.tf = b.timeframe
     WHERE r.status = 'running'
+      AND NOT EXISTS (SELECT 1 FROM bot_mirrors m WHERE m.bot_id = r.bot_id)
       AND l.ts IS NOT NULL
       AND (r.last_candle_ts IS NULL OR r.last_candle_ts < l.ts)
       AND l.ts >= CAST(extract(epoch FROM r.started_at) * 1000 AS bigint)
@@ -71,7 +72,8 @@ def lagging_runs(now_ms: int, grace_ms: int, limit: int) -> list[tuple[str, str,
     """``(symbol, timeframe, newest candle ts, run id)`` of running runs behind, most lagging first.
 
     Only candles that closed at least ``grace_ms`` before ``now_ms`` count, and a run that
-    started after the newest candle is not behind.
+    started after the newest candle is not behind. Mirrors are left out: they catch up
+    with their source's tick (docs/execution.md, "Mirrors").
     """
     params = {
         "closed_before": now_ms - grace_ms,

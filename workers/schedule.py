@@ -83,6 +83,9 @@ PERIODIC: tuple[PeriodicJob, ...] = (
         id="apply-bot-schedules", func="workers.bot_schedules.apply_schedules", interval=30
     ),
     PeriodicJob(id="catch-up-bots", func="workers.catchup.catch_up", interval=60),
+    PeriodicJob(
+        id="pause-orphaned-mirrors", func="workers.mirrors.pause_orphaned_mirrors", interval=60
+    ),
     PeriodicJob(id="purge-tick-logs", func="workers.housekeeping.purge_tick_logs", interval=3600),
     PeriodicJob(id="purge-exports", func="workers.exports.purge_exports", interval=3600),
     PeriodicJob(

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ from engine.broker import BrokerConfig, BrokerState, Risk, validate_risk
 from engine.candles import Candles
 from engine.live import RunSpan, SignalsOf, advance
 from engine.signals import Signals
+from engine.simulator import Simulation
 from engine.strategies import Strategy, validate_strategy
 from models.bots.runs import Costs, config_from
 from models.bots.ticks import (
@@ -46,9 +47,11 @@ from models.bots.ticks import (
     save_ticks,
     span_of,
 )
+from models.community.mirrors import MirrorRoutes, mark_following, mirror_routes
 from models.db import session as db
 from models.market.candles import read_candles
 from workers.enqueue import TICK_TIMEOUT
+from workers.mirror_ticks import first_new_bar, follow_source
 from workers.tick_events import announce_error, publish
 from workers.transient import is_transient
 
@@ -192,6 +195,8 @@ class Batch:
     fresh_bars: int
     epoch_bars: int
     shared: Shared
+    # Each source run's simulation of this tick, for its mirrors (workers/mirror_ticks.py).
+    sims: dict[uuid.UUID, Simulation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,7 @@ def _advance(batch: Batch, ready: Prepared) -> Tick | None:
     )
     if sim is None:
         return None
+    batch.sims[run.id] = sim
     return Tick(
         run=run,
         trades=sim.trades.records(),
@@ -275,6 +281,48 @@ def _persist(ticks: list[Tick], failed: dict[uuid.UUID, str]) -> list[Tick]:
     return saved
 
 
+def _load(batch: Batch, prepared: list[Prepared], mirrors: list[LiveRun]) -> None:
+    """Read each pair's candles once, from the oldest bar any run of the batch needs."""
+    oldest: dict[tuple[int, str], int] = {}
+    for ready in prepared:
+        first = ready.span.first_needed(ready.run.last_candle_ts)
+        oldest[ready.pair] = min(oldest.get(ready.pair, batch.candle_ts), first)
+    for mirror in mirrors:
+        pair = (mirror.instrument_id, mirror.timeframe)
+        first = first_new_bar(mirror, batch.epoch_bars)
+        oldest[pair] = min(oldest.get(pair, batch.candle_ts), first)
+    for pair, start in oldest.items():
+        batch.shared.load(pair, start, batch.candle_ts)
+
+
+def _follow(
+    batch: Batch,
+    routes: MirrorRoutes,
+    runs: list[LiveRun],
+    saved: list[Tick],
+    failed: dict[uuid.UUID, str],
+) -> list[Tick]:
+    """Advance each mirror right after its source, from the source's saved simulation."""
+    sources = {tick.run.id: tick.run for tick in saved}
+    ticks: list[Tick] = []
+    for mirror in runs:
+        source = sources.get(routes.followers[mirror.id])
+        if source is None:
+            continue  # the source had nothing new or failed: the mirror waits for it
+        candles = batch.shared.candles[(mirror.instrument_id, mirror.timeframe)]
+        sim = batch.sims[source.id]
+        try:
+            tick = follow_source(candles, mirror, source, sim, batch.epoch_bars)
+        except Exception as exc:
+            failed[mirror.id] = _bot_failure(exc, mirror.id)
+            continue
+        if tick is not None:
+            ticks.append(tick)
+    saved_mirrors = _persist(ticks, failed)
+    mark_following([tick.run.bot_id for tick in saved_mirrors])
+    return saved_mirrors
+
+
 def tick_bots(
     run_ids: list[str], candle_ts: int, fresh_bars: int | None = None
 ) -> dict[str, list[str]]:
@@ -291,7 +339,12 @@ def tick_bots(
     # statement or lock wait this long fails as a transient error, and the job is retried.
     db.execute(text(f"SET LOCAL statement_timeout = '{DB_TIMEOUT_S}s'"))
     keys = [uuid.UUID(run_id) for run_id in run_ids]
-    locked = lock_running_runs(keys)
+    # Mirrors tick only right after their source, in its job (docs/execution.md, "Mirrors").
+    routes = mirror_routes(keys)
+    wanted = [key for key in keys if key not in routes.mirrors] + list(routes.followers)
+    every = lock_running_runs(wanted)
+    locked = [run for run in every if run.id not in routes.followers]
+    mirrors = [run for run in every if run.id in routes.followers]
     batch = Batch(
         candle_ts=candle_ts,
         fresh_bars=settings.bot_fresh_bars if fresh_bars is None else fresh_bars,
@@ -305,12 +358,7 @@ def tick_bots(
             prepared.append(_prepare(batch, run))
         except Exception as exc:
             failed[run.id] = _bot_failure(exc, run.id)
-    oldest: dict[tuple[int, str], int] = {}
-    for ready in prepared:
-        first = ready.span.first_needed(ready.run.last_candle_ts)
-        oldest[ready.pair] = min(oldest.get(ready.pair, candle_ts), first)
-    for pair, start in oldest.items():
-        batch.shared.load(pair, start, candle_ts)
+    _load(batch, prepared, mirrors)
     loaded = time.perf_counter()
     ticks: list[Tick] = []
     for ready in prepared:
@@ -323,20 +371,24 @@ def tick_bots(
             ticks.append(tick)
     computed = time.perf_counter()
     saved = _persist(ticks, failed)
+    if mirrors:
+        saved += _follow(batch, routes, mirrors, saved, failed)
     errored = count_failures(failed, settings.bot_max_failures, candle_ts)
-    publish(locked, saved, failed, candle_ts)
+    publish(every, saved, failed, candle_ts)
     db.commit()
-    runs = {run.id: run for run in locked} if errored else {}
+    runs = {run.id: run for run in every} if errored else {}
     for key in errored:
         if move_to_error(key, settings.bot_max_failures, datetime.now(UTC), candle_ts):
             log.warning("bot_run_errored", run_id=str(key), error=failed[key])
             announce_error(runs[key], failed[key])
         db.commit()
+    # The batch's own runs, then the mirrors that followed their sources.
+    listed = [key for key in keys if key not in routes.followers] + [m.id for m in mirrors]
     ticked = {tick.run.id for tick in saved}
     outcome: dict[str, list[str]] = {"ticked": [], "skipped": [], "failed": []}
-    for key, run_id in zip(keys, run_ids, strict=True):
+    for key in listed:
         state = "failed" if key in failed else "ticked" if key in ticked else "skipped"
-        outcome[state].append(run_id)
+        outcome[state].append(str(key))
     log.info(
         "bots_ticked",
         candle_ts=candle_ts,

@@ -16,6 +16,7 @@ from api.extensions import settings
 from api.people.activity import track
 from models.bots.bots import Bot
 from models.bots.runs import current_run, pause_bot, resume_bot, start_bot, stop_bot
+from models.community.mirror_pauses import pause_mirrors_of
 from models.db import session as db
 from models.people.bot_events import bot_status
 
@@ -96,7 +97,9 @@ class BotStop(MethodView):
     @blp.alt_response(409, schema=ErrorOut, description=REFUSED)
     def post(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Stop my running or paused bot and close its run."""
-        bot = stop_bot(current_user().id, bot_id, now_utc())
+        now = now_utc()
+        bot = stop_bot(current_user().id, bot_id, now)
+        pause_mirrors_of(bot.id, now)
         announce(bot, "stopped")
         db.commit()
         track("bot.stopped", object_type="bot", object_id=bot.id)

@@ -12,6 +12,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from api.access import authenticated, current_user
+from api.auth.tokens import now_utc
 from api.bots import NOT_FOUND, blp
 from api.bots.cards import bot_cards
 from api.bots.schemas import (
@@ -36,6 +37,8 @@ from models.bots.bots import (
     viewable_bot,
 )
 from models.bots.runs import current_run
+from models.community.mirror_pauses import pause_mirrors_of
+from models.community.mirrors import refuse_shared_mirror
 from models.db import session as db
 from models.people.preferences import bot_defaults
 
@@ -98,13 +101,18 @@ class BotById(MethodView):
     @blp.arguments(BotPatch())
     @blp.response(200, BotOut)
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
-    @blp.alt_response(409, schema=ErrorOut, description="Name taken, or the bot is live")
+    @blp.alt_response(
+        409, schema=ErrorOut, description="Name taken, the bot is live, or a mirror made shared"
+    )
     @blp.alt_response(422, schema=ErrorOut, description="Invalid fields or strategy")
     def patch(self, data: dict[str, Any], bot_id: uuid.UUID) -> Bot:
         """Change some of my bot's fields (not its status)."""
         bot = get_owned_bot(current_user().id, bot_id)
         was_public = bot.visibility == "public"
-        update_bot(bot, data)
+        refuse_shared_mirror(bot.id, data.get("visibility"))
+        bot = update_bot(bot, data)
+        if "visibility" in data:
+            pause_mirrors_of(bot.id, now_utc())
         db.commit()
         track("bot.updated", object_type="bot", object_id=bot.id, data={"fields": sorted(data)})
         if bot.visibility == "public" and not was_public:

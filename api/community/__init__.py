@@ -22,6 +22,7 @@ from api.community import (  # noqa: E402,F401
     feed,
     follows,
     forks,
+    mirrors,
     moderation,
     reports,
     sharing,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    exists,
     func,
     select,
     text,
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from engine.broker import BrokerConfig, BrokerState
 from models.bots.bots import ACTIVE_BOT_STATUSES, Bot
 from models.bots.execution_logs import write_log
+from models.community.tables import BotMirror
 from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, NotFound
@@ -155,7 +157,8 @@ def running_runs_on(symbols: list[str], timeframes: list[str]) -> list[tuple[str
     """``(symbol, timeframe, run_id)`` of every running run trading one of those pairs.
 
     Ordered by symbol, timeframe and run id, so the dispatcher cuts the same chunks
-    every time it handles the same event.
+    every time it handles the same event. Mirrors are left out: their source's tick job
+    advances them, right after the source (docs/execution.md, "Mirrors").
     """
     rows = db.execute(
         select(Instrument.symbol, Bot.timeframe, BotRun.id)
@@ -165,6 +168,7 @@ def running_runs_on(symbols: list[str], timeframes: list[str]) -> list[tuple[str
             BotRun.status == "running",
             Instrument.symbol.in_(symbols),
             Bot.timeframe.in_(timeframes),
+            ~exists().where(BotMirror.bot_id == BotRun.bot_id),
         )
         .order_by(Instrument.symbol, Bot.timeframe, BotRun.id)
     )

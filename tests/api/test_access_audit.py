@@ -69,6 +69,7 @@ EXPECTED = {
     ("bots.BotStart", "POST"): AUTHENTICATED,
     ("bots.BotPause", "POST"): AUTHENTICATED,
     ("bots.BotResume", "POST"): AUTHENTICATED,
+    ("community.BotMirrors", "POST"): AUTHENTICATED,
     ("bots.BotStop", "POST"): AUTHENTICATED,
     ("bots.BotTrades", "GET"): AUTHENTICATED,
     ("bots.BotEquityCurve", "GET"): AUTHENTICATED,

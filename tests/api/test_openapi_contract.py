@@ -85,6 +85,7 @@ OPERATIONS = {
     ("post", "/api/v1/bots/{bot_id}/pause"): "pauseBot",
     ("post", "/api/v1/bots/{bot_id}/resume"): "resumeBot",
     ("post", "/api/v1/bots/{bot_id}/stop"): "stopBot",
+    ("post", "/api/v1/bots/{bot_id}/mirror"): "mirrorBot",
     ("get", "/api/v1/bots/{bot_id}/logs"): "listBotLogs",
     ("get", "/api/v1/bots/{bot_id}/trades"): "listBotTrades",
     ("get", "/api/v1/bots/{bot_id}/equity"): "getBotEquity",
