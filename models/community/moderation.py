@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from models.bots.bots import Bot
+from models.community.mirror_pauses import pause_mirrors_of
 from models.community.tables import Comment
 from models.db import session as db
 from models.errors import NotFound
@@ -79,6 +80,8 @@ def hide(
     """
     changed = _set_hidden(object_type, object_id, now)
     state = _current(object_type, object_id)
+    if changed and object_type == "bot":
+        pause_mirrors_of(object_id, now)  # a hidden bot is followed by no mirror
     if changed and state.owner_id != moderator_id:
         notify(
             state.owner_id,

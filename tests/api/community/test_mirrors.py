@@ -253,3 +253,22 @@ def test_the_periodic_pass_pauses_the_mirror_of_a_hidden_source_once(
     assert [n["reason"] for n in mirror_paused_notes(db, follower)] == ["source_hidden"]
     # The hidden source can no longer be mirrored by anyone.
     assert mirror(client, follower, source.id, name="again").status_code == 404
+
+
+def test_a_moderator_hiding_the_source_pauses_its_mirror_at_once(
+    client: FlaskClient,
+    db: Any,
+    author: Person,
+    follower: Person,
+    admin_headers: dict[str, str],
+) -> None:
+    source = live_bot(db, author)
+    mine = _mirror_bot(client, follower, source)
+    hidden = client.post(
+        f"/api/v1/moderation/bots/{source.id}/hide", json={"reason": "scam"}, headers=admin_headers
+    )
+    assert hidden.status_code == 200, hidden.json
+    assert _state(db, mine.id) == ("paused", "paused", "source_hidden")
+    assert [n["reason"] for n in mirror_paused_notes(db, follower)] == ["source_hidden"]
+    # The periodic pass finds nothing left to do.
+    assert pause_orphaned_mirrors() == {"paused": 0, "failed": 0}
