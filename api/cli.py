@@ -21,6 +21,7 @@ from models.market.instruments import forget_instrument_refs
 from models.market.tables import TIMEFRAME_MS
 from models.people.webhooks import new_secret
 from models.seed import seed_bots, seed_market, seed_people, seed_world
+from models.seed_community import seed_community
 from models.seed_tracks import seed_track_records
 from workers.demo import build_track_records
 from workers.enqueue import enqueue_backtest
@@ -72,6 +73,7 @@ def seed_command(days: int | None, webhook_sink: str | None, webhook_secret_file
     _seed_demo_people(webhook_sink, webhook_secret_file)
     _seed_demo_bots()
     _seed_track_records()
+    _seed_community()
     click.echo("development accounts (login with username or email):")
     for acct in (*report.created, *report.existing):
         state = "created" if acct in report.created else "exists "
@@ -140,6 +142,16 @@ def _seed_track_records() -> None:
         click.echo(f"tracks: ran {dotted}")
     for dotted in done["skipped"]:
         click.echo(f"tracks: {dotted} is not available; the periodic job will fill in")
+
+
+def _seed_community() -> None:
+    """Follows, stars, comments and forks among the demo users (models/seed_community.py)."""
+    done = seed_community()
+    db.commit()
+    click.echo(
+        f"community: {done.follows} follow(s), {done.stars} star(s), {done.comments} "
+        f"comment(s), {done.forks} fork(s), {done.published} public bot(s) announced"
+    )
 
 
 @users_cli.command("create")

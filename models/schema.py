@@ -6,7 +6,7 @@ Alembic's env.py and the migration tests import this module.
 from __future__ import annotations
 
 from models.backtests import backtests
-from models.bots import bots, execution_logs, runs, ticks
+from models.bots import bots, execution_logs, mirrors, runs, ticks
 from models.community import tables as community_tables
 from models.db import Base
 from models.identity import tables as identity_tables
@@ -19,6 +19,7 @@ MODEL_MODULES = (
     identity_tables,
     market_tables,
     bots,
+    mirrors,
     runs,
     ticks,
     execution_logs,

@@ -20,9 +20,10 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import aliased
 
 from models.bots.bots import Bot
+from models.bots.mirrors import BotMirror
 from models.bots.runs import BotRun
 from models.bots.strategy_specs import strategy_family
-from models.community.tables import BotMirror, BotStar
+from models.community.tables import BotStar
 from models.community.visible_bots import listed_to
 from models.db import session as db
 from models.identity.tables import User

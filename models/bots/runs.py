@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from engine.broker import BrokerConfig, BrokerState
 from models.bots.bots import ACTIVE_BOT_STATUSES, Bot
 from models.bots.execution_logs import write_log
-from models.community.tables import BotMirror
+from models.bots.mirrors import BotMirror
 from models.db import Base
 from models.db import session as db
 from models.errors import Conflict, NotFound

@@ -20,9 +20,9 @@ from sqlalchemy.orm import aliased
 
 from models.bots.bots import Bot
 from models.bots.execution_logs import write_log
+from models.bots.mirrors import BotMirror
 from models.bots.runs import active_run, lock_bot
 from models.community.mirrors import owner_is_active_of
-from models.community.tables import BotMirror
 from models.db import session as db
 from models.identity.tables import User
 from models.people.bot_events import bot_status

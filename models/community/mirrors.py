@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
 from models.bots.bots import Bot, create_bot, owner_is_active, viewable_bot
+from models.bots.mirrors import BotMirror
 from models.bots.runs import BotRun, start_bot
-from models.community.tables import BotMirror
 from models.db import session as db
 from models.errors import Conflict
 from models.identity.tables import User

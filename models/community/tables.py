@@ -1,8 +1,10 @@
-"""Community tables: share links, stars, comments, follows, blocks, reports and mirrors.
+"""Community tables: share links, stars, comments, follows, blocks and reports.
 
 Counts (stars, forks, mirrors, followers) are never stored: they are counted from these
 rows when read, so concurrent stars and unstars cannot leave a count wrong
 (docs/community.md). Every table keys on the bot or user it belongs to and goes with it.
+A mirror's link to its source, which decides how the mirror ticks, is a bots table
+(models/bots/mirrors.py).
 """
 
 from __future__ import annotations
@@ -171,25 +173,4 @@ class Report(Base):
     )
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolution: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-class BotMirror(Base):
-    """A bot that follows another (public) bot's trades in its owner's own paper account.
-
-    ``source_bot_id`` goes NULL when the source is deleted; the mirror then stays paused.
-    ``paused_reason`` says why the mirror stopped following (source stopped, made
-    private, hidden, deleted), NULL while it follows.
-    """
-
-    __tablename__ = "bot_mirrors"
-    __table_args__ = (Index("ix_bot_mirrors_source_bot_id", "source_bot_id"),)
-
-    bot_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True
-    )
-    source_bot_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("bots.id", ondelete="SET NULL")
-    )
-    paused_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -25,7 +25,7 @@ AREAS = (
     "community",
 )
 SHARED = {"db", "binary", "errors", "pagination", "equity_curves", "trades", "retention"}
-COMPOSITION = {"schema", "seed", "seed_tracks"}
+COMPOSITION = {"schema", "seed", "seed_tracks", "seed_community"}
 
 
 def imported_modules(path: Path) -> set[str]:

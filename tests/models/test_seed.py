@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from models.community.feed import feed_page
 from models.identity.rbac import PERMISSIONS, ROLES
 from models.identity.tables import User
 from models.identity.users import find_by_login
@@ -32,6 +33,9 @@ SNAPSHOT_TABLES = (
     "webhooks",
     "bot_equity",
     "bot_trades",
+    "follows",
+    "bot_stars",
+    "comments",
 )
 
 
@@ -65,7 +69,8 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
         )
     ).all()
     traders = ("carol", "dave", "erin", "frank", "grace", "heidi")
-    assert dict(owners) == {"alice": 3, "bob": 3, **dict.fromkeys(traders, 4)}
+    # alice's fourth bot is her fork of carol's (the demo community below).
+    assert dict(owners) == {"alice": 4, "bob": 3, **dict.fromkeys(traders, 4)}
     # One live 1m bot each, running on a fresh paper run, so the feed's candles tick them.
     live = db.execute(
         sa.text(
@@ -78,7 +83,7 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
         ("alice", "1m", "running", "running", None),
         ("bob", "1m", "running", "running", None),
     ]
-    assert db.scalar(sa.text("SELECT count(*) FROM bots WHERE status = 'draft'")) == 4
+    assert db.scalar(sa.text("SELECT count(*) FROM bots WHERE status = 'draft'")) == 5
     public = db.execute(sa.text("SELECT status FROM bots WHERE visibility = 'public'")).all()
     assert [status for (status,) in public] == ["running"] * (2 + len(DEMO_TRACKS))
     # The demo traders' track records: live runs replayed over the stored history
@@ -96,6 +101,26 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     assert statuses == ["succeeded"] * 6
     assert db.scalar(sa.text("SELECT count(*) FROM backtest_equity")) > 0
 
+    # The demo community: follows, stars, a thread of comments and a fork, announced in
+    # the activities the feed reads, so alice's feed has her followed traders' news.
+    assert (
+        f"community: 10 follow(s), 7 star(s), 3 comment(s), 1 fork(s), {len(DEMO_TRACKS)} "
+        "public bot(s) announced" in first.output
+    )
+    alice = find_by_login("alice")
+    assert alice is not None
+    feed = feed_page(alice.id, None, 50, top_n=10)
+    kinds = {row.kind for row in feed}
+    assert {"bot.published", "comment.created"} <= kinds, kinds
+    assert {row.actor for row in feed} <= {"carol", "dave", "heidi"}
+    fork = db.execute(
+        sa.text(
+            "SELECT f.status, s.name FROM bots f JOIN bots s ON s.id = f.forked_from_id "
+            "JOIN users u ON u.id = f.owner_id WHERE u.username = 'alice'"
+        )
+    ).one()
+    assert tuple(fork) == ("draft", "BTC trend rider (SMA 10/30)")
+
     before = _snapshot(db)
     second = runner.invoke(args=["seed"])
     assert second.exit_code == 0, second.output
@@ -105,6 +130,7 @@ def test_seed_builds_the_world_and_a_second_run_changes_nothing(app: Flask, db: 
     assert _snapshot(db) == before
     assert db.scalar(sa.text("SELECT count(*) FROM backtests")) == 6
     assert "bots: started" not in second.output
+    assert "community: 0 follow(s), 0 star(s), 0 comment(s), 0 fork(s), 0 public" in second.output
 
 
 def test_seed_gives_the_demo_people_profiles_settings_activity_and_a_webhook(
@@ -122,7 +148,15 @@ def test_seed_gives_the_demo_people_profiles_settings_activity_and_a_webhook(
     assert effective_settings(bob.id)["email_digest"] == "daily"
     assert effective_settings(bob.id)["trading_defaults"]["initial_capital"] == 25_000.0
     verbs = db.scalars(sa.select(Activity.verb).where(Activity.actor_id == alice.id)).all()
-    assert sorted(verbs) == ["auth.registered", "settings.changed"]
+    # Her three follows come from the demo community (models/seed_community.py); without
+    # market history there are no track records, so nothing to fork.
+    assert sorted(verbs) == [
+        "auth.registered",
+        "settings.changed",
+        "user.followed",
+        "user.followed",
+        "user.followed",
+    ]
     [hook] = db.scalars(sa.select(Webhook).where(Webhook.user_id == alice.id)).all()
     assert hook.url == "http://127.0.0.1:9099/"
     assert hook.secret == secret_file.read_text().strip()

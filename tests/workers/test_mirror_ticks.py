@@ -16,10 +16,10 @@ from flask import Flask
 from redis import Redis
 
 from models.bots.bots import Bot, create_bot
+from models.bots.mirrors import BotMirror
 from models.bots.runs import BotRun, current_run, running_runs_on, start_bot, stop_bot
 from models.bots.ticks import BotTrade, run_equity, run_trades
 from models.community.mirrors import create_mirror
-from models.community.tables import BotMirror
 from tests.api.conftest import BOT, END, HOUR, SPAN_START, STARTED_AT
 from tests.helpers import load_btc_history
 from workers.enqueue import enqueue_tick

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from models.bots.bots import Bot, create_bot
+from models.bots.mirrors import BotMirror
 from models.bots.runs import current_run, start_bot
-from models.community.tables import BotMirror
 from models.people.tables import Notification
 from tests.api.conftest import BOT
 from tests.helpers import bearer

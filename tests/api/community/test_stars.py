@@ -22,7 +22,8 @@ from sqlalchemy import func, select, text
 from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
 from models import db as database
 from models.bots.bots import Bot, create_bot
-from models.community.tables import BotMirror, BotStar
+from models.bots.mirrors import BotMirror
+from models.community.tables import BotStar
 from models.identity.rbac import sync_roles
 from models.identity.users import create_user, disable_user
 from models.market.instruments import forget_instrument_refs, sync_instruments
