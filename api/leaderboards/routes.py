@@ -167,6 +167,7 @@ def _preview_body(generation: LeaderboardGeneration | None) -> bytes:
 
 
 def _wants_gzip() -> bool:
+    """Whether ``Accept-Encoding`` takes gzip (``*`` counts; ``gzip;q=0`` refuses it)."""
     return request.accept_encodings["gzip"] > 0
 
 
@@ -202,7 +203,9 @@ class LeaderboardPreview(MethodView):
             log.warning("leaderboard_preview_cache_unavailable", error_type=type(exc).__name__)
         read_at = time.monotonic()
         generation = active_generation()
-        preview = Preview.of(generation.id if generation else None, _preview_body(generation))
+        preview = Preview.of(
+            generation.id if generation is not None else None, _preview_body(generation)
+        )
         try:
             store_preview(redis, preview, read_at)
         except RedisError as exc:
