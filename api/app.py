@@ -32,6 +32,7 @@ from api.request_context import init_request_context
 from api.strategies import blp as strategies_blp
 from logconfig import configure_logging
 from models import db as database
+from models.leaderboards.preview_cache import set_preview_redis
 from settings import Settings
 from workers.enqueue import install_outbox_relay
 
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["botyard.redis"] = Redis(connection_pool=pool)
     install_outbox_relay(app.extensions["botyard.redis"], settings)
+    # A leaderboard swap in this process (the recompute job) moves the cached preview on.
+    set_preview_redis(app.extensions["botyard.redis"])
 
     init_request_context(app)
     init_activity(app)

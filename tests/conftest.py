@@ -22,6 +22,7 @@ from api.app import create_app
 from models import db as database
 from models.identity.rbac import sync_roles
 from models.identity.users import create_user
+from models.leaderboards.preview_cache import set_preview_redis
 from models.market.instruments import forget_instrument_refs
 from models.market.responses import forget_process_responses
 from tests.helpers import (
@@ -78,6 +79,7 @@ def db(app: Flask, redis: Redis) -> Iterator[Any]:
     database.SessionFactory.configure(bind=connection, join_transaction_mode="create_savepoint")
     forget_instrument_refs()  # ids from a rolled-back test must not leak into this one
     forget_process_responses()  # nor candle responses built from its data
+    set_preview_redis(app.extensions["botyard.redis"])  # another test's app may have moved it
     with app.app_context():
         sync_roles()
         database.session.commit()

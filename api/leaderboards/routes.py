@@ -10,7 +10,7 @@ is deleted the cursor gets a 410 and the client starts again.
 from __future__ import annotations
 
 import base64
-import hashlib
+import time
 from typing import Any, cast
 
 import marshmallow as ma
@@ -29,7 +29,7 @@ from api.leaderboards.schemas import BoardOut, BoardQuery, PreviewOut, Recompute
 from api.pagination import cursor_page
 from api.people.activity import track
 from api.ratelimit import limiter, setting
-from models.leaderboards.generations import active_generation_id
+from models.leaderboards.preview_cache import CachedBody, Preview, read_preview, store_preview
 from models.leaderboards.ranking import FORMULA_VERSION
 from models.leaderboards.reads import (
     Board,
@@ -45,9 +45,6 @@ from workers.enqueue import enqueue_recompute, recompute_status
 log = structlog.get_logger(__name__)
 
 PREVIEW_TOP = 10
-PREVIEW_KEY = "botyard:leaderboards:preview:"
-# A cached preview lives at most this long: a bot made private meanwhile leaves it soon.
-PREVIEW_TTL_S = 60
 LOCATION = {"description": "Where to poll the job", "schema": {"type": "string"}}
 GONE = (
     "That page's leaderboard generation has been replaced and deleted; "
@@ -169,10 +166,19 @@ def _preview_body(generation: LeaderboardGeneration | None) -> bytes:
     return orjson.dumps(PreviewOut().dump(body))
 
 
-def _conditional(etag: str, body: bytes) -> Response:
-    response = Response(body, mimetype="application/json")
+def _wants_gzip() -> bool:
+    """Whether ``Accept-Encoding`` takes gzip (``*`` counts; ``gzip;q=0`` refuses it)."""
+    return request.accept_encodings["gzip"] > 0
+
+
+def _conditional(cached: CachedBody, gzipped: bool) -> Response:
+    response = Response(cached.body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=30"
-    response.set_etag(etag)
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    # Either encoding may answer this URL: shared caches must key on Accept-Encoding.
+    response.vary.add("Accept-Encoding")
+    response.set_etag(cached.etag)
     return cast(Response, response.make_conditional(request))
 
 
@@ -185,27 +191,26 @@ class LeaderboardPreview(MethodView):
     @blp.alt_response(304, description="Not modified (If-None-Match)")
     def get(self) -> Response:
         """The top 10 of every default board, cached per generation, with a strong ETag."""
-        # A hit costs this indexed lookup of one id and one HMGET: nothing is serialised.
-        generation_id = active_generation_id()
-        key = f"{PREVIEW_KEY}{generation_id or 0}"
+        # A hit is one HMGET of the generation and the body (models/leaderboards/
+        # preview_cache.py): no Postgres, nothing serialised. gzip when the client takes it.
+        gzipped = _wants_gzip()
         redis = redis_client()
         try:
-            cached_etag, cached_body = redis.hmget(key, ["etag", "body"])
-            if isinstance(cached_etag, bytes) and isinstance(cached_body, bytes):
-                return _conditional(cached_etag.decode(), cached_body)
+            cached = read_preview(redis, gzipped)
+            if cached is not None:
+                return _conditional(cached, gzipped)
         except RedisError as exc:
             log.warning("leaderboard_preview_cache_unavailable", error_type=type(exc).__name__)
-        generation = generation_exists(generation_id) if generation_id is not None else None
-        body = _preview_body(generation)
-        etag = hashlib.sha256(body).hexdigest()[:32]
+        read_at = time.monotonic()
+        generation = active_generation()
+        preview = Preview.of(
+            generation.id if generation is not None else None, _preview_body(generation)
+        )
         try:
-            with redis.pipeline() as pipe:
-                pipe.hset(key, mapping={"etag": etag, "body": body})
-                pipe.expire(key, PREVIEW_TTL_S)
-                pipe.execute()
+            store_preview(redis, preview, read_at)
         except RedisError as exc:
             log.warning("leaderboard_preview_cache_unavailable", error_type=type(exc).__name__)
-        return _conditional(etag, body)
+        return _conditional(preview.variant(gzipped), gzipped)
 
 
 def _recompute_body(status: dict[str, Any]) -> dict[str, Any]:

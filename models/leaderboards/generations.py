@@ -23,6 +23,7 @@ from models.db import session as db
 from models.leaderboards.eligibility import drop_candidates, insert_exclusions, stage_candidates
 from models.leaderboards.notices import notify_new_placings
 from models.leaderboards.partitions import drop_partitions, write_entries
+from models.leaderboards.preview_cache import announce_active_generation
 from models.leaderboards.ranking import FORMULA_VERSION
 from models.leaderboards.tables import LeaderboardGeneration
 
@@ -195,6 +196,8 @@ def recompute(
     if hook is not None:
         hook("before_swap")
     activated, notified = swap_generation(generation, previous_id, now, top_n)
+    if activated:
+        announce_active_generation(generation.id)  # a preview hit asks Redis only
     pruned = prune_generations(keep)
     return Recomputed(
         generation_id=generation.id,

@@ -19,10 +19,14 @@ million in all) and a closed trade every other day. Stages, each timed:
    with their bots and owners), and 3 + 4 (everything from the daily rollups) against both
    reads.
 5. ``incremental``: one new 4h mark for every run, then rollups + snapshots + boards again.
-6. Reads under load, served by gunicorn (scripts/gunicorn_conf.py): one page (50 entries)
-   of the full board, authenticated, and the public preview (cached, first request after a
-   new generation fills the cache), with each number of keep-alive connections in
-   ``--clients`` for ``--seconds``; errors counts non-2xx answers and failed requests.
+6. Reads under load, served by gunicorn (scripts/gunicorn_conf.py), with each number of
+   keep-alive connections in ``--clients`` for ``--seconds``: the bare ``/health/live``
+   (what the server does at most at that concurrency), one page (50 entries) of the full
+   board, authenticated, and the public preview (cached, first request after a new
+   generation fills the cache), asked for gzip as browsers do and without it; errors
+   counts non-2xx answers and failed requests. Each path gets ``WARM_UP_S`` of unreported
+   load first. The report gives the preview's p99 over the
+   bare endpoint's, per number of connections.
 
     .venv/bin/python scripts/bench/leaderboard.py [--bots 10000 --days 90 --json]
 
@@ -75,6 +79,12 @@ TEMPLATES = (
 PASSWORD = "bench-password-1234"  # noqa: S105 - a scratch account in a scratch database
 BOARD = "/api/v1/leaderboards?period=30d&metric=sharpe&limit=50"
 PREVIEW = "/api/v1/leaderboards/preview"
+# The preview as a browser asks for it; without the header it is the 100 KB identity body.
+GZIP = {"Accept-Encoding": "gzip, deflate, br"}
+# No I/O, a small JSON body: what the same server does at most, measured in the same run.
+BARE = "/health/live"
+# Unreported load on each path before it is measured: new server threads and connections.
+WARM_UP_S = 2.0
 LIMITS = {
     "RATE_LIMIT_USER": "100000000/minute",
     "RATE_LIMIT_ANONYMOUS": "100000000/minute",
@@ -339,7 +349,7 @@ def token_of(port: int) -> str:
 
 
 def reads(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    """p50/p99 of a full-board page (authenticated) and of the preview, under load."""
+    """p50/p99 of the bare endpoint, a full-board page and the preview, under load."""
     levels = [int(n) for n in str(args.clients).split(",")]
     out: dict[str, Any] = {"runs": []}
     with Gunicorn(env) as server:
@@ -351,16 +361,30 @@ def reads(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
         out["preview_bytes"] = len(body)
         if status != 200:
             raise BenchError(f"{PREVIEW} answered {status}")
+        status, sent_headers, body = http_get(server.port, PREVIEW, GZIP)
+        if status != 200 or sent_headers.get("content-encoding") != "gzip":
+            raise BenchError(f"{PREVIEW} answered {status} {sent_headers} to {GZIP}")
+        out["preview_gzip_bytes"] = len(body)
         status, _, body = http_get(server.port, BOARD, headers)
         if status != 200 or not json.loads(body)["entries"]:
             raise BenchError(f"{BOARD} answered {status} with no entries")
         out["board_bytes"] = len(body)
+        # The board first: the cheap paths measured after it are not measured while
+        # Postgres still works off its load, and after a warm-up of their own.
+        paths = (
+            ("board", BOARD, headers),
+            ("bare", BARE, {}),
+            ("preview gzip", PREVIEW, GZIP),
+            ("preview", PREVIEW, {}),
+        )
         for clients in levels:
             spec = LoadSpec(threads=min(2, clients), connections=clients, duration=args.seconds)
             load = LoadGenerator(spec)
             out["tool"] = load.tool
-            for name, path, sent in (("board", BOARD, headers), ("preview", PREVIEW, {})):
-                note(f"load on {path}, {clients} connections")
+            warm_up = LoadGenerator(LoadSpec(spec.threads, clients, WARM_UP_S))
+            for name, path, sent in paths:
+                warm_up.run(server.port, path, sent)
+                note(f"load on {name} {path}, {clients} connections")
                 result = load.run(server.port, path, sent).as_dict()
                 out["runs"].append({"what": name, "clients": clients, **result})
         out["server"] = server.resolved_config()
@@ -391,14 +415,32 @@ def render(report: dict[str, Any]) -> str:
             f"generation: {report['generation']}",
             "",
             table(
-                f"reads ({reads['tool']}): board = {BOARD} ({reads['board_bytes']:,} bytes), "
-                f"preview = {PREVIEW} ({reads['preview_bytes']:,} bytes); the first preview "
-                f"after a generation took {reads['preview_cold_ms']} ms",
+                f"reads ({reads['tool']}): bare = {BARE}, board = {BOARD} "
+                f"({reads['board_bytes']:,} bytes), preview = {PREVIEW} "
+                f"({reads['preview_bytes']:,} bytes; {reads['preview_gzip_bytes']:,} gzipped, "
+                f"as 'preview gzip' asks); the first preview after a generation took "
+                f"{reads['preview_cold_ms']} ms",
                 ["read", "connections", "req/s", "p50 ms", "p99 ms", "errors"],
                 load_rows,
             ),
+            *against_bare(reads["runs"]),
         ]
     )
+
+
+def against_bare(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per number of connections: the preview's p99 over the bare endpoint's."""
+    lines = []
+    for clients in sorted({r["clients"] for r in runs}):
+        p99 = {r["what"]: r["p99_ms"] for r in runs if r["clients"] == clients}
+        if p99.get("bare"):
+            lines.append(
+                f"{clients} connections: p99 preview gzip / bare = "
+                f"{p99['preview gzip']} / {p99['bare']} ms "
+                f"({p99['preview gzip'] / p99['bare']:.2f}x); identity preview / bare = "
+                f"{p99['preview'] / p99['bare']:.2f}x"
+            )
+    return lines
 
 
 if __name__ == "__main__":
