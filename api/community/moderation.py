@@ -27,6 +27,7 @@ from api.community.report_schemas import (
     RestoreIn,
 )
 from api.errors import ErrorOut
+from api.extensions import redis_client
 from api.pagination import cursor_page
 from api.people.activity import track
 from models.community import moderation
@@ -41,6 +42,7 @@ from models.community.reports import (
 from models.community.tables import Report
 from models.db import session as db
 from models.errors import Conflict, Invalid, NotFound
+from models.leaderboards.preview_cache import forget_preview_body
 
 MODERATE = "content:moderate"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -147,6 +149,8 @@ def _close(report_id: uuid.UUID, status: str, data: dict[str, Any]) -> dict[str,
         hidden = _hide_target(report, moderator.id, now)
     report = close_report(report_id, moderator.id, status, data["note"], now)
     db.commit()
+    if hidden and report.target_type == "bot":
+        forget_preview_body(redis_client())
     verb = "moderation.report_resolved" if status == "resolved" else "moderation.report_dismissed"
     details: dict[str, Any] = {
         "target_type": report.target_type,
@@ -196,8 +200,15 @@ def _hide(object_type: str, object_id: uuid.UUID, data: dict[str, Any]) -> dict[
     state = moderation.hide(object_type, object_id, moderator.id, data["reason"], now_utc())
     db.commit()
     if state.changed:
+        _after_hiding(state)
         _track_moderated("hidden", state, {"reason": data["reason"]})
     return _moderated_view(state)
+
+
+def _after_hiding(state: moderation.Moderated) -> None:
+    """A hidden bot leaves the cached public leaderboard preview now, not within a minute."""
+    if state.object_type == "bot":
+        forget_preview_body(redis_client())
 
 
 def _restore(object_type: str, object_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:

@@ -164,3 +164,19 @@ def announce_active_generation(generation_id: int) -> bool:
         )
         return False
     return bool(moved)
+
+
+def forget_preview_body(redis: Redis) -> bool:
+    """Drop the stored preview but keep its generation; whether Redis took it.
+
+    For a change that must leave the preview now rather than when the hash expires (a
+    moderator hiding a bot): the next request rebuilds the body from Postgres, which reads
+    the bots' current state. Called after that change committed. Best effort, like the
+    announcement.
+    """
+    try:
+        redis.hdel(PREVIEW_KEY, "etag", "body", "gzip_etag", "gzip_body")
+    except RedisError as exc:
+        log.warning("leaderboard_preview_cache_unavailable", error_type=type(exc).__name__)
+        return False
+    return True

@@ -204,3 +204,25 @@ def test_with_redis_down_the_preview_is_built_from_postgres(
     assert events.count("leaderboard_preview_cache_unavailable") == 4  # a read, a store, twice
     second = world.run_recompute()
     assert generation_of(client) == second.generation_id
+
+
+def _preview_bot_ids(client: FlaskClient) -> set[str]:
+    body = client.get(PREVIEW).json
+    return {entry["bot"]["id"] for board in body["boards"] for entry in board["entries"]}
+
+
+def test_a_bot_a_moderator_hides_leaves_the_cached_preview_at_once(
+    client: FlaskClient, ranked: list[Any], admin_headers: dict[str, str], redis: Redis
+) -> None:
+    world.run_recompute()
+    best = str(ranked[-1].id)  # the highest Sharpe: on every board's top 10
+    assert best in _preview_bot_ids(client)
+    assert redis.hget(PREVIEW_KEY, "body") is not None  # cached
+    hidden = client.post(
+        f"/api/v1/moderation/bots/{best}/hide", json={"reason": "scam"}, headers=admin_headers
+    )
+    assert hidden.status_code == 200, hidden.json
+    assert redis.hget(PREVIEW_KEY, "body") is None
+    assert best not in _preview_bot_ids(client)
+    # The rebuilt body is cached again, for the same generation.
+    assert redis.hget(PREVIEW_KEY, "body") is not None
