@@ -1,8 +1,9 @@
 """Comments: ``GET|POST /bots/{id}/comments``, ``PATCH|DELETE /comments/{id}`` and
 ``GET /comments/{id}/replies`` (docs/community.md#comments).
 
-Every path first asks whether the caller may see the bot (``viewable_bot``): a comment on
-a bot they may not see is as unknown as a missing one. Someone the bot's owner blocked may
+Every path first asks whether the bot is one the caller may comment on (``community_bot``:
+theirs, or a public bot they may see): a comment on any other bot is as unknown as a missing
+one. Someone the bot's owner blocked may
 read but not comment (403), and nobody may reply to a comment whose author blocked them.
 """
 
@@ -29,7 +30,7 @@ from api.community.limits import action_limit
 from api.errors import ErrorOut
 from api.pagination import cursor_page
 from api.people.activity import track
-from models.bots.bots import Bot, viewable_bot
+from models.bots.bots import Bot, community_bot
 from models.community.blocks import has_blocked, notify_unless_blocked
 from models.community.comments import (
     NO_COMMENT,
@@ -81,7 +82,7 @@ def _commentable(comment_id: uuid.UUID, viewer_id: uuid.UUID) -> tuple[Comment, 
     """A live comment the viewer is shown, on a bot they may see; else one 404."""
     comment = shown_comment(comment_id, viewer_id)
     try:
-        bot, _ = viewable_bot(viewer_id, comment.bot_id)
+        bot, _ = community_bot(viewer_id, comment.bot_id)
     except NotFound:
         raise NotFound(NO_COMMENT) from None
     return comment, bot
@@ -120,7 +121,7 @@ class BotComments(MethodView):
     def get(self, query: dict[str, Any], bot_id: uuid.UUID) -> dict[str, Any]:
         """A bot's top-level comments, oldest first, each with its first replies (cursor paged)."""
         viewer_id = current_user().id
-        viewable_bot(viewer_id, bot_id)
+        community_bot(viewer_id, bot_id)
         after = cursors.decode(query.get("cursor"))
         rows, next_cursor = cursor_page(
             lambda n: top_level_page(bot_id, viewer_id, after, n), query["limit"], _page_cursor
@@ -155,9 +156,9 @@ class BotComments(MethodView):
     )
     @blp.alt_response(429, schema=ErrorOut, description=LIMITED)
     def post(self, data: dict[str, Any], bot_id: uuid.UUID) -> dict[str, Any]:
-        """Comment on a bot I may see, or reply to one of its top-level comments."""
+        """Comment on my bot or a public bot I may see, or reply to a top-level comment of it."""
         user = current_user()
-        bot, _ = viewable_bot(user.id, bot_id)
+        bot, _ = community_bot(user.id, bot_id)
         if has_blocked(bot.owner_id, user.id):
             raise Refused(NOT_HERE)
         parent = None
@@ -231,7 +232,7 @@ class CommentReplies(MethodView):
         if parent.hidden_at is not None and parent.author_id != viewer_id:
             raise NotFound(NO_COMMENT)
         try:
-            viewable_bot(viewer_id, parent.bot_id)
+            community_bot(viewer_id, parent.bot_id)
         except NotFound:
             raise NotFound(NO_COMMENT) from None
         after = cursors.decode(query.get("cursor"))

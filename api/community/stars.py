@@ -1,7 +1,7 @@
 """Stars: ``PUT|DELETE /bots/{id}/star`` and ``GET /me/stars`` (docs/community.md#stars).
 
 Both writes are idempotent and answer the same body: the bot's star count, counted after
-the change, and whether I starred it. Only a bot I may see can be starred or unstarred;
+the change, and whether I starred it. Only my bot or a public one I may see can be starred;
 any other is the bots' 404.
 """
 
@@ -21,7 +21,7 @@ from api.community.limits import action_limit
 from api.community.star_schemas import StarOut, StarredListOut, StarredQuery
 from api.errors import ErrorOut
 from api.pagination import cursor_page
-from models.bots.bots import viewable_bot
+from models.bots.bots import community_bot
 from models.community.stars import star, star_state, starred_page, unstar
 from models.db import session as db
 
@@ -43,9 +43,9 @@ class BotStarById(MethodView):
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     @blp.alt_response(429, schema=ErrorOut, description=LIMITED)
     def put(self, bot_id: uuid.UUID) -> dict[str, Any]:
-        """Star a bot I may see (mine too); starring again changes nothing."""
+        """Star my bot or a public bot I may see; starring again changes nothing."""
         user = current_user()
-        viewable_bot(user.id, bot_id)
+        community_bot(user.id, bot_id)
         star(bot_id, user.id)
         db.commit()
         return _state(bot_id, user.id)
@@ -59,7 +59,7 @@ class BotStarById(MethodView):
     def delete(self, bot_id: uuid.UUID) -> dict[str, Any]:
         """Remove my star from a bot I may see; unstarring again changes nothing."""
         user = current_user()
-        viewable_bot(user.id, bot_id)
+        community_bot(user.id, bot_id)
         unstar(bot_id, user.id)
         db.commit()
         return _state(bot_id, user.id)

@@ -152,6 +152,19 @@ def viewable_bot(viewer_id: uuid.UUID, bot_id: uuid.UUID) -> tuple[Bot, bool]:
     return bot, False
 
 
+def community_bot(viewer_id: uuid.UUID, bot_id: uuid.UUID) -> tuple[Bot, bool]:
+    """The bot as ``viewer_id`` may star it, comment on it or read its comments.
+
+    Stricter than :func:`viewable_bot`: besides the owner, only a **public** bot qualifies.
+    An unlisted bot is seen by whoever has its id, but the community is for bots shown to
+    everyone, so for anyone else it is as unknown as a missing one (docs/community.md).
+    """
+    bot, mine = viewable_bot(viewer_id, bot_id)
+    if not mine and bot.visibility != "public":
+        raise NotFound("No bot with that id.")
+    return bot, mine
+
+
 def search_bots(owner_id: uuid.UUID, q: str | None, status: str | None) -> Select[Bot]:
     """The owner's bots, newest first, filtered by name text and status."""
     stmt = select(Bot).where(Bot.owner_id == owner_id).order_by(Bot.created_at.desc(), Bot.id)

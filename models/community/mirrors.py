@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
-from models.bots.bots import Bot, create_bot, owner_is_active, viewable_bot
+from models.bots.bots import Bot, community_bot, create_bot, owner_is_active
 from models.bots.mirrors import BotMirror
 from models.bots.runs import BotRun, start_bot
 from models.db import session as db
@@ -60,16 +60,14 @@ def create_mirror(
 ) -> tuple[Bot, Bot]:
     """Create and start the caller's mirror of a public live bot; returns (mirror, source).
 
-    :class:`NotFound` for a bot the caller may not see; :class:`Conflict` for the caller's
-    own bot, a bot that is not public, or one that is not running; :class:`QuotaExceeded`
+    :class:`NotFound` for a bot the caller may not see or that is not public;
+    :class:`Conflict` for the caller's own bot or one that is not running; :class:`QuotaExceeded`
     when the caller's live bots are at their limit. The source's row is share-locked, so a
     concurrent stop waits for the mirror and then pauses it.
     """
-    source, mine = viewable_bot(owner_id, source_id)
+    source, mine = community_bot(owner_id, source_id)  # someone else's: public, or a 404
     if mine:
         raise Conflict("That is your own bot; fork it to run a copy of it.")
-    if source.visibility != "public":
-        raise Conflict("Only public bots can be mirrored.")
     status = db.scalar(
         select(Bot.status)
         .where(Bot.id == source.id)

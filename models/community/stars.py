@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from models.bots.bots import Bot
 from models.community.tables import BotStar
-from models.community.visible_bots import visible_to
+from models.community.visible_bots import listed_to
 from models.db import session as db
 
 MAX_PAGE = 100
@@ -57,7 +57,7 @@ def starred_page(
     stmt = (
         select(Bot, BotStar.created_at)
         .join(BotStar, BotStar.bot_id == Bot.id)
-        .where(BotStar.user_id == user_id, visible_to(user_id))
+        .where(BotStar.user_id == user_id, listed_to(user_id))
         .order_by(BotStar.created_at.desc(), BotStar.bot_id.desc())
         .limit(min(limit, MAX_PAGE + 1))
     )

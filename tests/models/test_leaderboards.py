@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from models.bots.runs import stop_bot
@@ -370,3 +371,20 @@ def test_a_failed_build_is_recorded_and_leaves_the_active_board(db: Any, market:
     ]
     assert statuses == ["active", "failed"]
     assert active_generation().id == good.generation_id  # type: ignore[union-attr]
+
+
+def test_a_new_partition_has_the_statistics_board_reads_plan_with(db: Any, market: None) -> None:
+    user = world.owner()
+    for i in range(3):
+        world.ranked(world.bot(user), sharpe=float(i))
+    db.commit()
+    done = world.run_recompute()
+    analysed = set(
+        db.scalars(
+            sa.text("SELECT attname FROM pg_stats WHERE tablename = :t"),
+            {"t": f"leaderboard_entries_{done.generation_id}"},
+        )
+    )
+    # Gathered by the build itself, before autovacuum could: a page read right after a
+    # build planned without generation_id's statistics took 32 ms instead of under 2.
+    assert {"generation_id", "period", "metric", "rank", "bot_id", "owner_id"} <= analysed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,29 +15,13 @@ from flask.testing import FlaskClient
 from models.bots.bots import Bot, create_bot
 from models.community.tables import Comment
 from models.db import session as db
-from models.identity.tables import User
 from models.people.tables import AccountSettings, Notification
+from tests.api.community.people import Person
 from tests.api.conftest import BOT
 
 REPORTS = "/api/v1/reports"
 QUEUE = "/api/v1/moderation/reports"
 AUDIT = "/api/v1/admin/audit"
-
-
-@dataclass
-class Person:
-    """A user and the bearer headers of their session."""
-
-    user: User
-    headers: dict[str, str]
-
-    @property
-    def id(self) -> uuid.UUID:
-        return self.user.id
-
-    @property
-    def name(self) -> str:
-        return self.user.username
 
 
 def bot_of(owner: Person, name: str, visibility: str = "public") -> Bot:

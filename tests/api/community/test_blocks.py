@@ -13,21 +13,6 @@ from sqlalchemy import or_, select
 from models.community.blocks import notify_unless_blocked
 from models.community.tables import Block, Follow
 from models.people.tables import AccountSettings, Notification
-from tests.helpers import bearer
-
-
-@pytest.fixture
-def person(
-    db: Any, make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]
-) -> Callable[..., Any]:
-    """A new user with ``.headers`` for the API."""
-
-    def make() -> Any:
-        user = make_user()
-        user.headers = bearer(login(user.username)["access_token"])
-        return user
-
-    return make
 
 
 def put(client: FlaskClient, who: Any, username: str, what: str) -> Any:

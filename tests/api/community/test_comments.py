@@ -19,7 +19,6 @@ from models.community.tables import Block, Comment
 from models.identity.users import disable_user
 from models.people.tables import Activity, Notification
 from tests.api.conftest import BOT
-from tests.helpers import bearer
 
 BOTS = "/api/v1/bots"
 COMMENTS = "/api/v1/comments"
@@ -36,18 +35,6 @@ def roomy_budget(app: Flask) -> Iterator[None]:
     app.extensions["botyard.settings"] = original.replace(rate_limit_comment="1000/minute")
     yield
     app.extensions["botyard.settings"] = original
-
-
-@pytest.fixture
-def person(make_user: Callable[..., Any], login: Callable[..., Any]) -> Callable[[], Any]:
-    """Make a user who carries ``.headers`` for the API."""
-
-    def make() -> Any:
-        user = make_user()
-        user.headers = bearer(login(user.username)["access_token"])
-        return user
-
-    return make
 
 
 @pytest.fixture

@@ -20,23 +20,8 @@ from models.leaderboards.tables import LeaderboardEntry, LeaderboardGeneration
 from models.people.activities import record
 from models.people.tables import AccountSettings
 from tests.api.conftest import BOT
-from tests.helpers import bearer
 
 FEED = "/api/v1/feed"
-
-
-@pytest.fixture
-def person(
-    db: Any, make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]
-) -> Callable[..., Any]:
-    """A new user with ``.headers`` for the API."""
-
-    def make() -> Any:
-        user = make_user()
-        user.headers = bearer(login(user.username)["access_token"])
-        return user
-
-    return make
 
 
 def bot_of(db: Any, owner: Any, name: str, visibility: str = "public") -> Any:

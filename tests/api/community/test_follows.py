@@ -13,21 +13,6 @@ from sqlalchemy import select
 
 from models.community.tables import Follow
 from models.people.tables import AccountSettings, Notification
-from tests.helpers import bearer
-
-
-@pytest.fixture
-def person(
-    db: Any, make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]
-) -> Callable[..., Any]:
-    """A new user with ``.headers`` for the API."""
-
-    def make(name: str | None = None) -> Any:
-        user = make_user(name)
-        user.headers = bearer(login(user.username)["access_token"])
-        return user
-
-    return make
 
 
 def follow(client: FlaskClient, who: Any, username: str) -> Any:

@@ -19,31 +19,12 @@ from models.bots.bots import Bot, create_bot
 from models.bots.runs import BotRun
 from models.community.tables import Block, ShareLink
 from models.people.tables import Activity, Notification
+from tests.api.community.people import Person
 from tests.api.conftest import BOT
-from tests.helpers import bearer
 
 MISSING = {"code": 404, "status": "Not Found", "message": "No bot with that id."}
 LINK_GONE = {"code": 404, "status": "Not Found", "message": "No shared bot at this link."}
 COPIED = ("symbol", "timeframe", "strategy", "risk", "initial_capital", "fee", "slippage_bps")
-
-
-class Person:
-    """A user with bearer headers for the API."""
-
-    def __init__(self, user: Any, headers: dict[str, str]) -> None:
-        self.user, self.headers = user, headers
-        self.id, self.username = user.id, user.username
-
-
-@pytest.fixture
-def person(
-    instruments: None, make_user: Callable[..., Any], login: Callable[..., Any]
-) -> Callable[[], Person]:
-    def make() -> Person:
-        user = make_user()
-        return Person(user, bearer(login(user.username)["access_token"]))
-
-    return make
 
 
 @pytest.fixture

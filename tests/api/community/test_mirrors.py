@@ -18,27 +18,11 @@ from models.bots.bots import Bot, create_bot
 from models.bots.mirrors import BotMirror
 from models.bots.runs import current_run, start_bot
 from models.people.tables import Notification
+from tests.api.community.people import Person
 from tests.api.conftest import BOT
-from tests.helpers import bearer
 from workers.mirrors import pause_orphaned_mirrors
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Person:
-    def __init__(self, user: Any, headers: dict[str, str]) -> None:
-        self.user, self.id, self.headers = user, user.id, headers
-
-
-@pytest.fixture
-def person(
-    instruments: None, make_user: Callable[..., Any], login: Callable[..., Any]
-) -> Callable[[], Person]:
-    def make() -> Person:
-        user = make_user()
-        return Person(user, bearer(login(user.username)["access_token"]))
-
-    return make
 
 
 @pytest.fixture
@@ -116,7 +100,7 @@ def test_a_mirror_is_a_private_running_bot_of_mine_sized_by_my_capital(
         ("private", 404, "No bot with that id."),
         ("hidden", 404, "No bot with that id."),
         ("missing", 404, "No bot with that id."),
-        ("unlisted", 409, "Only public bots can be mirrored."),
+        ("unlisted", 404, "No bot with that id."),
         ("draft", 409, "Only a running bot can be mirrored; this one is not trading now."),
         ("paused", 409, "Only a running bot can be mirrored; this one is not trading now."),
         ("own", 409, "That is your own bot; fork it to run a copy of it."),

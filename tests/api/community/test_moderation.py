@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 
 from models.community.tables import Comment, Report
 from tests import leaderboard_world as world
+from tests.api.community.people import Person
 from tests.api.community.reporting import (
     NOW,
     QUEUE,
-    Person,
     audit,
     bot_of,
     comment_on,
@@ -23,27 +23,23 @@ from tests.api.community.reporting import (
     report,
     set_created,
 )
-from tests.helpers import bearer
 
 MOD = "/api/v1/moderation"
 
 
 @pytest.fixture
-def people(db: Any, make_user: Callable[..., Any], login: Callable[..., Any]) -> dict[str, Person]:
+def people(person: Callable[..., Person]) -> dict[str, Person]:
     """alice owns things, bob and carol report them, mod moderates, root reads the audit."""
-    world.instruments()
-    db.commit()
 
-    def person(name: str, roles: tuple[str, ...] = ("user",)) -> Person:
-        user = make_user(f"{name}_{uuid.uuid4().hex[:5]}", roles=roles)
-        return Person(user, bearer(login(user.username)["access_token"]))
+    def named(name: str, roles: tuple[str, ...] = ("user",)) -> Person:
+        return person(f"{name}_{uuid.uuid4().hex[:5]}", roles)
 
     return {
-        "alice": person("alice"),
-        "bob": person("bob"),
-        "carol": person("carol"),
-        "mod": person("mod", ("moderator", "user")),
-        "root": person("root", ("admin", "user")),
+        "alice": named("alice"),
+        "bob": named("bob"),
+        "carol": named("carol"),
+        "mod": named("mod", ("moderator", "user")),
+        "root": named("root", ("admin", "user")),
     }
 
 

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from models.community.reports import close_report
 from models.community.tables import Report
 from models.identity.users import disable_user
+from tests.api.community.people import Person
 from tests.api.community.reporting import (
     REPORTS,
-    Person,
     bot_of,
     comment_on,
     limits,

@@ -27,6 +27,7 @@ from models.community.tables import ShareLink
 from models.identity.rbac import sync_roles
 from models.identity.users import create_user
 from models.market.instruments import forget_instrument_refs, sync_instruments
+from tests.api.community.people import Person
 from tests.api.conftest import BOT
 from tests.helpers import PASSWORD, bearer
 
@@ -40,25 +41,6 @@ CONFIG_KEYS = {
     "fee",
     "slippage_bps",
 }
-
-
-class Person:
-    """A user with bearer headers for the API."""
-
-    def __init__(self, user: Any, headers: dict[str, str]) -> None:
-        self.user, self.headers = user, headers
-        self.id, self.username, self.email = user.id, user.username, user.email
-
-
-@pytest.fixture
-def person(
-    instruments: None, make_user: Callable[..., Any], login: Callable[..., Any]
-) -> Callable[[], Person]:
-    def make() -> Person:
-        user = make_user()
-        return Person(user, bearer(login(user.username)["access_token"]))
-
-    return make
 
 
 @pytest.fixture

@@ -39,18 +39,6 @@ def star_url(bot_id: Any) -> str:
 
 
 @pytest.fixture
-def person(make_user: Callable[..., Any], login: Callable[..., Any]) -> Callable[[], Any]:
-    """Make a user who carries ``.headers`` for the API."""
-
-    def make() -> Any:
-        user = make_user()
-        user.headers = bearer(login(user.username)["access_token"])
-        return user
-
-    return make
-
-
-@pytest.fixture
 def new_bot(db: Any, instruments: None) -> Callable[..., Bot]:
     """Make a committed bot of ``owner`` with the given visibility."""
     counter = iter(range(1, 1000))
@@ -119,9 +107,13 @@ def test_my_stars_are_cards_newest_first_paged_by_cursor(
     client: FlaskClient, person: Callable[[], Any], new_bot: Callable[..., Bot]
 ) -> None:
     owner, fan = person(), person()
-    bots = [new_bot(owner, "public" if n % 2 else "unlisted") for n in range(3)]
+    bots = [new_bot(owner, "public") for _ in range(3)]
     for bot in bots:
         assert client.put(star_url(bot.id), headers=fan.headers).status_code == 200
+    # An unlisted bot is seen by whoever has its id, but only its owner may star it.
+    unlisted = new_bot(owner, "unlisted")
+    assert client.put(star_url(unlisted.id), headers=fan.headers).status_code == 404
+    assert client.get(f"/api/v1/bots/{unlisted.id}", headers=fan.headers).status_code == 200
     first = client.get(MY_STARS, query_string={"limit": 2}, headers=fan.headers)
     assert first.status_code == 200, first.json
     assert [item["bot"]["id"] for item in first.json["items"]] == [str(bots[2].id), str(bots[1].id)]
