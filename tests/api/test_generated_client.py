@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import re
 import subprocess
 import sys
 import time
@@ -105,6 +106,7 @@ class Api:
 
     def __init__(self, package: ModuleType, app: Flask) -> None:
         self.package, self.app = package, app
+        self.called: set[str] = set()
         self.models = importlib.import_module(f"{PACKAGE}.models")
         self.types = importlib.import_module(f"{PACKAGE}.types")
 
@@ -127,6 +129,7 @@ class Api:
     def call(self, operation: str, client: Any, status: int, *args: Any, **kwargs: Any) -> Any:
         """Call ``tag.operation``; assert the status and that the body is fully typed."""
         tag, name = operation.split(".")
+        self.called.add(operation)
         module = importlib.import_module(f"{PACKAGE}.api.{tag}.{name}")
         response = module.sync_detailed(*args, client=client, **kwargs)
         assert response.status_code == status, (operation, response.content[:500])
@@ -515,3 +518,107 @@ def test_leaderboards_through_the_generated_client(
     status = api.call("bots.get_bot_leaderboard_status", me, 200, ranked.id)
     assert isinstance(status, m.LeaderboardStatusOut) and status.ranked is True
     assert isinstance(status.placings[0], m.PlacingOut)
+
+
+def test_the_community_through_the_generated_client(
+    api: Api, db: Any, make_user: Callable[..., Any], login: Callable[..., dict[str, Any]]
+) -> None:
+    """Every community operation, called through the generated client, answers typed."""
+    m = api.models
+    world.instruments()
+    alice, bob, carol = make_user(), make_user(), make_user()
+    moderator = make_user(roles=("moderator", "user"))
+    source = world.ranked(world.bot(alice), sharpe=1.0)
+    other = world.bot(alice)
+    db.commit()
+    as_alice = api.client(login(alice.username)["access_token"])
+    as_bob = api.client(login(bob.username)["access_token"])
+    as_mod = api.client(login(moderator.username)["access_token"])
+    c = "community."
+
+    link = api.call(
+        c + "create_share_link",
+        as_alice,
+        201,
+        source.id,
+        body=m.ShareLinkIn(scope=m.ShareLinkInScope.VIEW),
+    )
+    assert len(link.token) >= 43  # 256 bits, URL-safe
+    assert api.call(c + "get_shared_bot", api.client(), 200, link.token).configuration is not None
+    assert api.call(c + "list_share_links", as_alice, 200, source.id).items[0].id == link.id
+    fork = api.call(c + "fork_shared_bot", as_bob, 201, link.token, body=m.ForkIn())
+    assert fork.id != source.id
+    api.call(c + "fork_bot", as_bob, 201, source.id, body=m.ForkIn(name="my copy"))
+    api.call(c + "revoke_share_link", as_alice, 204, source.id, link.id)
+
+    assert api.call(c + "star_bot", as_bob, 200, source.id).stars == 1
+    assert api.call(c + "list_my_stars", as_bob, 200).items[0].bot.id == source.id
+    assert api.call(c + "unstar_bot", as_bob, 200, source.id).stars == 0
+
+    comment = api.call(c + "create_comment", as_bob, 201, source.id, body=m.CommentIn(body="hi"))
+    reply = api.call(
+        c + "create_comment",
+        as_alice,
+        201,
+        source.id,
+        body=m.CommentIn(body="thanks", parent_id=comment.id),
+    )
+    assert api.call(c + "list_bot_comments", as_bob, 200, source.id).items[0].id == comment.id
+    assert api.call(c + "list_comment_replies", as_bob, 200, comment.id).items[0].id == reply.id
+    edited = api.call(
+        c + "update_comment", as_bob, 200, comment.id, body=m.CommentPatch(body="hi there")
+    )
+    assert edited.body == "hi there"
+
+    api.call(c + "follow_user", as_bob, 200, alice.username)
+    assert api.call(c + "list_user_followers", as_bob, 200, alice.username).items
+    assert api.call(c + "list_my_following", as_bob, 200).items[0].username == alice.username
+    api.call(c + "list_my_followers", as_alice, 200)
+    api.call(c + "list_user_following", as_alice, 200, bob.username)
+    api.call(c + "get_feed", as_bob, 200)
+
+    report = api.call(
+        c + "create_report",
+        as_bob,
+        201,
+        body=m.ReportIn(
+            target_type=m.ReportInTargetType.BOT,
+            target_id=str(other.id),
+            reason=m.ReportInReason.SPAM,
+        ),
+    )
+    queue = api.call(c + "list_moderation_reports", as_mod, 200)
+    assert [item.id for item in queue.items] == [report.id]
+    api.call(c + "resolve_report", as_mod, 200, report.id, body=m.ReportResolveIn(note="ok"))
+    api.call(c + "hide_bot", as_mod, 200, other.id, body=m.HideIn(reason="spam"))
+    api.call(c + "restore_bot", as_mod, 200, other.id, body=m.RestoreIn())
+    api.call(c + "hide_comment", as_mod, 200, reply.id, body=m.HideIn(reason="spam"))
+    api.call(c + "restore_comment", as_mod, 200, reply.id, body=m.RestoreIn())
+    second = api.call(
+        c + "create_report",
+        as_bob,
+        201,
+        body=m.ReportIn(
+            target_type=m.ReportInTargetType.USER,
+            target_id=alice.username,
+            reason=m.ReportInReason.OTHER,
+        ),
+    )
+    api.call(c + "dismiss_report", as_mod, 200, second.id, body=m.ReportDismissIn(note="fine"))
+
+    mirror = api.call(c + "mirror_bot", as_bob, 201, source.id, body=m.MirrorIn())
+    assert mirror.source_bot_id == source.id
+    api.call(c + "block_user", as_bob, 200, carol.username)
+    assert api.call(c + "list_my_blocks", as_bob, 200).items[0].username == carol.username
+    api.call(c + "unblock_user", as_bob, 204, carol.username)
+    api.call(c + "unfollow_user", as_bob, 204, alice.username)
+    api.call(c + "delete_comment", as_alice, 204, reply.id)
+
+    document = api.app.test_client().get("/api/openapi.json").json
+    every = {
+        c + re.sub(r"(?<!^)(?=[A-Z])", "_", op["operationId"]).lower()
+        for ops in document["paths"].values()
+        for op in ops.values()
+        if isinstance(op, dict) and "community" in op.get("tags", [])
+    }
+    assert api.called >= every, sorted(every - api.called)
