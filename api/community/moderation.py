@@ -6,7 +6,7 @@ hiding or restoring bots and comments. Every change is in the audit trail
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -15,6 +15,7 @@ from flask.views import MethodView
 from api.access import current_user, require_permission
 from api.auth.tokens import now_utc
 from api.community import blp
+from api.community import time_cursor as cursors
 from api.community.report_schemas import (
     HideIn,
     ModeratedOut,
@@ -45,24 +46,11 @@ from models.errors import Conflict, Invalid, NotFound
 from models.leaderboards.preview_cache import forget_preview_body
 
 MODERATE = "content:moderate"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REPORT_FIELDS = (*ReportOut._declared_fields, "resolved_at", "resolution")
 
 
 def _cursor_of(report: Report) -> str:
-    micros = (report.created_at - EPOCH) // timedelta(microseconds=1)
-    return f"{micros}.{report.id.hex}"
-
-
-def _parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        micros, hex_id = cursor.split(".")
-        return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
-    except (ValueError, OverflowError) as exc:
-        message = "Not a cursor this list gave out."
-        raise Invalid(message, {"query": {"cursor": [message]}}) from exc
+    return cursors.encode(report.created_at, report.id)
 
 
 def queue_views(reports: list[Report]) -> list[dict[str, Any]]:
@@ -106,7 +94,7 @@ class ModerationReports(MethodView):
         where = QueueFilter(
             status=query["status"],
             target_type=query.get("target_type"),
-            after=_parse_cursor(query.get("cursor")),
+            after=cursors.decode(query.get("cursor")),
         )
         rows, next_cursor = cursor_page(
             lambda n: report_queue(where, n), query["limit"], _cursor_of

@@ -8,7 +8,7 @@ that does not work answers one 404 (docs/community.md#share-links).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -17,6 +17,7 @@ from flask.views import MethodView
 from api.access import authenticated, current_user, public
 from api.bots.cards import bot_cards
 from api.community import blp
+from api.community import time_cursor as cursors
 from api.community.limits import action_limit
 from api.community.sharing_schemas import (
     SharedBotOut,
@@ -41,10 +42,8 @@ from models.community.sharing import (
 )
 from models.community.tables import ShareLink
 from models.db import session as db
-from models.errors import Invalid
 
 NOT_FOUND = "No such bot of mine"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SHARED_PATH = "/api/v1/shared/"
 # A revoked link must stop working at once: no browser or proxy may keep its answer.
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -66,19 +65,7 @@ def link_view(link: ShareLink, now: datetime) -> dict[str, Any]:
 
 
 def _cursor_of(link: ShareLink) -> str:
-    micros = (link.created_at - EPOCH) // timedelta(microseconds=1)
-    return f"{micros}.{link.id.hex}"
-
-
-def _parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        micros, hex_id = cursor.split(".")
-        return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
-    except (ValueError, OverflowError) as exc:
-        message = "Not a cursor this list gave out."
-        raise Invalid(message, {"query": {"cursor": [message]}}) from exc
+    return cursors.encode(link.created_at, link.id)
 
 
 def configuration(bot: Bot) -> dict[str, Any]:
@@ -105,7 +92,7 @@ class BotShareLinks(MethodView):
     def get(self, query: dict[str, Any], bot_id: uuid.UUID) -> dict[str, Any]:
         """My bot's share links, newest first (cursor paged; tokens are never shown again)."""
         bot = get_owned_bot(current_user().id, bot_id)
-        before, now = _parse_cursor(query.get("cursor")), datetime.now(UTC)
+        before, now = cursors.decode(query.get("cursor")), datetime.now(UTC)
         rows, next_cursor = cursor_page(
             lambda n: list_share_links(bot.id, before, n), query["limit"], _cursor_of
         )

@@ -19,6 +19,7 @@ from models.community.tables import Block, Follow
 from models.db import session as db
 from models.errors import Invalid
 from models.identity.tables import User
+from models.pagination import older_than
 from models.people.notifications import notify
 from models.people.tables import AccountSettings, Notification
 
@@ -110,10 +111,7 @@ def blocks_page(
         .limit(min(limit, MAX_PAGE + 1))
     )
     if after is not None:
-        at, last_id = after
-        stmt = stmt.where(
-            or_(Block.created_at < at, and_(Block.created_at == at, Block.blocked_id < last_id))
-        )
+        stmt = stmt.where(older_than(Block.created_at, Block.blocked_id, after))
     return [
         PersonEntry(
             username=username,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from models.community.blocks import has_blocked
@@ -25,6 +25,7 @@ from models.community.tables import Follow
 from models.db import session as db
 from models.errors import Conflict, Invalid, NotFound
 from models.identity.tables import User
+from models.pagination import older_than
 from models.people.profiles import NOT_FOUND
 from models.people.tables import AccountSettings
 
@@ -99,10 +100,7 @@ def _people_page(
         .limit(min(limit, MAX_PAGE + 1))
     )
     if after is not None:
-        at, last_id = after
-        stmt = stmt.where(
-            or_(Follow.created_at < at, and_(Follow.created_at == at, other < last_id))
-        )
+        stmt = stmt.where(older_than(Follow.created_at, other, after))
     return [
         PersonEntry(
             username=username,

@@ -24,6 +24,7 @@ from models.community.tables import ShareLink
 from models.db import session as db
 from models.errors import Conflict, Invalid, NotFound
 from models.identity.tables import User
+from models.pagination import older_than
 
 # secrets.token_urlsafe(32): 256 bits in 43 URL-safe characters.
 TOKEN_BYTES = 32
@@ -129,13 +130,7 @@ def list_share_links(
         .limit(limit)
     )
     if before is not None:
-        at, link_id = before
-        stmt = stmt.where(
-            or_(
-                ShareLink.created_at < at,
-                and_(ShareLink.created_at == at, ShareLink.id < link_id),
-            )
-        )
+        stmt = stmt.where(older_than(ShareLink.created_at, ShareLink.id, before))
     return list(db.scalars(stmt))
 
 

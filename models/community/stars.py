@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from models.bots.bots import Bot
 from models.community.tables import BotStar
 from models.community.visible_bots import listed_to
 from models.db import session as db
+from models.pagination import older_than
 
 MAX_PAGE = 100
 
@@ -62,11 +63,5 @@ def starred_page(
         .limit(min(limit, MAX_PAGE + 1))
     )
     if before is not None:
-        at, bot_id = before
-        stmt = stmt.where(
-            or_(
-                BotStar.created_at < at,
-                and_(BotStar.created_at == at, BotStar.bot_id < bot_id),
-            )
-        )
+        stmt = stmt.where(older_than(BotStar.created_at, BotStar.bot_id, before))
     return [(bot, at) for bot, at in db.execute(stmt).all()]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select, update
 
 from models.db import session as db
 from models.errors import Conflict, NotFound, QuotaExceeded
 from models.identity.quotas import lock_owner
+from models.pagination import older_than
 from models.people.export_document import build_gzip
 from models.people.notifications import notify
 from models.people.tables import DataExport
@@ -79,13 +80,7 @@ def list_exports(
         .limit(limit)
     )
     if before is not None:
-        at, export_id = before
-        stmt = stmt.where(
-            or_(
-                DataExport.created_at < at,
-                and_(DataExport.created_at == at, DataExport.id < export_id),
-            )
-        )
+        stmt = stmt.where(older_than(DataExport.created_at, DataExport.id, before))
     return list(db.scalars(stmt))
 
 
