@@ -27,7 +27,7 @@ def older_than(
     """SQL: the row comes after ``cursor`` in (time, id) descending order.
 
     For newest-first lists ordered by ``at_column DESC, id_column DESC`` and paged by the
-    (time, id) of the last row shown (api/community/time_cursor.py encodes such cursors).
+    (time, id) of the last row shown (api/time_cursor.py encodes such cursors).
     """
     at, last_id = cursor
     return or_(at_column < at, and_(at_column == at, id_column < last_id))

@@ -11,8 +11,8 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.community.time_cursor import cursor_field
 from api.schemas import OutSchema, StrictSchema
+from api.time_cursor import cursor_field
 from models.community.comments import MAX_BODY, MAX_PAGE
 
 ALLOWED_CONTROLS = frozenset("\n\t")

@@ -15,9 +15,9 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
+from api import time_cursor as cursors
 from api.access import authenticated, current_user
 from api.community import blp
-from api.community import time_cursor as cursors
 from api.community.comment_schemas import (
     CommentIn,
     CommentListOut,

@@ -12,10 +12,10 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
+from api import time_cursor as cursors
 from api.access import current_user, require_permission
 from api.auth.tokens import now_utc
 from api.community import blp
-from api.community import time_cursor as cursors
 from api.community.report_schemas import (
     HideIn,
     ModeratedOut,

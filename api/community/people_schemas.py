@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
 
+from api import time_cursor as cursors
 from api.schemas import OutSchema, StrictSchema
 from models.community.people import MAX_PAGE, PersonEntry
-from models.errors import Invalid
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CURSOR_HELP = "next_cursor of the previous page"
 
 
@@ -69,18 +68,10 @@ def person_view(entry: PersonEntry) -> dict[str, Any]:
 
 
 def encode_cursor(entry: PersonEntry) -> str:
-    """The keyset of ``entry`` as an opaque string: microseconds and the user's id."""
-    micros = (entry.since - EPOCH) // timedelta(microseconds=1)
-    return f"{micros}.{entry.user_id.hex}"
+    """The keyset of ``entry`` as an opaque string: when the relation began, the user's id."""
+    return cursors.encode(entry.since, entry.user_id)
 
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     """The keyset in ``cursor``; :class:`Invalid` (422) for one this API never gave out."""
-    if cursor is None:
-        return None
-    try:
-        micros, hex_id = cursor.split(".")
-        return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
-    except (ValueError, OverflowError) as exc:
-        message = "Not a cursor this list gave out."
-        raise Invalid(message, {"query": {"cursor": [message]}}) from exc
+    return cursors.decode(cursor)

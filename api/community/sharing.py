@@ -14,10 +14,10 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
+from api import time_cursor as cursors
 from api.access import authenticated, current_user, public
 from api.bots.cards import bot_cards
 from api.community import blp
-from api.community import time_cursor as cursors
 from api.community.limits import action_limit
 from api.community.sharing_schemas import (
     SharedBotOut,

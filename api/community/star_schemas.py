@@ -5,8 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.bots.card_schemas import BotCardOut
-from api.community.time_cursor import cursor_field
 from api.schemas import OutSchema, StrictSchema
+from api.time_cursor import cursor_field
 from models.community.stars import MAX_PAGE
 
 

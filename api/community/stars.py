@@ -13,10 +13,10 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
+from api import time_cursor as cursors
 from api.access import authenticated, current_user
 from api.bots.cards import bot_cards
 from api.community import blp
-from api.community import time_cursor as cursors
 from api.community.limits import action_limit
 from api.community.star_schemas import StarOut, StarredListOut, StarredQuery
 from api.errors import ErrorOut

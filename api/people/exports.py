@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -15,6 +15,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from redis.exceptions import RedisError
 
+from api import time_cursor as cursors
 from api.access import authenticated, current_user
 from api.auth.tokens import now_utc
 from api.errors import ErrorOut
@@ -24,7 +25,6 @@ from api.people import blp
 from api.people.activity import track
 from api.people.lifecycle_schemas import DataExportListOut, DataExportOut, DataExportQuery
 from models.db import session as db
-from models.errors import Invalid
 from models.people.exports import (
     get_owned_export,
     is_downloadable,
@@ -39,7 +39,6 @@ log = structlog.get_logger(__name__)
 
 NOT_FOUND = "No such export of mine"
 LOCATION = {"description": "The export's URL", "schema": {"type": "string"}}
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The download: the export document itself (shape in docs/accounts.md).
 DOCUMENT = {"type": "object", "description": "The export document (docs/accounts.md)"}
 CHUNK = 64 * 1024
@@ -57,19 +56,7 @@ def export_view(export: DataExport, now: datetime) -> dict[str, Any]:
 
 
 def _cursor_of(export: DataExport) -> str:
-    micros = (export.created_at - EPOCH) // timedelta(microseconds=1)
-    return f"{micros}.{export.id.hex}"
-
-
-def _parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        micros, hex_id = cursor.split(".")
-        return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
-    except (ValueError, OverflowError) as exc:
-        message = "Not a cursor this list gave out."
-        raise Invalid(message, {"query": {"cursor": [message]}}) from exc
+    return cursors.encode(export.created_at, export.id)
 
 
 @blp.route("/export")
@@ -104,7 +91,7 @@ class DataExports(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """My data exports, newest first (cursor paged)."""
         user, now = current_user(), now_utc()
-        before = _parse_cursor(query.get("cursor"))
+        before = cursors.decode(query.get("cursor"))
         rows, next_cursor = cursor_page(
             lambda n: list_exports(user.id, before, n), query["limit"], _cursor_of
         )

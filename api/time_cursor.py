@@ -1,7 +1,7 @@
 """Cursors of lists ordered by (time, uuid): ``<microseconds since 1970>.<uuid hex>``.
 
-The same form as the data exports' cursor (api/people/exports.py): opaque to clients,
-exact to the microsecond, and anything that is not one is a 422 naming ``cursor``.
+Used by the data exports and the community lists: opaque to clients, exact to the
+microsecond, and anything that is not one is a 422 naming ``cursor``.
 """
 
 from __future__ import annotations
