@@ -35,6 +35,7 @@ from rq.job import Job
 from rq.queue import Queue
 
 from models import db
+from models.leaderboards.preview_cache import set_preview_redis
 from workers import account_mail, backtests, bot_schedules, catchup, housekeeping, ticks
 from workers.context import create_worker_app
 from workers.enqueue import install_outbox_relay
@@ -122,6 +123,8 @@ def build_worker(
     settings = app.extensions["botyard.settings"]
     connection = redis_connection(settings)
     install_outbox_relay(connection, settings)
+    # A recompute job's swap moves the cached leaderboard preview on (preview_cache.py).
+    set_preview_redis(connection)
     queues = [get_queue(name, connection) for name in queue_names]
     cls: type[AppWorker] | type[AppSimpleWorker] = AppSimpleWorker if simple else AppWorker
     ttl = settings.worker_heartbeat_ttl
