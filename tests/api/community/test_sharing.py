@@ -9,7 +9,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,9 +24,8 @@ from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
 from models import db as database
 from models.bots.bots import Bot, create_bot
 from models.community.tables import ShareLink
-from models.identity.rbac import sync_roles
 from models.identity.users import create_user
-from models.market.instruments import forget_instrument_refs, sync_instruments
+from models.market.instruments import sync_instruments
 from tests.api.community.people import Person
 from tests.api.conftest import BOT
 from tests.helpers import PASSWORD, bearer
@@ -350,36 +349,6 @@ def test_the_access_log_never_keeps_a_token() -> None:
     assert loggable_path("/api/v1/shared/abc-DEF_1") == "/api/v1/shared/<token>"
     assert loggable_path("/api/v1/shared/abc/fork") == "/api/v1/shared/<token>/fork"
     assert loggable_path("/api/v1/bots/1/sharing") == "/api/v1/bots/1/sharing"
-
-
-@pytest.fixture
-def committed(app: Flask, redis: Redis) -> Iterator[list[uuid.UUID]]:
-    """The session bound to the real database (threads need their own connections); the
-    users made are deleted afterwards, their bots and links with them."""
-    settings = app.extensions["botyard.settings"]
-    engine = database.configure(settings.database_url)
-    database.session.remove()
-    forget_instrument_refs()
-    with engine.connect() as conn:
-        had_instruments = bool(conn.execute(text("SELECT count(*) FROM instruments")).scalar())
-        had_roles = bool(conn.execute(text("SELECT count(*) FROM roles")).scalar())
-    users: list[uuid.UUID] = []
-    try:
-        with app.app_context():
-            sync_roles()
-            database.session.commit()
-        yield users
-    finally:
-        database.session.remove()
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM activities WHERE actor_id = ANY(:ids)"), {"ids": users})
-            conn.execute(text("DELETE FROM users WHERE id = ANY(:ids)"), {"ids": users})
-            if not had_instruments:
-                conn.execute(text("DELETE FROM instruments"))
-            if not had_roles:
-                conn.execute(text("DELETE FROM roles"))
-                conn.execute(text("DELETE FROM permissions"))
-        forget_instrument_refs()
 
 
 def test_concurrent_views_are_all_counted(app: Flask, committed: list[uuid.UUID]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -16,17 +16,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from redis import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from engine.providers.synthetic import SYNTHETIC_INSTRUMENTS
 from models import db as database
 from models.bots.bots import Bot, create_bot
 from models.bots.mirrors import BotMirror
 from models.community.tables import BotStar
-from models.identity.rbac import sync_roles
 from models.identity.users import create_user, disable_user
-from models.market.instruments import forget_instrument_refs, sync_instruments
 from tests.api.conftest import BOT
 from tests.helpers import PASSWORD, bearer
 
@@ -254,35 +250,6 @@ def test_the_star_budget_gives_429(
 
 
 # --- Concurrency: real commits from many threads, each with its own client and session ---
-
-
-@pytest.fixture
-def committed(app: Flask, redis: Redis) -> Iterator[list[uuid.UUID]]:
-    """The session bound to the real database; the users made are deleted afterwards."""
-    settings = app.extensions["botyard.settings"]
-    engine = database.configure(settings.database_url)
-    database.session.remove()
-    forget_instrument_refs()
-    with engine.connect() as conn:
-        had_instruments = bool(conn.execute(text("SELECT count(*) FROM instruments")).scalar())
-        had_roles = bool(conn.execute(text("SELECT count(*) FROM roles")).scalar())
-    users: list[uuid.UUID] = []
-    try:
-        with app.app_context():
-            sync_roles()
-            sync_instruments(SYNTHETIC_INSTRUMENTS, provider="synthetic")
-            database.session.commit()
-        yield users
-    finally:
-        database.session.remove()
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM users WHERE id = ANY(:ids)"), {"ids": users})
-            if not had_instruments:
-                conn.execute(text("DELETE FROM instruments"))
-            if not had_roles:
-                conn.execute(text("DELETE FROM roles"))
-                conn.execute(text("DELETE FROM permissions"))
-        forget_instrument_refs()
 
 
 def test_concurrent_stars_and_unstars_leave_the_count_right(
