@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import marshmallow as ma
 
 # The metric set's version is part of the contract: MetricsOut documents it.
+from engine.ledger import EXIT_REASONS
 from engine.metrics import METRICS_VERSION
 from models.market.tables import TIMEFRAME_MS
 
@@ -170,9 +171,7 @@ class TradeOut(OutSchema):
     fees = ma.fields.Float()
     pnl = ma.fields.Float()
     pnl_pct = ma.fields.Float()
-    exit_reason = ma.fields.String(
-        **one_of(["signal", "stop_loss", "take_profit", "trailing_stop", "reverse"])
-    )
+    exit_reason = ma.fields.String(**one_of(EXIT_REASONS))
 
 
 class EquityQuery(StrictSchema):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.schemas import OutSchema, StrictSchema, one_of
+from engine.ledger import EXIT_REASONS
 from models.performance.tables import PERIODS
 
 PERIOD_NAMES = {"7d": "days_7", "30d": "days_30", "90d": "days_90", "all": "all"}
-EXIT_REASONS = ["signal", "stop_loss", "take_profit", "trailing_stop", "reverse"]
 
 
 class ReconciliationQuery(StrictSchema):
