@@ -117,6 +117,13 @@ def current_user() -> User:
     return user
 
 
+def optional_viewer_id() -> uuid.UUID | None:
+    """On a public view: the caller's user id if they sent a valid access token, else None."""
+    verify_jwt_in_request(optional=True)
+    identity = get_jwt_identity()
+    return uuid.UUID(str(identity)) if identity else None
+
+
 def current_user_with_password(password: str, field: str = "password") -> User:
     """The current user, once ``password`` is theirs; else a 422 naming ``field``.
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 
-from api.access import authenticated, current_user, public
+from api.access import authenticated, current_user, optional_viewer_id, public
 from api.community import blp
 from api.community.limits import action_limit
 from api.community.people_schemas import (
@@ -43,13 +42,6 @@ from models.people.profiles import visible_profile
 
 NOT_FOUND = "No such user that I may see"
 PageReader = Callable[[uuid.UUID, Keyset | None, int], list[PersonEntry]]
-
-
-def _viewer_id() -> uuid.UUID | None:
-    """The caller's user id if they sent a valid access token, else None."""
-    verify_jwt_in_request(optional=True)
-    identity = get_jwt_identity()
-    return uuid.UUID(str(identity)) if identity else None
 
 
 def people_body(read: PageReader, user_id: uuid.UUID, query: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +97,7 @@ class UserFollowers(MethodView):
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     def get(self, query: dict[str, Any], username: str) -> dict[str, Any]:
         """Who follows someone whose profile I may see, newest first, paged by cursor."""
-        user = visible_profile(username, _viewer_id())
+        user = visible_profile(username, optional_viewer_id())
         return people_body(followers_page, user.id, query)
 
 
@@ -118,7 +110,7 @@ class UserFollowing(MethodView):
     @blp.alt_response(404, schema=ErrorOut, description=NOT_FOUND)
     def get(self, query: dict[str, Any], username: str) -> dict[str, Any]:
         """Whom someone whose profile I may see follows, newest first, paged by cursor."""
-        user = visible_profile(username, _viewer_id())
+        user = visible_profile(username, optional_viewer_id())
         return people_body(following_page, user.id, query)
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 
-from api.access import authenticated, current_user, public
+from api.access import authenticated, current_user, optional_viewer_id, public
 from api.bots.cards import bot_cards
 from api.errors import ErrorOut
 from api.people import blp, users_blp
@@ -48,13 +46,6 @@ class Me(MethodView):
         return user
 
 
-def _viewer_id() -> uuid.UUID | None:
-    """The caller's user id if they sent a valid access token, else None."""
-    verify_jwt_in_request(optional=True)
-    identity = get_jwt_identity()
-    return uuid.UUID(str(identity)) if identity else None
-
-
 @users_blp.route("/<string:username>")
 class UserProfile(MethodView):
     @public
@@ -63,7 +54,7 @@ class UserProfile(MethodView):
     @users_blp.alt_response(404, schema=ErrorOut, description="No such (visible) user")
     def get(self, username: str) -> dict[str, Any]:
         """Someone's public profile (a private one only to its owner, who sends a token)."""
-        viewer_id = _viewer_id()
+        viewer_id = optional_viewer_id()
         user = visible_profile(username, viewer_id)
         bots = public_bots_of(user.id)
         followers, following = follow_counts(user.id)
