@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models.bots.bots import Bot, create_bot, viewable_bot
+from models.bots.bots import Bot, community_bot, create_bot
 from models.community.blocks import has_blocked, notify_unless_blocked
 from models.db import session as db
 from models.errors import Conflict, NotFound
@@ -36,12 +36,12 @@ def forkable_bot(caller_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
     bot they may see and whose owner did not block them; every other bot, unlisted ones
     included, is :class:`NotFound` with the message of a missing one.
     """
-    bot, mine = viewable_bot(caller_id, bot_id)
+    bot, mine = community_bot(caller_id, bot_id)  # someone else's: public, or a 404
     if mine:
         if bot.hidden_at is not None:
             raise Conflict("This bot was hidden by moderation; it cannot be forked.")
         return bot
-    if bot.visibility != "public" or has_blocked(bot.owner_id, caller_id):
+    if has_blocked(bot.owner_id, caller_id):
         raise NotFound(NOT_FORKABLE)
     return bot
 
