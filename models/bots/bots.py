@@ -121,13 +121,14 @@ def get_owned_bot(owner_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
     return bot
 
 
-def owner_is_active() -> ColumnElement[bool]:
-    """SQL: the bot's owner (``User`` joined) may be shown: active, not leaving, not erased."""
+def owner_is_active(user: Any = User) -> ColumnElement[bool]:
+    """SQL: the bot's owner (``User``, or an alias of it, joined) may be shown: active, not
+    leaving, not erased."""
     return and_(
-        User.is_active.is_(True),
-        User.disabled_at.is_(None),
-        User.deletion_requested_at.is_(None),
-        User.erased_at.is_(None),
+        user.is_active.is_(True),
+        user.disabled_at.is_(None),
+        user.deletion_requested_at.is_(None),
+        user.erased_at.is_(None),
     )
 
 

@@ -18,11 +18,10 @@ from datetime import datetime
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import aliased
 
-from models.bots.bots import Bot
+from models.bots.bots import Bot, owner_is_active
 from models.bots.execution_logs import write_log
 from models.bots.mirrors import BotMirror
 from models.bots.runs import active_run, lock_bot
-from models.community.mirrors import owner_is_active_of
 from models.db import session as db
 from models.identity.tables import User
 from models.people.bot_events import bot_status
@@ -54,7 +53,7 @@ def orphaned_mirrors(source_bot_id: uuid.UUID | None = None) -> list[Orphan]:
         (source.id.is_(None), "source_deleted"),
         (source.hidden_at.is_not(None), "source_hidden"),
         (source.visibility != "public", "source_private"),
-        (~owner_is_active_of(owner), "source_unavailable"),
+        (~owner_is_active(owner), "source_unavailable"),
         (source.status.not_in(("running", "paused")), "source_stopped"),
         else_=None,
     )

@@ -31,19 +31,7 @@ SUFFIX = " (mirror)"
 
 def followable(source: type[Bot] | Any, owner: type[User] | Any) -> Any:
     """SQL: a source a mirror may follow: public, not hidden, of an active owner."""
-    return (source.visibility == "public") & source.hidden_at.is_(None) & owner_is_active_of(owner)
-
-
-def owner_is_active_of(owner: Any) -> Any:
-    """:func:`owner_is_active` for an aliased ``User``."""
-    if owner is User:
-        return owner_is_active()
-    return (
-        owner.is_active.is_(True)
-        & owner.disabled_at.is_(None)
-        & owner.deletion_requested_at.is_(None)
-        & owner.erased_at.is_(None)
-    )
+    return (source.visibility == "public") & source.hidden_at.is_(None) & owner_is_active(owner)
 
 
 def mirror_name(source_name: str) -> str:
